@@ -1,0 +1,74 @@
+"""npe2 reader hook: napari opens EM stacks through :func:`napari_emseg.io.read_volume`.
+
+Thin by design: all format logic lives in :mod:`napari_emseg.io`. No napari import here, so npe2
+can import this module cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from napari_emseg.io import Volume, is_supported_path, read_volume
+
+__all__ = ["get_reader"]
+
+PathLike = str | os.PathLike[str]
+#: ``(data, layer keyword arguments, layer type)`` as napari expects from a reader.
+LayerData = tuple[Any, dict[str, Any], str]
+ReaderFunction = Callable[[PathLike | Sequence[PathLike]], list[LayerData]]
+
+
+def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
+    """Return a reader for ``path`` (or every path of a list), or None to let napari try others.
+
+    Parameters
+    ----------
+    path : str or list of str
+        What napari asks about: one path, or several dropped at once.
+
+    Returns
+    -------
+    callable or None
+        ``reader(path) -> list[LayerData]`` with one ``(data, kwargs, "image" | "labels")`` per
+        path, or None when a path is not a supported form (checked by extension only).
+
+    Examples
+    --------
+    >>> get_reader("notes.txt") is None
+    True
+    >>> callable(get_reader("stack.tif"))
+    True
+    """
+    paths = _as_list(path)
+    if not paths or not all(is_supported_path(p) for p in paths):
+        return None
+    return read_layers
+
+
+def read_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
+    """Read every path into napari LayerData; problems raise ``InputError`` (one-line message).
+
+    Examples
+    --------
+    >>> [(kwargs["name"], kind) for _, kwargs, kind in read_layers("seg.tif")]  # doctest: +SKIP
+    [('seg', 'labels')]
+    """
+    return [layer_data(read_volume(p)) for p in _as_list(path)]
+
+
+def layer_data(volume: Volume) -> LayerData:
+    """Turn a :class:`~napari_emseg.io.Volume` into a napari ``(data, kwargs, layer_type)``."""
+    kwargs = {
+        "name": volume.name,
+        "scale": volume.scale,
+        "metadata": {"unit": volume.unit},
+    }
+    return volume.data, kwargs, "labels" if volume.is_labels else "image"
+
+
+def _as_list(path: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    if isinstance(path, (str, os.PathLike)):
+        return [path]
+    return list(path)

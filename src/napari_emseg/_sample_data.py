@@ -1,0 +1,13 @@
+"""npe2 sample-data adapter: the project's own synthetic EM stack (no downloads)."""
+
+
+def synthetic_em_sample() -> list[tuple]:
+    """The synthetic neuropil stack and its (hidden) 3D ground truth as napari layer data."""
+    from napari_emseg.sample import make_synthetic_stack
+
+    stack = make_synthetic_stack()
+    meta = {"scale": stack.scale, "metadata": {"unit": "nm"}}
+    return [
+        (stack.image, {"name": "synthetic EM", **meta}, "image"),
+        (stack.labels, {"name": "synthetic ground truth", "visible": False, **meta}, "labels"),
+    ]

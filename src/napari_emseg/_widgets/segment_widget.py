@@ -1,0 +1,282 @@
+"""The "Segment and propagate" dock widget: Segment, set reference, Propagate, Export."""
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from napari_emseg._widgets.runner import JobRunner
+
+
+def _choices_of(kind: type, viewer):
+    def choices(_widget=None):
+        return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+
+    return choices
+
+
+def _stack_of(layer) -> np.ndarray:
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.asarray(data)
+
+
+class SegmentWidget(QWidget):
+    """Segment an EM stack, correct a reference slice, propagate it through z, export.
+
+    Long work runs in a worker thread (progress in napari's activity dock, Cancel leaves every
+    layer as it was). Propagation is applied as one undoable edit of the labels layer, and the
+    labels layer is read-only while a propagation runs so that no edit is lost.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        from napari_emseg.devices import DEVICE_CHOICES
+        from napari_emseg.propagation import list_methods
+        from napari_emseg.registry import list_models
+
+        self.viewer = napari_viewer
+        self._membranes: dict[int, Image] = {}
+        self.status = Label(value="ready")
+        self.runner = JobRunner(self._set_status, parent=self)
+
+        self.image_layer = ComboBox(label="image", choices=_choices_of(Image, napari_viewer))
+        self.model = ComboBox(label="model", choices=list_models())
+        self.device = ComboBox(label="device", choices=list(DEVICE_CHOICES), value="auto")
+        self.segment_button = PushButton(text="Segment")
+        self.labels_layer = ComboBox(label="labels", choices=_choices_of(Labels, napari_viewer))
+        self.ref_slice = SpinBox(label="reference slice", min=0, max=0)
+        self.set_ref_button = PushButton(text="Set reference slice (current z)")
+        self.method = ComboBox(label="propagation", choices=list_methods())
+        self.propagate_button = PushButton(text="Propagate")
+        self.export_button = PushButton(text="Export labels...")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.container = Container(
+            widgets=[
+                self.image_layer,
+                self.model,
+                self.device,
+                self.segment_button,
+                self.labels_layer,
+                self.ref_slice,
+                self.set_ref_button,
+                self.method,
+                self.propagate_button,
+                self.export_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.container.native)
+        layout.addStretch(1)
+
+        self.segment_button.changed.connect(self.segment)
+        self.set_ref_button.changed.connect(self.set_reference_slice)
+        self.propagate_button.changed.connect(self.propagate)
+        self.export_button.changed.connect(self._export_clicked)
+        self.cancel_button.changed.connect(self.runner.cancel)
+        self.labels_layer.changed.connect(self._update_ref_range)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def _set_status(self, message: str) -> None:
+        self.status.value = message
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.image_layer.reset_choices()
+        self.labels_layer.reset_choices()
+        self._update_ref_range()
+
+    def _update_ref_range(self, _value=None) -> None:
+        layer = self.labels_layer.value
+        depth = layer.data.shape[0] if layer is not None and layer.data.ndim == 3 else 1
+        self.ref_slice.max = max(depth - 1, 0)
+
+    def _set_running(self, running: bool) -> None:
+        for button in (self.segment_button, self.propagate_button, self.export_button):
+            button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _start(self, description: str, job, on_done, on_end=None) -> bool:
+        def end() -> None:
+            self._set_running(False)
+            if on_end is not None:
+                on_end()
+
+        started = self.runner.start(description, job, on_done, end)
+        if started:
+            self._set_running(True)
+        return started
+
+    # -- actions -----------------------------------------------------------------------------
+    def segment(self, _value=None) -> bool:
+        """Membrane map and initial 3D labels of the chosen image (new layers)."""
+        from napari_emseg.pipeline import segment
+
+        layer = self.image_layer.value
+        if layer is None:
+            self._set_status("add an image layer first (File > Open or the sample data)")
+            return False
+        if layer.rgb:
+            self._set_status(f"{layer.name} is RGB; convert it to a single-channel stack")
+            return False
+        image = _stack_of(layer)
+        model, device = self.model.value, self.device.value
+
+        def job(progress, cancel):
+            return segment(image, model=model, device=device, progress=progress, cancel=cancel)
+
+        def done(result) -> None:
+            scale, translate = tuple(layer.scale)[-3:], tuple(layer.translate)[-3:]
+            if image.ndim == 2:
+                scale, translate = (1.0, *scale), (0.0, *translate)
+            meta = {"unit": layer.metadata.get("unit", "nm")}
+            membrane = self.viewer.add_image(
+                result.membrane,
+                name=f"{layer.name} membrane",
+                scale=scale,
+                translate=translate,
+                colormap="magma",
+                blending="additive",
+                opacity=0.4,
+                visible=False,
+                contrast_limits=(0.0, 1.0),
+                metadata=meta,
+            )
+            labels = self.viewer.add_labels(
+                result.labels,
+                name=f"{layer.name} labels",
+                scale=scale,
+                translate=translate,
+                opacity=0.5,
+                metadata=meta,
+            )
+            self._membranes[id(layer)] = membrane
+            self.image_layer.value = layer
+            self.labels_layer.value = labels
+            self.ref_slice.value = result.ref_slice or 0
+            self._set_status(
+                f"segmented {layer.name}: {int(result.labels.max())} objects; correct slice "
+                f"{self.ref_slice.value} and press Propagate"
+            )
+
+        return self._start("segment", job, done)
+
+    def set_reference_slice(self, _value=None) -> int | None:
+        """Use the z currently shown in the viewer as the reference slice."""
+        layer = self.labels_layer.value
+        if layer is None or layer.data.ndim != 3:
+            self._set_status("choose a 3D labels layer first")
+            return None
+        z = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
+        z = min(max(z, 0), layer.data.shape[0] - 1)
+        self.ref_slice.value = z
+        self._set_status(f"reference slice: {z}")
+        return z
+
+    def _membrane_for(self, image_layer, shape) -> np.ndarray | None:
+        membrane = self._membranes.get(id(image_layer))
+        if membrane is None or membrane not in self.viewer.layers:
+            return None
+        data = np.asarray(membrane.data)
+        return data if data.shape == shape else None
+
+    def propagate(self, _value=None) -> bool:
+        """Propagate the reference slice of the labels layer up and down (one undoable edit)."""
+        from napari_emseg.propagation import propagate
+
+        labels_layer, image_layer = self.labels_layer.value, self.image_layer.value
+        if labels_layer is None or image_layer is None:
+            self._set_status("choose an image and a labels layer first")
+            return False
+        image, labels = _stack_of(image_layer), np.array(labels_layer.data)
+        if image.shape != labels.shape or labels.ndim != 3:
+            self._set_status(
+                f"labels {labels.shape} and image {image.shape} must be the same 3D shape"
+            )
+            return False
+        ref, method = int(self.ref_slice.value), self.method.value
+        membrane = self._membrane_for(image_layer, image.shape)
+        model, device = self.model.value, self.device.value
+
+        def job(progress, cancel):
+            return propagate(
+                image,
+                labels,
+                ref,
+                membrane=membrane,
+                method=method,
+                model=model,
+                device=device,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        def done(result) -> None:
+            changed = apply_as_undoable_edit(labels_layer, result)
+            self._set_status(
+                f"propagated from slice {ref}: {changed} voxels changed (Ctrl+Z undoes it)"
+            )
+
+        def unlock() -> None:
+            labels_layer.editable = True
+
+        if not self._start("propagate", job, done, unlock):
+            return False
+        labels_layer.editable = False  # edits made now would be overwritten by the result
+        return True
+
+    def _export_clicked(self, _value=None) -> None:
+        layer = self.labels_layer.value
+        if layer is None:
+            self._set_status("choose a labels layer to export")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export labels", f"{layer.name}.tif", "TIFF (*.tif *.tiff)"
+        )
+        if path:
+            self.export_labels(path)
+
+    def export_labels(self, path: str | Path) -> Path | None:
+        """Write the chosen labels layer as a Fiji-compatible TIFF (the save dialog confirmed
+        any overwrite)."""
+        from napari_emseg.io import InputError, write_labels_tiff
+
+        layer = self.labels_layer.value
+        if layer is None:
+            self._set_status("choose a labels layer to export")
+            return None
+        data = np.asarray(layer.data)
+        scale = tuple(float(s) for s in layer.scale)[-3:]
+        try:
+            written = write_labels_tiff(
+                path, data, scale=scale, unit=layer.metadata.get("unit", "nm"), overwrite=True
+            )
+        except (InputError, OSError) as err:
+            self._set_status(f"export failed: {' '.join(str(err).split())}")
+            return None
+        self._set_status(f"exported {layer.name} to {written}")
+        return written
+
+
+def apply_as_undoable_edit(layer: Labels, new: np.ndarray) -> int:
+    """Write ``new`` into a labels layer as ONE undo step; returns the number of changed voxels.
+
+    Only the changed voxels are recorded (a diff), so the history stays small.
+    """
+    data = layer.data
+    if new.max(initial=0) > np.iinfo(data.dtype).max:
+        layer.data = data.astype(np.uint32)  # new ids would not fit the user's dtype
+        data = layer.data
+    changed = np.nonzero(np.asarray(data) != new)
+    if changed[0].size:
+        layer.data_setitem(changed, new[changed].astype(data.dtype))
+    return int(changed[0].size)

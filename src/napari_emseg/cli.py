@@ -1,0 +1,303 @@
+"""The ``napari-emseg`` command line: the engine without a GUI.
+
+Errors a user can fix print one line on stderr and exit with status 2; no traceback unless
+``--debug`` is given. An existing output is never overwritten without ``--overwrite``, and
+outputs are checked before any long computation starts.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem the user can fix; its message is one line."""
+
+
+def _progress_printer(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, message: str) -> None:
+        percent = 100 * done // max(total, 1)
+        sys.stderr.write(f"\r{message[:60]:<60} {percent:3d}%")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _check_output(path: str, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"output {out} is a folder; give a file name such as {out}/labels.tif")
+    if out.exists() and not overwrite:
+        raise UsageError(f"output {out} exists; choose another name or pass --overwrite")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"output folder {folder} is not writable; choose another location")
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise UsageError(f"output {out} must end in .tif or .tiff (TIFF is the output format)")
+    return out
+
+
+def _read_image(spec: str):
+    from napari_emseg.io import read_volume
+
+    volume = read_volume(spec, as_labels=False)
+    return volume
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from napari_emseg.io import write_image_tiff, write_labels_tiff
+    from napari_emseg.pipeline import segment
+
+    out = _check_output(args.output, args.overwrite)
+    membrane_out = _check_output(args.membrane_out, args.overwrite) if args.membrane_out else None
+    volume = _read_image(args.input)
+    result = segment(
+        volume.data,
+        model=args.model,
+        device=args.device,
+        ref_slice=args.ref_slice,
+        propagation=args.propagation,
+        progress=_progress_printer(args.quiet),
+    )
+    write_labels_tiff(
+        out, result.labels, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite
+    )
+    if membrane_out is not None:
+        write_image_tiff(
+            membrane_out,
+            result.membrane,
+            scale=volume.scale,
+            unit=volume.unit,
+            overwrite=args.overwrite,
+        )
+    per_slice = [len(set(plane.ravel().tolist()) - {0}) for plane in result.labels[:, ::4, ::4]]
+    print(
+        json.dumps(
+            {
+                "output": str(out),
+                "objects": int(len(set(result.labels.ravel().tolist()) - {0})),
+                "median_objects_per_slice": float(sorted(per_slice)[len(per_slice) // 2]),
+                "ref_slice": result.ref_slice,
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from napari_emseg.io import write_image_tiff
+    from napari_emseg.membrane import predict_membrane
+
+    out = _check_output(args.output, args.overwrite)
+    volume = _read_image(args.input)
+    prob = predict_membrane(
+        volume.data, model=args.model, device=args.device, progress=_progress_printer(args.quiet)
+    )
+    write_image_tiff(out, prob, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
+    return 0
+
+
+def _reference_labels(labels, shape: tuple[int, ...], ref_slice: int):
+    """A label volume from a 3D volume or from a 2D image of the reference slice."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if labels.shape == shape:
+        return labels
+    plane = labels[0] if labels.ndim == 3 and labels.shape[0] == 1 else labels
+    if plane.shape != shape[1:]:
+        raise UsageError(
+            f"labels shape {labels.shape} fits neither the image {shape} nor one slice "
+            f"{shape[1:]}; give a label volume or a 2D label image of slice {ref_slice}"
+        )
+    volume = np.zeros(shape, np.uint32 if plane.dtype.itemsize <= 4 else plane.dtype)
+    volume[ref_slice] = plane
+    return volume
+
+
+def _cmd_propagate(args: argparse.Namespace) -> int:
+    from napari_emseg.io import read_volume, write_labels_tiff
+    from napari_emseg.propagation import propagate
+
+    out = _check_output(args.output, args.overwrite)
+    volume = _read_image(args.input)
+    depth = volume.data.shape[0]
+    if not 0 <= args.ref_slice < depth:
+        raise UsageError(f"--ref-slice {args.ref_slice} is outside 0..{depth - 1} of {args.input}")
+    labels_volume = read_volume(args.labels, as_labels=True)
+    if labels_volume.data.dtype.kind not in "iu":
+        raise UsageError(f"labels {args.labels} hold {labels_volume.data.dtype}, not integer ids")
+    labels = _reference_labels(labels_volume.data, volume.data.shape, args.ref_slice)
+    membrane = None
+    if args.membrane:
+        membrane = read_volume(args.membrane, as_labels=False).data
+        if membrane.shape != volume.data.shape:
+            raise UsageError(
+                f"membrane map {args.membrane} has shape {membrane.shape}, the image "
+                f"{volume.data.shape}; predict it from the same input"
+            )
+    result = propagate(
+        volume.data,
+        labels,
+        args.ref_slice,
+        membrane=membrane,
+        method=args.method,
+        model=args.model,
+        device=args.device,
+        progress=_progress_printer(args.quiet),
+    )
+    write_labels_tiff(out, result, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from napari_emseg.io import read_volume
+    from napari_emseg.pipeline import evaluate
+
+    pred = read_volume(args.pred).data
+    gt = read_volume(args.gt, as_labels=True).data
+    if pred.dtype.kind == "f" and (pred.min() < 0 or pred.max() > 1):
+        raise UsageError(f"{args.pred} is a float map outside [0, 1]; give membrane probabilities")
+    print(json.dumps({k: round(float(v), 6) for k, v in evaluate(pred, gt).items()}))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from napari_emseg.io import write_image_tiff, write_labels_tiff
+    from napari_emseg.sample import make_synthetic_stack
+
+    out = _check_output(args.output, args.overwrite)
+    labels_out = _check_output(args.labels_out, args.overwrite) if args.labels_out else None
+    stack = make_synthetic_stack(tuple(args.shape), seed=args.seed)
+    write_image_tiff(out, stack.image, scale=stack.scale, unit="nm", overwrite=args.overwrite)
+    if labels_out is not None:
+        write_labels_tiff(
+            labels_out, stack.labels, scale=stack.scale, unit="nm", overwrite=args.overwrite
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from napari_emseg.devices import DEVICE_CHOICES
+    from napari_emseg.propagation import list_methods
+    from napari_emseg.registry import list_models
+
+    models = list_models()
+    methods = list_methods()
+    parser = argparse.ArgumentParser(
+        prog="napari-emseg",
+        description="Segment neurons in EM stacks: membrane prediction, watershed, z-propagation.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, output_help: str) -> None:
+        p.add_argument("-o", "--output", required=True, help=output_help)
+        p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+        p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--model", default=None, choices=models, help=f"membrane model (default {models[0]})"
+        )
+        p.add_argument(
+            "--device",
+            default="auto",
+            choices=DEVICE_CHOICES,
+            help="where networks run (default auto: cuda > mps > cpu)",
+        )
+
+    inputs = "a TIFF stack, a folder of slices, file.h5[:dataset] or a Zarr array"
+    p = sub.add_parser("segment", help="membrane map, watershed and propagation to 3D labels")
+    p.add_argument("input", help=inputs)
+    common(p, output_help="labels TIFF to write")
+    p.add_argument("--membrane-out", help="also write the membrane probability TIFF")
+    model_options(p)
+    p.add_argument("--ref-slice", type=int, default=None, help="reference slice (default middle)")
+    p.add_argument(
+        "--propagation",
+        default=methods[0],
+        choices=[*methods, "none"],
+        help="how ids are carried through z ('none': slices independent)",
+    )
+    p.set_defaults(run=_cmd_segment)
+
+    p = sub.add_parser("predict-membrane", help="membrane probability map (float32, 1 = membrane)")
+    p.add_argument("input", help=inputs)
+    common(p, output_help="probability TIFF to write")
+    model_options(p)
+    p.set_defaults(run=_cmd_predict)
+
+    p = sub.add_parser("propagate", help="propagate a reference slice's labels through z")
+    p.add_argument("input", help=inputs)
+    p.add_argument(
+        "--labels",
+        required=True,
+        help="label volume (its slice Z is the reference) or 2D labels of slice Z",
+    )
+    p.add_argument("--ref-slice", type=int, required=True, help="index Z of the reference slice")
+    common(p, output_help="propagated labels TIFF to write")
+    p.add_argument("--method", default=methods[0], choices=methods, help="propagation method")
+    p.add_argument("--membrane", help="membrane probability TIFF (computed when omitted)")
+    model_options(p)
+    p.set_defaults(run=_cmd_propagate)
+
+    p = sub.add_parser("evaluate", help="score labels or a membrane map against ground truth")
+    p.add_argument("--pred", required=True, help="labels, or a membrane map in [0, 1]")
+    p.add_argument("--gt", required=True, help="ground-truth labels (0 = boundary, ignored)")
+    p.set_defaults(run=_cmd_evaluate)
+
+    p = sub.add_parser("sample", help="write the synthetic EM sample stack (and its labels)")
+    common(p, output_help="image TIFF to write")
+    p.add_argument("--labels-out", help="also write the ground-truth labels TIFF")
+    p.add_argument("--shape", type=int, nargs=3, default=(16, 256, 256), metavar=("Z", "Y", "X"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 a problem the user can fix)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from napari_emseg._progress import Cancelled
+    from napari_emseg.io import InputError
+    from napari_emseg.registry import WeightsError
+
+    try:
+        return args.run(args)
+    except (UsageError, InputError, WeightsError, ValueError, Cancelled) as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"napari-emseg {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, MemoryError) as err:
+        if args.debug:
+            raise
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        print(
+            f"napari-emseg {args.command}: error: {reason} "
+            "(check disk space, permissions and paths)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"napari-emseg {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

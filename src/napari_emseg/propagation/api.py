@@ -1,0 +1,124 @@
+"""The ``propagate`` entry point and the registry of propagation methods."""
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from napari_emseg._progress import CancelCheck, ProgressCallback
+from napari_emseg.propagation.watershed import propagate_watershed
+
+PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {"watershed": propagate_watershed}
+DEFAULT_METHOD = "watershed"
+
+
+def list_methods() -> list[str]:
+    """Registered propagation methods, the default first."""
+    return [DEFAULT_METHOD, *sorted(m for m in PROPAGATORS if m != DEFAULT_METHOD)]
+
+
+def _resolve_range(z_range: tuple[int, int] | None, ref_slice: int, depth: int) -> tuple[int, int]:
+    if z_range is None:
+        return 0, depth - 1
+    z_lo, z_hi = (int(z) for z in z_range)
+    if not (0 <= z_lo <= ref_slice <= z_hi < depth):
+        raise ValueError(
+            f"z_range {z_range} must lie within 0..{depth - 1} and contain the reference slice "
+            f"{ref_slice}"
+        )
+    return z_lo, z_hi
+
+
+def _validate(image: np.ndarray, labels: np.ndarray, ref_slice: int) -> None:
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a (Z, Y, X) volume, got shape {labels.shape}")
+    if image.shape != labels.shape:
+        raise ValueError(f"image shape {image.shape} and labels shape {labels.shape} differ")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if not 0 <= ref_slice < labels.shape[0]:
+        raise ValueError(f"reference slice {ref_slice} is outside 0..{labels.shape[0] - 1}")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise ValueError("labels contain negative ids")
+
+
+def propagate(
+    image: np.ndarray,
+    labels: np.ndarray,
+    ref_slice: int,
+    *,
+    membrane: np.ndarray | None = None,
+    method: str = DEFAULT_METHOD,
+    z_range: tuple[int, int] | None = None,
+    objects: Iterable[int] | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    **options,
+) -> np.ndarray:
+    """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
+
+    Parameters
+    ----------
+    image : ndarray, shape (Z, Y, X)
+        The EM stack.
+    labels : ndarray of int, shape (Z, Y, X)
+        Current labels; slice ``ref_slice`` is the (corrected) reference.
+    ref_slice : int
+        Index of the reference slice; it is returned unchanged.
+    membrane : ndarray, optional
+        Membrane probability (1 = membrane); computed with ``model`` when a method needs it.
+    method : str
+        A name from :func:`list_methods`.
+    z_range : (int, int), optional
+        Inclusive limits of the slices to fill; other slices are returned unchanged.
+    objects : iterable of int, optional
+        Propagate only these ids; all other ids keep their voxels. Default: every object of
+        the reference slice, plus objects that enter the volume later (they get new ids).
+
+    Returns
+    -------
+    ndarray
+        New labels (a copy; the input is not modified), dtype of ``labels`` or wider.
+
+    Examples
+    --------
+    >>> image = np.full((3, 40, 40), 200, np.uint8); image[:, :, 19:21] = 30
+    >>> labels = np.zeros((3, 40, 40), np.uint32)
+    >>> labels[1, :, :19], labels[1, :, 21:] = 1, 2
+    >>> out = propagate(image, labels, 1)
+    >>> [sorted(np.unique(out[z]).tolist()) for z in range(3)]
+    [[1, 2], [0, 1, 2], [1, 2]]
+    """
+    image = np.asarray(image)
+    labels = np.asarray(labels)
+    ref_slice = int(ref_slice)
+    _validate(image, labels, ref_slice)
+    if method not in PROPAGATORS:
+        raise ValueError(f"unknown propagation method {method!r}; choose one of: {list_methods()}")
+    z_lo, z_hi = _resolve_range(z_range, ref_slice, labels.shape[0])
+    if membrane is None:
+        from napari_emseg.membrane import predict_membrane
+
+        membrane = predict_membrane(
+            image, model=model, device=device, progress=progress, cancel=cancel
+        )
+    elif membrane.shape != labels.shape:
+        raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
+    targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
+    out = PROPAGATORS[method](
+        image,
+        labels,
+        ref_slice,
+        membrane=membrane,
+        z_lo=z_lo,
+        z_hi=z_hi,
+        objects=targets,
+        progress=progress,
+        cancel=cancel,
+        **options,
+    )
+    out[ref_slice] = labels[ref_slice]  # the user's slice is sacred, whatever the method did
+    out[:z_lo] = labels[:z_lo]
+    out[z_hi + 1 :] = labels[z_hi + 1 :]
+    return out

@@ -1,0 +1,113 @@
+"""The model registry: typed model cards, and weights that load only after a sha256 check.
+
+The GUI and the CLI list models from here, never from a hard-coded list.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+CLASSICAL = "classical"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a membrane model is, how it was made and what it scored.
+
+    ``architecture`` is ``"classical"`` for filter-based models (no weights) or a name in
+    :data:`napari_emseg.models.ARCHITECTURES`. ``weights`` is a file name inside the package's
+    ``weights`` folder, checked against ``sha256`` before torch ever reads it.
+    """
+
+    name: str
+    architecture: str
+    description: str
+    width: float = 1.0
+    depth: int = 4
+    normalization: str = "percentile-0.5-99.5"
+    voxel_size_nm: tuple[float, float] | None = None
+    weights: str | None = None
+    sha256: str | None = None
+    training_command: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def needs_torch(self) -> bool:
+        return self.architecture != CLASSICAL
+
+
+MEMBRANE_MODELS: dict[str, ModelCard] = {
+    card.name: card
+    for card in (
+        ModelCard(
+            name="ridge",
+            architecture=CLASSICAL,
+            description=(
+                "Classical boundary map: multi-scale dark-ridge (Sato) filter blended with "
+                "smoothed darkness. No training; works on any EM contrast where membranes are dark."
+            ),
+        ),
+    )
+}
+
+DEFAULT_MEMBRANE_MODEL = "ridge"
+
+
+def list_models() -> list[str]:
+    """Names of the registered membrane models, the default first."""
+    others = sorted(name for name in MEMBRANE_MODELS if name != DEFAULT_MEMBRANE_MODEL)
+    return [DEFAULT_MEMBRANE_MODEL, *others]
+
+
+def get_card(name: str | None) -> ModelCard:
+    """The card of a registered model (``None`` or ``"default"`` gives the default)."""
+    if name in (None, "", "default"):
+        name = DEFAULT_MEMBRANE_MODEL
+    try:
+        return MEMBRANE_MODELS[name]
+    except KeyError:
+        known = ", ".join(list_models())
+        raise ValueError(f"unknown model {name!r}; choose one of: {known}") from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class WeightsError(ValueError):
+    """Weights that are missing, altered, or not plain tensors."""
+
+
+def load_checked_state_dict(path: Path, sha256: str) -> dict:
+    """Read a state dict after verifying its hash, refusing anything but tensors.
+
+    ``weights_only=True`` makes torch refuse pickled code, and the hash check means a file
+    that was swapped or corrupted is never unpickled at all.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} is missing; reinstall napari-emseg")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise WeightsError(
+            f"weights file {path} has sha256 {actual[:12]}..., expected {sha256[:12]}...; "
+            "the file was altered or corrupted: reinstall napari-emseg"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError and others for unsafe content
+        raise WeightsError(f"weights file {path} is not a plain tensor file: {err}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state
+
+
+def packaged_weights_path(file_name: str) -> Path:
+    return Path(str(resources.files("napari_emseg") / "weights" / file_name))

@@ -1,0 +1,59 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """../shared/data beside the checkout (CI), or EMSEG_SHARED_DATA."""
+    candidates = [
+        os.environ.get("EMSEG_SHARED_DATA"),
+        REPO.parent / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    found = shared_data_dir()
+    if found is None:
+        pytest.skip("../shared/data is not beside this checkout (set EMSEG_SHARED_DATA)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def isbi_crop(shared_data, tmp_path_factory) -> Path:
+    """A 4-slice 160x192 crop of the ISBI 2012 training volume, with its ImageJ voxel size."""
+    import tifffile
+
+    source = shared_data / "isbi2012" / "train-volume.tif"
+    crop = tifffile.imread(source)[10:14, 100:260, 50:242]
+    path = tmp_path_factory.mktemp("isbi") / "isbi-crop.tif"
+    tifffile.imwrite(
+        path,
+        crop,
+        imagej=True,
+        resolution=(1 / 4.0, 1 / 4.0),
+        metadata={"spacing": 50.0, "unit": "nm", "axes": "ZYX"},
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_stack():
+    """A small synthetic stack with ground truth (fast enough for every engine test)."""
+    from napari_emseg.sample import make_synthetic_stack
+
+    return make_synthetic_stack((6, 96, 96), seed=3)
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(0)

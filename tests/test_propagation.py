@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+
+from napari_emseg.metrics import adapted_rand_error
+from napari_emseg.propagation import list_methods, propagate
+from napari_emseg.propagation.watershed import eroded_seeds
+
+
+def two_cells(depth: int = 5, size: int = 48):
+    """Two cells split by a vertical membrane that drifts one pixel per slice."""
+    image = np.full((depth, size, size), 200, np.uint8)
+    membrane = np.zeros(image.shape, np.float32)
+    for z in range(depth):
+        wall = size // 2 - 2 + z
+        image[z, :, wall : wall + 2] = 30
+        membrane[z, :, wall : wall + 2] = 1.0
+    return image, membrane
+
+
+def test_reference_slice_is_kept_exactly_and_ids_carry_through():
+    image, membrane = two_cells()
+    labels = np.zeros(image.shape, np.uint16)
+    labels[2, :, :20] = 7
+    labels[2, :, 20:] = 9
+    labels[2, 0, 0] = 0  # an unlabelled pixel the user left: must stay 0
+    out = propagate(image, labels, 2, membrane=membrane)
+    np.testing.assert_array_equal(out[2], labels[2])
+    for z in (0, 1, 3, 4):
+        assert set(np.unique(out[z])) == {7, 9}
+        wall = 48 // 2 - 2 + z
+        assert (out[z, :, : wall - 1] == 7).all() and (out[z, :, wall + 3 :] == 9).all()
+    assert labels[0].max() == 0  # the input is not modified
+
+
+def test_z_range_limits_the_slices_that_change():
+    image, membrane = two_cells()
+    labels = np.zeros(image.shape, np.uint32)
+    labels[2, :, :20], labels[2, :, 20:] = 1, 2
+    labels[0] = 5
+    out = propagate(image, labels, 2, membrane=membrane, z_range=(1, 3))
+    assert (out[0] == 5).all() and (out[4] == 0).all()
+    assert set(np.unique(out[1])) == {1, 2}
+
+
+def test_objects_option_leaves_other_objects_untouched():
+    image, membrane = two_cells()
+    labels = np.zeros(image.shape, np.uint32)
+    labels[2, :, :20], labels[2, :, 20:] = 1, 2
+    labels[3] = 2  # object 2 wrongly covers slice 3; object 1 is corrected alone
+    out = propagate(image, labels, 2, membrane=membrane, objects=[1])
+    assert (out[3][labels[3] == 2] == 2).all()  # non-target voxels are kept
+    assert (out[1] == 1).sum() > 0 and (out[1] == 2).sum() == 0
+
+
+def test_an_object_that_ends_is_not_carried_on():
+    image = np.full((3, 60, 60), 200, np.uint8)
+    membrane = np.zeros(image.shape, np.float32)
+    ring = np.zeros((60, 60), bool)
+    ring[18:42, 18] = ring[18:42, 41] = ring[18, 18:42] = ring[41, 18:42] = True
+    membrane[1][ring] = 1.0  # a small cell inside the big one, only on slice 1
+    labels = np.zeros(image.shape, np.uint32)
+    labels[1] = 1
+    labels[1, 19:41, 19:41] = 2
+    out = propagate(image, labels, 1, membrane=membrane)
+    assert 2 not in np.unique(out[0]) and 2 not in np.unique(out[2])
+    assert (out[0] == 1).all()
+
+
+def test_propagating_ground_truth_through_the_sample_is_accurate(tiny_stack):
+    ref = tiny_stack.labels.shape[0] // 2
+    labels = np.zeros_like(tiny_stack.labels)
+    labels[ref] = tiny_stack.labels[ref]
+    membrane = tiny_stack.membranes.astype(np.float32)
+    out = propagate(tiny_stack.image, labels, ref, membrane=membrane)
+    # Starting from the true reference and true membranes, 3D ids must mostly be right.
+    assert adapted_rand_error(out, tiny_stack.labels) < 0.25
+    ref_ids = set(np.unique(tiny_stack.labels[ref])) - {0}
+    assert ref_ids <= set(np.unique(out[ref + 1])) | set(np.unique(out[ref - 1]))
+
+
+def test_eroded_seeds_keep_a_core_of_thin_objects():
+    labels = np.zeros((20, 20), np.int64)
+    labels[2:18, 2:4] = 1  # 2 px wide
+    labels[2:18, 6:18] = 2
+    seeds = eroded_seeds(labels, 3.0)
+    assert (seeds == 1).any() and (seeds == 2).sum() < (labels == 2).sum()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ref_slice": 9}, "outside"),
+        ({"method": "magic"}, "unknown propagation method"),
+        ({"z_range": (3, 4)}, "contain the reference"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    image, membrane = two_cells()
+    labels = np.zeros(image.shape, np.uint32)
+    args = {"ref_slice": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        propagate(image, labels, args.pop("ref_slice"), membrane=membrane, **args)
+
+
+def test_shape_mismatch_is_refused():
+    image, membrane = two_cells()
+    with pytest.raises(ValueError, match="differ"):
+        propagate(image, np.zeros((5, 48, 47), np.uint32), 2, membrane=membrane)
+
+
+def test_methods_are_listed():
+    assert list_methods()[0] == "watershed"

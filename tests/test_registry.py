@@ -1,0 +1,70 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_emseg.devices import resolve_device
+from napari_emseg.membrane import predict_membrane
+from napari_emseg.registry import (
+    DEFAULT_MEMBRANE_MODEL,
+    WeightsError,
+    get_card,
+    list_models,
+    load_checked_state_dict,
+    sha256_of,
+)
+
+
+def test_default_model_is_listed_first_and_resolves():
+    assert list_models()[0] == DEFAULT_MEMBRANE_MODEL
+    assert get_card(None).name == DEFAULT_MEMBRANE_MODEL
+    assert get_card("default") is get_card(DEFAULT_MEMBRANE_MODEL)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: ridge"):
+        get_card("nope")
+
+
+def test_weights_load_only_when_the_hash_matches(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"weight": torch.ones(2)}, path)
+    state = load_checked_state_dict(path, sha256_of(path))
+    assert torch.equal(state["weight"], torch.ones(2))
+    with pytest.raises(WeightsError, match="altered or corrupted"):
+        load_checked_state_dict(path, "0" * 64)
+
+
+class Payload:
+    """Unpickling this would run code: weights_only must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_a_pickle_carrying_code_is_refused_even_with_the_right_hash(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"weight": Payload()}, handle)
+    with pytest.raises(WeightsError, match="not a plain tensor file"):
+        load_checked_state_dict(path, sha256_of(path))
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available on this machine"):
+            resolve_device("cuda")
+
+
+def test_ridge_membrane_finds_dark_lines_in_the_sample(tiny_stack):
+    prob = predict_membrane(tiny_stack.image, model="ridge")
+    assert prob.dtype == np.float32 and prob.shape == tiny_stack.image.shape
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    # Membrane pixels get clearly higher probability than cell interiors.
+    assert prob[tiny_stack.membranes].mean() > prob[~tiny_stack.membranes].mean() + 0.2
