@@ -52,18 +52,40 @@ def test_objects_option_leaves_other_objects_untouched():
     assert (out[1] == 1).sum() > 0 and (out[1] == 2).sum() == 0
 
 
-def test_an_object_that_ends_is_not_carried_on():
+def ring(size: int, half: int, centre: int = 30) -> np.ndarray:
+    """A square membrane outline of half-width ``half`` around ``centre``."""
+    out = np.zeros((size, size), bool)
+    lo, hi = centre - half, centre + half
+    out[lo : hi + 1, lo] = out[lo : hi + 1, hi] = out[lo, lo : hi + 1] = out[hi, lo : hi + 1] = True
+    return out
+
+
+def test_an_object_whose_cell_closes_ends_there():
+    # A neurite tapering through z: its cell is 29 px wide, then 11 px, then gone.
     image = np.full((3, 60, 60), 200, np.uint8)
     membrane = np.zeros(image.shape, np.float32)
-    ring = np.zeros((60, 60), bool)
-    ring[18:42, 18] = ring[18:42, 41] = ring[18, 18:42] = ring[41, 18:42] = True
-    membrane[1][ring] = 1.0  # a small cell inside the big one, only on slice 1
+    membrane[0][ring(60, 15)] = 1.0
+    membrane[1][ring(60, 6)] = 1.0
     labels = np.zeros(image.shape, np.uint32)
-    labels[1] = 1
-    labels[1, 19:41, 19:41] = 2
-    out = propagate(image, labels, 1, membrane=membrane)
-    assert 2 not in np.unique(out[0]) and 2 not in np.unique(out[2])
-    assert (out[0] == 1).all()
+    labels[0] = 1
+    labels[0, 16:45, 16:45] = 2
+    out = propagate(image, labels, 0, membrane=membrane)
+    # Slice 1: 2 keeps only its own (much smaller) cell, below min_area_ratio: it ends.
+    assert 2 not in np.unique(out[1]) and 2 not in np.unique(out[2])
+    assert (out[2] == 1).all()
+
+
+def test_a_shrinking_object_that_stays_large_enough_is_kept():
+    image = np.full((2, 60, 60), 200, np.uint8)
+    membrane = np.zeros(image.shape, np.float32)
+    membrane[0][ring(60, 15)] = 1.0
+    membrane[1][ring(60, 10)] = 1.0
+    labels = np.zeros(image.shape, np.uint32)
+    labels[0] = 1
+    labels[0, 16:45, 16:45] = 2
+    out = propagate(image, labels, 0, membrane=membrane)
+    inside = out[1, 22:39, 22:39]
+    assert (inside == 2).mean() > 0.9 and (out[1, :15] == 1).all()
 
 
 def test_propagating_ground_truth_through_the_sample_is_accurate(tiny_stack):

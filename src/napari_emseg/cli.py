@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,8 +53,7 @@ def _check_output(path: str, overwrite: bool) -> Path:
 def _read_image(spec: str):
     from napari_emseg.io import read_volume
 
-    volume = read_volume(spec, as_labels=False)
-    return volume
+    return read_volume(spec, as_labels=False)
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
@@ -94,6 +94,18 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _summary(out: Path, labels, ref_slice: int | None) -> dict:
+    import numpy as np
+
+    per_slice = [np.count_nonzero(np.unique(plane)) for plane in labels]
+    return {
+        "output": str(out),
+        "objects": int(np.count_nonzero(np.unique(labels))),
+        "median_objects_per_slice": float(np.median(per_slice)),
+        "ref_slice": ref_slice,
+    }
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -268,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"napari-emseg: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 a problem the user can fix)."""
     parser = build_parser()
@@ -276,7 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from napari_emseg.io import InputError
     from napari_emseg.registry import WeightsError
 
+    warnings.showwarning = _one_line_warning
     try:
+        if hasattr(args, "device"):
+            from napari_emseg.devices import resolve_device
+
+            resolve_device(args.device)  # refuse an absent GPU before reading anything
         return args.run(args)
     except (UsageError, InputError, WeightsError, ValueError, Cancelled) as err:
         if args.debug:

@@ -115,7 +115,9 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     if pred.dtype.kind == "f":
         scores.update(metrics.isbi2012_scores(pred, gt))
         pred = watershed_stack(pred if pred.ndim == 3 else pred[None]).reshape(gt.shape)
-    instance_gt = gt if len(np.unique(gt)) > 2 else _components(gt)
+    values = np.unique(gt)
+    is_boundary_map = values.size == 2 and values[0] == 0  # e.g. ISBI's 0 / 255 labels
+    instance_gt = _components(gt) if is_boundary_map else gt
     split, merge = metrics.variation_of_information(pred, instance_gt)
     scores["are"] = metrics.adapted_rand_error(pred, instance_gt)
     scores["voi_split"], scores["voi_merge"] = split, merge

@@ -1,10 +1,11 @@
 """Synthetic serial-section EM stacks of neuropil with 3D instance ground truth.
 
 The generator models each neurite as a centreline that runs roughly along z and drifts in (y, x)
-from slice to slice. Every slice is partitioned among the centrelines present in it by an
-additively weighted, slightly anisotropic Voronoi diagram (thick dendrites claim more space than
-thin axons and bulge around them), which a smooth random warp makes curvy. Boundaries between
-different neurites become dark membranes; cytoplasm gets texture, vesicles and mitochondria.
+from slice to slice. Every slice is partitioned among the centrelines present in it by a
+weighted, slightly anisotropic Voronoi diagram (thin axons come out round, thick dendrites wrap
+around them), which a smooth random warp makes curvy. Boundaries between different neurites
+become dark membranes, rounded off at junctions; cytoplasm gets texture, vesicles and
+mitochondria.
 Some neurites end, some enter and some branch inside the stack, so the ground truth exercises
 3D propagation as well as 2D segmentation. Only numpy, scipy and scikit-image are used.
 """
@@ -27,7 +28,7 @@ _BETA = 0.8  # 0: additively, 1: multiplicatively weighted Voronoi
 # Smooth domain warp (rms px, correlation length px) at two scales: it bends the Voronoi edges
 # into curves and adds wiggles, while its gradient stays well below 1 so nothing folds over.
 _WARP = ((6.0, 30.0), (2.0, 9.0))
-_CORNER = 6.0  # px; cells are rounded off at junctions, leaving dark extracellular gaps
+_CORNER = 0.25  # rounding radius at junctions / typical neurite radius; leaves dark gaps
 
 
 @dataclass(frozen=True)
@@ -62,37 +63,30 @@ class _Tracks:
     obj: np.ndarray  # (T,) object id >= 1
 
 
-class _SmoothField:
-    """Gaussian random field, unit variance, built separably from Gaussian bumps on a grid.
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int, int], corr: tuple[float, float, float]
+) -> np.ndarray:
+    """Gaussian random field with unit variance and correlation lengths ``corr`` (z, y, x).
 
-    A tensor product of 1D bump bases makes slices cheap (a few small matrix products) and the
-    field exactly reproducible from its coefficients. ``corr`` 0 on an axis means independent
-    values along it (white noise), used for per-slice texture.
+    A tensor product of 1D Gaussian-bump bases on a coarse grid: three matrix products, so the
+    cost is one pass over the volume per grid node along an axis, with no edge effects.
     """
+    bz, by, bx = (_bump_basis(n, c) for n, c in zip(shape, corr, strict=True))
+    coef = rng.standard_normal((bz.shape[1], by.shape[1], bx.shape[1]), dtype=np.float32)
+    # Contract the small axes first: z, then x, and y last against the full (z, x) planes.
+    field = np.tensordot(bz, coef, axes=1) @ bx.T  # (Z, ny_nodes, X)
+    field = np.tensordot(by, field, axes=([1], [1]))  # (Y, Z, X)
+    return np.ascontiguousarray(field.transpose(1, 0, 2))
 
-    def __init__(
-        self, rng: np.random.Generator, shape: tuple[int, ...], corr: tuple[float, ...]
-    ) -> None:
-        self.bases = [self._basis(n, c) for n, c in zip(shape, corr, strict=True)]
-        nodes = tuple(b.shape[1] for b in self.bases)
-        self.coef = rng.standard_normal(nodes).astype(np.float32)
 
-    @staticmethod
-    def _basis(n: int, corr: float) -> np.ndarray:
-        if corr <= 0:
-            return np.eye(n, dtype=np.float32)
-        # Nodes every corr/2 beyond both ends so the field has no edge effects.
-        nodes = np.arange(-2 * corr, n + 2 * corr, corr / 2)
-        w = np.exp(-0.5 * ((np.arange(n)[:, None] - nodes[None, :]) / corr) ** 2)
-        # Unit variance per sample: the coefficients are iid standard normal.
-        w /= np.sqrt((w**2).sum(axis=1, keepdims=True))
-        return w.astype(np.float32)
-
-    def slice(self, z: int) -> np.ndarray:
-        """Return the 2D field at slice ``z`` (3D fields only)."""
-        bz, by, bx = self.bases
-        plane = np.tensordot(bz[z], self.coef, axes=1)
-        return by @ plane @ bx.T
+def _bump_basis(n: int, corr: float) -> np.ndarray:
+    """(n, nodes) weights of Gaussian bumps spaced ``corr`` apart, rows of unit norm."""
+    # Nodes reach two correlation lengths beyond both ends, so the field has no edge effects.
+    nodes = np.arange(-2 * corr, n + 2 * corr, corr)
+    w = np.exp(-0.5 * ((np.arange(n)[:, None] - nodes[None, :]) / corr) ** 2)
+    # Unit variance everywhere: the coefficients are iid standard normal.
+    w /= np.sqrt((w**2).sum(axis=1, keepdims=True))
+    return w.astype(np.float32)
 
 
 def _validate(
@@ -193,7 +187,7 @@ def _simulate_tracks(
     fillers = np.arange(n0 + n_enter + n_branch, n_t)
     z_start = np.zeros(n_t, int)
     z_stop = np.full(n_t, nz)
-    z_stop[enders] = rng.integers(nz // 3, nz - 1, n_end, endpoint=True) if n_end else []
+    z_stop[enders] = rng.integers(nz // 3, nz - 1, n_end, endpoint=True)
     z_start[enter] = rng.integers(1, max(2, 2 * nz // 3), n_enter, endpoint=True)
     z_branch = rng.integers(1, max(2, nz // 4), n_branch, endpoint=True)
     z_start[children] = z_branch
@@ -249,8 +243,7 @@ def _simulate_tracks(
     cur[:n0] = p0
     for z in range(nz):
         active = (z_start <= z) & (z < z_stop)
-        new = np.flatnonzero(z_start == z) if z > 0 else np.array([], int)
-        for t in new:
+        for t in np.flatnonzero(z_start == z) if z > 0 else []:
             if parent_of[t] >= 0:
                 p = parent_of[t]
                 split[p] = -split[t]
@@ -261,7 +254,7 @@ def _simulate_tracks(
                 cur[t] = [rng.uniform(0.2, 0.8) * ny, rng.uniform(0.2, 0.8) * nx]
         if z > 0:
             wander = 0.8 * wander + rng.normal(0, 0.25, (n_t, 2))
-            moving = active & ~np.isin(np.arange(n_t), new)
+            moving = active & (z_start < z)
             step = _flow(cur[moving], z, modes) + wander[moving]
             cur[moving] += step
         # Branch siblings diverge until the neurite between them fits.
@@ -332,18 +325,21 @@ def _partition(tracks: _Tracks, z: int, grid_shape: tuple[int, int], pad: int) -
 
 
 def _score(metric: np.ndarray, r: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Weighted distance of offsets ``(dy, dx)`` from centrelines of radius ``r`` (broadcast)."""
     a, b, c = (np.asarray(m, np.float32) for m in metric)
     r = np.asarray(r, np.float32)
     dist = np.sqrt(a * dy * dy + 2 * b * dy * dx + c * dx * dx)
     return (dist - r) / r**_BETA
 
 
-def _membrane_distance(lab: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+def _membrane_distance(
+    lab: np.ndarray, width: float, corner: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the membrane mask of a 2D label image and each pixel's distance beyond it.
 
     Even widths grow from the pixels on both sides of each label edge, odd widths from one
     side, so the membrane is ``round(width)`` pixels thick and always separates the labels.
-    Cells are then opened with a disc of radius ``_CORNER``: sharp Voronoi corners become
+    Cells are then opened with a disc of radius ``corner``: sharp Voronoi corners become
     rounded and junctions fill with small dark gaps, as between real neurites.
     """
     k = max(1, round(width))
@@ -357,8 +353,8 @@ def _membrane_distance(lab: np.ndarray, width: float) -> tuple[np.ndarray, np.nd
         base[:, 1:] |= edge_x
     grow = (k - 1) // 2 if k % 2 else (k - 2) // 2
     beyond = ndi.distance_transform_edt(~base) - grow
-    # Opening: keep the pixels within _CORNER of a point at least _CORNER inside the cell.
-    opened = ndi.distance_transform_edt(beyond < _CORNER) <= _CORNER
+    # Opening: keep the pixels within `corner` of a point at least `corner` inside the cell.
+    opened = ndi.distance_transform_edt(beyond < corner) <= corner
     membrane = (beyond <= 0) | ~opened
     return membrane, ndi.distance_transform_edt(~membrane).astype(np.float32)
 
@@ -424,17 +420,14 @@ def _render(
     nz, ny, nx = raw.shape
     n_obj = int(raw.max()) + 1
     cell_level = (160 + rng.normal(0, 10, n_obj)).astype(np.float32)
-    blotch = _SmoothField(rng, (nz, ny, nx), (1.0, 10.0, 10.0))
-    stain = _SmoothField(rng, (nz, ny, nx), (8.0, 90.0, 90.0))
-    mem_var = _SmoothField(rng, (nz, ny, nx), (2.0, 25.0, 25.0))
 
     # Granular cytoplasm (ribosomes, fixation) on blotchy shading and uneven staining.
     grain = rng.standard_normal(raw.shape, dtype=np.float32)
     grain = ndi.gaussian_filter(grain, (0, 0.9, 0.9))
     image = cell_level[raw] + 13.0 / 0.3 * grain  # blurred unit noise has std ~0.3
     image += rng.normal(0, 3, (nz, 1, 1)).astype(np.float32)  # section-to-section brightness
-    for z in range(nz):
-        image[z] += 9.0 * blotch.slice(z) + 8.0 * stain.slice(z)
+    image += 9.0 * _smooth_noise(rng, raw.shape, (1.0, 10.0, 10.0))  # blotches
+    image += 8.0 * _smooth_noise(rng, raw.shape, (8.0, 90.0, 90.0))  # uneven staining
 
     # Vesicles (pale centre, dark rim) packed in some boutons, sparse dark specks (microtubules,
     # ER) everywhere: dark structures inside cells, so a naive threshold is not a membrane map.
@@ -453,9 +446,7 @@ def _render(
     _paint_mitochondria(rng, image, raw, tracks)
 
     # Membranes: dark, with a soft shoulder; darkness varies along them as in real sections.
-    level = np.empty(raw.shape, np.float32)
-    for z in range(nz):
-        level[z] = 52.0 + 14.0 * mem_var.slice(z)
+    level = 52.0 + 14.0 * _smooth_noise(rng, raw.shape, (2.0, 25.0, 25.0))
     weight = np.where(membranes, 1.0, np.exp(-0.5 * (beyond / 1.1) ** 2)).astype(np.float32)
     image += weight * (level - image)
 
@@ -479,6 +470,7 @@ def _stamp(shape: tuple[int, ...], where: tuple[np.ndarray, ...], *, ring: bool)
 def _paint_mitochondria(
     rng: np.random.Generator, image: np.ndarray, raw: np.ndarray, tracks: _Tracks
 ) -> None:
+    """Darken ``image`` in place with mitochondria that follow their neurite's centreline."""
     nz, ny, nx = raw.shape
     r_max = tracks.radius.max(axis=0)
     hosts = np.flatnonzero((r_max >= 16) & (rng.random(len(r_max)) < 0.15))
@@ -505,7 +497,7 @@ def _paint_mitochondria(
             rho = np.hypot(u / semi_major, v / semi_minor)
             rim = np.exp(-0.5 * ((1 - rho) * semi_minor / 1.5) ** 2)
             cristae = 0.5 + 0.5 * np.cos(2 * np.pi * u / period)
-            image[z, rr, cc] -= 35.0 + 35.0 * cristae + 40.0 * rim
+            image[z, rr, cc] -= 30.0 + 30.0 * cristae + 30.0 * rim
 
 
 def make_synthetic_stack(
@@ -563,14 +555,14 @@ def make_synthetic_stack(
     rng = np.random.default_rng(seed)
     n_view = n_neurites if n_neurites is not None else max(1, round(ny * nx / _CELL_AREA))
     margin = int(np.ceil(0.8 * np.sqrt(ny * nx / n_view)))
+    corner = _CORNER * np.sqrt(ny * nx / n_view / np.pi)
     tracks = _simulate_tracks(rng, (nz, ny, nx), n_view, margin)
 
     # Partition a padded grid, then pull it through a smooth warp so Voronoi edges curve.
-    warps = [
-        (amp, _SmoothField(rng, (nz, ny, nx), (4.0, corr, corr)))
-        for amp, corr in _WARP
+    warp_y, warp_x = (
+        sum(amp * _smooth_noise(rng, (nz, ny, nx), (4.0, corr, corr)) for amp, corr in _WARP)
         for _axis in range(2)
-    ]
+    )
     pad = int(np.ceil(4 * sum(amp for amp, _ in _WARP))) + 1
     grid = (ny + 2 * pad, nx + 2 * pad)
     iy, ix = np.mgrid[0:ny, 0:nx]
@@ -579,14 +571,13 @@ def make_synthetic_stack(
     beyond = np.empty((nz, ny, nx), np.float32)
     for z in range(nz):
         cells = _partition(tracks, z, grid, pad)
-        shift = [amp * field.slice(z) for amp, field in warps]
-        sy = np.clip(np.rint(iy + pad + shift[0] + shift[2]), 0, grid[0] - 1).astype(int)
-        sx = np.clip(np.rint(ix + pad + shift[1] + shift[3]), 0, grid[1] - 1).astype(int)
+        sy = np.clip(np.rint(iy + pad + warp_y[z]), 0, grid[0] - 1).astype(np.intp)
+        sx = np.clip(np.rint(ix + pad + warp_x[z]), 0, grid[1] - 1).astype(np.intp)
         raw[z] = cells[sy, sx]
-        membranes[z], beyond[z] = _membrane_distance(raw[z], membrane_width)
+        membranes[z], beyond[z] = _membrane_distance(raw[z], membrane_width, corner)
         lobes = np.bincount(tracks.obj[tracks.radius[z] > 0], minlength=raw[z].max() + 1)
         if _merge_fragments(raw[z], membranes[z], lobes):
-            membranes[z], beyond[z] = _membrane_distance(raw[z], membrane_width)
+            membranes[z], beyond[z] = _membrane_distance(raw[z], membrane_width, corner)
 
     image = _render(rng, raw, membranes, beyond, tracks, noise)
     labels = _consecutive_ids(np.where(membranes, 0, raw))

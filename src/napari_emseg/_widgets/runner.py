@@ -91,9 +91,10 @@ class JobRunner(QObject):
             self._on_status("cancelling...")
 
     def _show_progress(self, done: int, total: int, message: str) -> None:
-        if self._bar is None:
+        bar = self._bar  # a queued update may arrive after the job has ended
+        if bar is None:
             return
-        self._bar.total = max(total, 1)
-        self._bar.n = min(done, self._bar.total)
-        self._bar.set_description(message)
-        self._bar.refresh()
+        bar.total = max(total, 1)
+        bar.n = min(done, bar.total)
+        bar.set_description(message)
+        bar.refresh()

@@ -1,0 +1,14 @@
+"""Open napari with the synthetic sample stack and the napari-emseg widget docked (`make run`)."""
+
+import napari
+
+
+def main() -> None:
+    viewer = napari.Viewer(title="napari-emseg")
+    viewer.open_sample("napari-emseg", "synthetic_em")
+    viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    napari.run()
+
+
+if __name__ == "__main__":
+    main()

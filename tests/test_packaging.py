@@ -1,0 +1,77 @@
+"""The plugin registers from an editable install and from a built wheel."""
+
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = REPO / "napari.yaml"
+
+
+def python_names() -> list[str]:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    return [command["python_name"] for command in manifest["contributions"]["commands"]]
+
+
+def test_root_manifest_is_the_one_shipped_in_the_package():
+    from importlib import resources
+
+    shipped = resources.files("napari_emseg") / "napari.yaml"
+    assert shipped.read_text() == MANIFEST.read_text()
+
+
+@pytest.mark.parametrize("python_name", python_names())
+def test_every_python_name_in_the_manifest_imports(python_name):
+    module, attribute = python_name.split(":")
+    assert callable(getattr(importlib.import_module(module), attribute))
+
+
+def test_npe2_validates_the_installed_plugin():
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-emseg", "--imports"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+@pytest.mark.slow
+def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
+    build = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
+         str(REPO)],
+        capture_output=True, text=True, check=False,
+    )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    wheel = next(tmp_path.glob("napari_emseg-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert archive.read("napari_emseg/napari.yaml").decode() == MANIFEST.read_text()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
+    assert "napari-emseg = napari_emseg:napari.yaml" in entry_points.decode()
+    assert not any("/weights/" in n and not n.endswith((".pt", ".md")) for n in names)
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         str(wheel)],
+        check=True,
+    )
+    # Validate the wheel's own manifest, importing its python_names from the wheel's files.
+    script = (
+        "import sys, napari_emseg; "
+        f"assert napari_emseg.__file__.startswith({str(site)!r}), napari_emseg.__file__; "
+        "from npe2.cli import main; sys.argv = ['npe2', 'validate', "
+        f"{str(site / 'napari_emseg' / 'napari.yaml')!r}, '--imports']; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
