@@ -34,7 +34,9 @@ def test_every_python_name_in_the_manifest_imports(python_name):
 def test_npe2_validates_the_installed_plugin():
     result = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", "napari-emseg", "--imports"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
@@ -43,9 +45,19 @@ def test_npe2_validates_the_installed_plugin():
 @pytest.mark.slow
 def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
     build = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-         str(REPO)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     wheel = next(tmp_path.glob("napari_emseg-*.whl"))
@@ -58,8 +70,17 @@ def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
 
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
         check=True,
     )
     # Validate the wheel's own manifest, importing its python_names from the wheel's files.
@@ -70,7 +91,10 @@ def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
         f"{str(site / 'napari_emseg' / 'napari.yaml')!r}, '--imports']; main()"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

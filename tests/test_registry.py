@@ -68,3 +68,41 @@ def test_ridge_membrane_finds_dark_lines_in_the_sample(tiny_stack):
     assert 0.0 <= prob.min() and prob.max() <= 1.0
     # Membrane pixels get clearly higher probability than cell interiors.
     assert prob[tiny_stack.membranes].mean() > prob[~tiny_stack.membranes].mean() + 0.2
+
+
+def test_a_user_model_card_loads_checked_weights_and_predicts(tmp_path, tiny_stack):
+    import json
+
+    from napari_emseg.models import build_network
+
+    net = build_network("fusionnet", width=0.0625, depth=2)
+    weights = tmp_path / "mine.pt"
+    torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
+    card = {
+        "architecture": "fusionnet",
+        "width": 0.0625,
+        "depth": 2,
+        "weights": "mine.pt",
+        "sha256": sha256_of(weights),
+    }
+    (tmp_path / "mine.json").write_text(json.dumps(card))
+    assert get_card(tmp_path / "mine.json").weights == str(weights)
+    assert get_card(str(weights)).name == "mine"  # the .pt finds its card beside it
+    prob = predict_membrane(tiny_stack.image[:1], model=str(tmp_path / "mine.json"), device="cpu")
+    assert prob.shape == tiny_stack.image[:1].shape and 0 <= prob.min() and prob.max() <= 1
+
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")  # tampered
+    with pytest.raises(WeightsError, match="altered or corrupted"):
+        predict_membrane(tiny_stack.image[:1], model=str(tmp_path / "mine.json"), device="cpu")
+
+
+def test_model_files_without_a_card_or_hash_are_refused(tmp_path):
+    import json
+
+    weights = tmp_path / "bare.pt"
+    torch.save({}, weights)
+    with pytest.raises(ValueError, match="needs a card .json beside it"):
+        get_card(weights)
+    (tmp_path / "bare.json").write_text(json.dumps({"architecture": "unet"}))
+    with pytest.raises(ValueError, match="has no sha256"):
+        get_card(weights)

@@ -222,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--model", default=None, choices=models, help=f"membrane model (default {models[0]})"
+            "--model",
+            default=None,
+            metavar="NAME",
+            help=f"membrane model: {', '.join(models)} (default {models[0]}) or a card .json",
         )
         p.add_argument(
             "--device",
@@ -298,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from napari_emseg.devices import resolve_device
 
             resolve_device(args.device)  # refuse an absent GPU before reading anything
+        if getattr(args, "model", None) is not None:
+            from napari_emseg.registry import get_card
+
+            get_card(args.model)  # refuse an unknown model before reading anything
         return args.run(args)
     except (UsageError, InputError, WeightsError, ValueError, Cancelled) as err:
         if args.debug:

@@ -9,7 +9,7 @@ from napari_emseg.registry import (
     ModelCard,
     get_card,
     load_checked_state_dict,
-    packaged_weights_path,
+    weights_path,
 )
 
 
@@ -18,9 +18,9 @@ def build_model(card: ModelCard):
     from napari_emseg.models import build_network
 
     net = build_network(card.architecture, width=card.width, depth=card.depth)
-    if card.weights is None or card.sha256 is None:
-        raise ValueError(f"model {card.name!r} has no trained weights registered")
-    state = load_checked_state_dict(packaged_weights_path(card.weights), card.sha256)
+    if card.sha256 is None:
+        raise ValueError(f"model {card.name!r} has no sha256: its weights will not be loaded")
+    state = load_checked_state_dict(weights_path(card), card.sha256)
     net.load_state_dict({k: v.float() for k, v in state.items()})
     return net.eval()
 
@@ -48,8 +48,8 @@ def predict_membrane(
     image : ndarray, shape (Z, Y, X) or (Y, X)
         Raw intensities, any numeric dtype.
     model : str or ModelCard, optional
-        A registered model name (see :func:`napari_emseg.registry.list_models`); default model
-        when omitted.
+        A registered model name (see :func:`napari_emseg.registry.list_models`) or the path of
+        a model card ``.json``; the default model when omitted.
     device : {"auto", "cpu", "cuda", "mps"}
         Where a network runs; ``auto`` prefers CUDA, then MPS, then the CPU.
 
@@ -69,16 +69,27 @@ def predict_membrane(
     else:
         from napari_emseg.devices import resolve_device
         from napari_emseg.inference import predict_tiled
+        from napari_emseg.resilient import run_with_fallback
 
         torch_device = resolve_device(device)
-        prob = predict_tiled(
-            build_model(card),
-            stack,
+        net = build_model(card)
+
+        def predict(where, size: int, batch: int) -> np.ndarray:
+            return predict_tiled(
+                net,
+                stack,
+                device=where,
+                tile=size,
+                overlap=overlap,
+                batch_size=batch,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        prob = run_with_fallback(
+            predict,
             device=torch_device,
             tile=tile or default_tile(torch_device.type),
-            overlap=overlap,
             batch_size=batch_size or (16 if torch_device.type == "cuda" else 2),
-            progress=progress,
-            cancel=cancel,
         )
     return prob[0] if squeeze else prob

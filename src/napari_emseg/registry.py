@@ -3,7 +3,10 @@
 The GUI and the CLI list models from here, never from a hard-coded list.
 """
 
+import dataclasses
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -60,15 +63,49 @@ def list_models() -> list[str]:
     return [DEFAULT_MEMBRANE_MODEL, *others]
 
 
-def get_card(name: str | None) -> ModelCard:
-    """The card of a registered model (``None`` or ``"default"`` gives the default)."""
+def get_card(name: str | os.PathLike | None) -> ModelCard:
+    """The card of a registered model, or of a model card file the user names.
+
+    ``None`` or ``"default"`` gives the default. A path to a card ``.json`` (or to a ``.pt`` with
+    a ``.json`` card beside it) is the only other way in: weights never load without a card
+    that names their sha256.
+    """
     if name in (None, "", "default"):
         name = DEFAULT_MEMBRANE_MODEL
+    if str(name) in MEMBRANE_MODELS:
+        return MEMBRANE_MODELS[str(name)]
+    path = Path(name)
+    if path.suffix.lower() in (".json", ".pt", ".pth") or path.exists():
+        return card_from_file(path)
+    known = ", ".join(list_models())
+    raise ValueError(f"unknown model {str(name)!r}; choose one of: {known}, or a model card .json")
+
+
+def card_from_file(path: Path) -> ModelCard:
+    """Read a user's model card (JSON with ModelCard fields; ``weights`` relative to it)."""
+    card_path = path if path.suffix.lower() == ".json" else path.with_suffix(".json")
+    if not card_path.is_file():
+        raise ValueError(
+            f"model card {card_path} not found; a model file needs a card .json beside it "
+            "naming its architecture, width and sha256"
+        )
     try:
-        return MEMBRANE_MODELS[name]
-    except KeyError:
-        known = ", ".join(list_models())
-        raise ValueError(f"unknown model {name!r}; choose one of: {known}") from None
+        fields = json.loads(card_path.read_text())
+        weights = Path(fields.get("weights") or path.with_suffix(".pt").name)
+        if not weights.is_absolute():
+            weights = card_path.parent / weights
+        fields["weights"] = str(weights)
+        fields.setdefault("name", card_path.stem)
+        fields.setdefault("description", f"user model from {card_path}")
+        if "voxel_size_nm" in fields and fields["voxel_size_nm"] is not None:
+            fields["voxel_size_nm"] = tuple(fields["voxel_size_nm"])
+        known = {f.name for f in dataclasses.fields(ModelCard)}
+        card = ModelCard(**{k: v for k, v in fields.items() if k in known})
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"model card {card_path} is not valid: {err}") from None
+    if not card.sha256:
+        raise ValueError(f"model card {card_path} has no sha256; add the weights' hash")
+    return card
 
 
 def sha256_of(path: Path) -> str:
@@ -109,5 +146,11 @@ def load_checked_state_dict(path: Path, sha256: str) -> dict:
     return state
 
 
-def packaged_weights_path(file_name: str) -> Path:
-    return Path(str(resources.files("napari_emseg") / "weights" / file_name))
+def weights_path(card: ModelCard) -> Path:
+    """Where a card's weights are: inside the package, or the path a user card gave."""
+    if card.weights is None:
+        raise ValueError(f"model {card.name!r} has no trained weights registered")
+    path = Path(card.weights)
+    if path.is_absolute():
+        return path
+    return Path(str(resources.files("napari_emseg") / "weights" / card.weights))

@@ -23,6 +23,8 @@ def to_zyx(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
     (1, 4, 5)
     >>> to_zyx(np.zeros((3, 4, 5)), "ZYX", Path("a.tif")).shape
     (3, 4, 5)
+    >>> to_zyx(np.zeros((3, 1, 5)), "ZYX", Path("a.tif")).shape
+    (3, 1, 5)
     """
     if data.ndim == 0 or data.size == 0 or 0 in data.shape:
         raise InputError(
@@ -42,7 +44,9 @@ def to_zyx(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
         axes = "ZYX"
     if axes[-1] == "S":
         data, axes = rgb_to_grey(data, path), axes[:-1]
-    keep = [i for i, n in enumerate(data.shape) if n != 1]
+    # Named Y and X axes stay even at size 1: a 1-pixel-thin image is still Y by X, and
+    # squeezing it would turn (3, 1, 5) into a (1, 3, 5) stack or a 1D "image".
+    keep = [i for i, n in enumerate(data.shape) if n != 1 or axes[i] in ("Y", "X")]
     data = data.reshape([data.shape[i] for i in keep])
     axes = "".join(axes[i] for i in keep)
     if data.ndim < 2:

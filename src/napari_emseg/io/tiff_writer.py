@@ -178,7 +178,10 @@ def _write_tiff(
         options["metadata"] = None
     else:
         options["imagej"] = True
-        options["metadata"] = {"axes": "ZYX", "spacing": z, "unit": ij_unit}
+        # An explicit sample axis: tifffile's ImageJ writer drops a trailing size-1 axis, which
+        # would store a (Z, Y, 1) stack as one Z-by-Y page. Same bytes for every other shape.
+        options["metadata"] = {"axes": "ZYXS", "spacing": z, "unit": ij_unit}
+        data = data[..., np.newaxis]
 
     def write(target: Path) -> None:
         tifffile.imwrite(target, data, **options)
