@@ -54,6 +54,12 @@ def tiny_stack():
     return make_synthetic_stack((6, 96, 96), seed=3)
 
 
+@pytest.fixture(autouse=True)
+def _private_autosave_dir(tmp_path, monkeypatch):
+    """Keep autosave journals of each test to itself (never in the user's home)."""
+    monkeypatch.setenv("EMSEG_AUTOSAVE_DIR", str(tmp_path / "autosave"))
+
+
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)

@@ -120,3 +120,32 @@ def test_mismatched_layers_give_a_message_not_an_error(make_napari_viewer):
     _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
     assert not widget.propagate()
     assert "must be the same 3D shape" in widget.status.value
+
+
+def test_edits_are_journalled_and_offered_back_after_a_crash(make_napari_viewer, qtbot):
+    from napari_emseg.journal import pending_journals
+
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((2, 40, 40), np.uint32), name="work", scale=(50, 4, 4))
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert widget.labels_layer.value is labels
+    labels.paint((0, 10, 10), 3)
+    labels.paint((1, 30, 30), 4)
+    qtbot.waitUntil(lambda: len(widget.autosaver.journal_of(labels).edits) > 0, timeout=5_000)
+    qtbot.waitUntil(
+        lambda: np.array_equal(widget.autosaver.journal_of(labels).final_state(), labels.data),
+        timeout=5_000,
+    )
+    expected = np.array(labels.data)
+
+    # A crash: the journal stays behind; the next widget offers it back.
+    viewer2 = make_napari_viewer()
+    _, widget2 = viewer2.window.add_plugin_dock_widget(*WIDGET)
+    assert not widget2.restore_button.native.isHidden() and "restore" in widget2.status.value
+    assert len(pending_journals()) == 1
+    (restored,) = widget2.restore_autosaved()
+    np.testing.assert_array_equal(np.array(restored.data), expected)
+    assert restored.scale.tolist() == [50.0, 4.0, 4.0]
+    restored.undo()  # the replayed edits are undoable, one by one
+    assert not np.array_equal(np.array(restored.data), expected)
+    assert widget2.restore_button.native.isHidden()

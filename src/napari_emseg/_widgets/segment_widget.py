@@ -7,7 +7,9 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
+from napari_emseg._widgets.autosave import Autosaver, restore_journal
 from napari_emseg._widgets.runner import JobRunner
+from napari_emseg.journal import pending_journals
 
 
 def _choices_of(kind: type, viewer):
@@ -52,6 +54,8 @@ class SegmentWidget(QWidget):
         self.propagate_button = PushButton(text="Propagate")
         self.export_button = PushButton(text="Export labels...")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.restore_button = PushButton(text="Restore autosaved session", visible=False)
+        self.discard_button = PushButton(text="Discard autosaved session", visible=False)
         self.container = Container(
             widgets=[
                 self.image_layer,
@@ -66,6 +70,8 @@ class SegmentWidget(QWidget):
                 self.export_button,
                 self.cancel_button,
                 self.status,
+                self.restore_button,
+                self.discard_button,
             ]
         )
         layout = QVBoxLayout(self)
@@ -78,9 +84,13 @@ class SegmentWidget(QWidget):
         self.export_button.changed.connect(self._export_clicked)
         self.cancel_button.changed.connect(self.runner.cancel)
         self.labels_layer.changed.connect(self._update_ref_range)
+        self.labels_layer.changed.connect(self._watch_labels)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
+        napari_viewer.layers.events.removed.connect(self._forget_removed)
+        self._setup_autosave()
         self._refresh_layers()
+        self._watch_labels(self.labels_layer.value)
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -115,6 +125,52 @@ class SegmentWidget(QWidget):
         if started:
             self._set_running(True)
         return started
+
+    # -- autosave --------------------------------------------------------------------------
+    def _setup_autosave(self) -> None:
+        """Journal edited labels; offer back what a crashed session left."""
+        self.autosaver = Autosaver(parent=self)
+        self._pending = pending_journals(self.autosaver.root)
+        if self._pending:
+            self.restore_button.text = f"Restore autosaved session ({len(self._pending)} layers)"
+            self.restore_button.visible = self.discard_button.visible = True
+            self._set_status("an earlier session ended without closing: restore its labels?")
+        self.restore_button.changed.connect(self.restore_autosaved)
+        self.discard_button.changed.connect(self.discard_autosaved)
+        journals = self.autosaver  # a clean close of the viewer leaves nothing to restore
+        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
+        if window is not None:
+            window.destroyed.connect(lambda *_: journals.discard_all())
+
+    def _watch_labels(self, layer=None) -> None:
+        if layer is not None:
+            self.autosaver.watch(layer)
+
+    def _forget_removed(self, event) -> None:
+        layer = getattr(event, "value", None)
+        if isinstance(layer, Labels):
+            self.autosaver.forget(layer)
+
+    def restore_autosaved(self, _value=None) -> list:
+        """Add the labels of the crashed session, each change replayed as an undo step."""
+        restored = []
+        for journal in self._pending:
+            layer = restore_journal(self.viewer, journal)
+            self.autosaver.watch(layer, journal)
+            restored.append(layer)
+        self._pending = []
+        self.restore_button.visible = self.discard_button.visible = False
+        if restored:
+            self.labels_layer.value = restored[0]
+        self._set_status(f"restored {len(restored)} labels layer(s); Ctrl+Z steps back")
+        return restored
+
+    def discard_autosaved(self, _value=None) -> None:
+        for journal in self._pending:
+            journal.discard()
+        self._pending = []
+        self.restore_button.visible = self.discard_button.visible = False
+        self._set_status("autosaved session discarded")
 
     # -- actions -----------------------------------------------------------------------------
     def segment(self, _value=None) -> bool:

@@ -1,11 +1,12 @@
 """Membrane networks (torch ``nn.Module`` only: no I/O, no Qt)."""
 
+from napari_emseg.models.fakhry import FakhryNet
 from napari_emseg.models.fusionnet import FusionNet
 from napari_emseg.models.unet import UNet
 
-ARCHITECTURES = {"fusionnet": FusionNet, "unet": UNet}
+ARCHITECTURES = {"fakhry": FakhryNet, "fusionnet": FusionNet, "unet": UNet}
 
-__all__ = ["ARCHITECTURES", "FusionNet", "UNet", "build_network"]
+__all__ = ["ARCHITECTURES", "FakhryNet", "FusionNet", "UNet", "build_network"]
 
 
 def build_network(architecture: str, *, width: float = 1.0, **kwargs):

@@ -28,6 +28,40 @@ def _resolve_range(z_range: tuple[int, int] | None, ref_slice: int, depth: int) 
     return z_lo, z_hi
 
 
+# Methods index lookup tables by id (one entry per id up to the largest), so huge ids (hashed or
+# uint64 ids from other tools) would need gigabytes, and uint64 ids mixed with int64 arithmetic
+# become floats in NumPy. Above this id the labels are renumbered 1..n (order kept) first.
+_COMPACT_ABOVE = 1 << 20
+
+
+def _compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels renumbered 0, 1..n in id order and the sorted ids, or (labels, None) if not needed."""
+    top = int(labels.max()) if labels.size else 0
+    if labels.dtype != np.uint64 and top < _COMPACT_ABOVE:
+        return labels, None
+    ids, inverse = np.unique(labels, return_inverse=True)
+    if ids[0] != 0:
+        ids = np.concatenate([np.zeros(1, ids.dtype), ids])
+        inverse = inverse + 1
+    return inverse.reshape(labels.shape).astype(np.uint32), ids
+
+
+def _expand_ids(out: np.ndarray, ids: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Undo :func:`_compact_ids`; newcomers (ids past the last one) follow the original maximum."""
+    last = ids.size - 1
+    top = int(ids[-1])
+    new = int(out.max()) - last if out.size else 0
+    kind = np.dtype(np.uint32 if dtype.itemsize <= 4 else dtype)
+    if new > 0 and top + new > np.iinfo(kind).max:
+        kind = np.dtype(np.uint64 if kind.kind == "u" else np.int64)
+        if top + new > np.iinfo(kind).max:
+            raise ValueError(f"labels hold ids up to {top}: no room for new ids; relabel them")
+    table = np.concatenate(
+        [ids.astype(kind), top + np.arange(1, max(new, 0) + 1, dtype=np.uint64).astype(kind)]
+    )
+    return table[out]
+
+
 def _validate(image: np.ndarray, labels: np.ndarray, ref_slice: int) -> None:
     if labels.ndim != 3:
         raise ValueError(f"labels must be a (Z, Y, X) volume, got shape {labels.shape}")
@@ -106,9 +140,13 @@ def propagate(
     elif membrane.shape != labels.shape:
         raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
     targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
+    work, ids = _compact_ids(labels)
+    if ids is not None and targets is not None:
+        compact = {int(i): n for n, i in enumerate(ids.tolist())}
+        targets = {compact[t] for t in targets if t in compact}
     out = PROPAGATORS[method](
         image,
-        labels,
+        work,
         ref_slice,
         membrane=membrane,
         z_lo=z_lo,
@@ -118,6 +156,8 @@ def propagate(
         cancel=cancel,
         **options,
     )
+    if ids is not None:
+        out = _expand_ids(out, ids, labels.dtype)
     out[ref_slice] = labels[ref_slice]  # the user's slice is sacred, whatever the method did
     out[:z_lo] = labels[:z_lo]
     out[z_hi + 1 :] = labels[z_hi + 1 :]
