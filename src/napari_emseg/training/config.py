@@ -1,0 +1,87 @@
+"""The settings of one membrane training run (plain data, saved with every checkpoint)."""
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from napari_emseg.training.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`napari_emseg.training.train_membrane` needs, JSON-serialisable.
+
+    Parameters
+    ----------
+    data : str
+        The main source (a dataset folder or ``IMAGE,LABELS[,KIND]``, see
+        :func:`napari_emseg.training.data.resolve_source`); its ``train_slices`` are trained on and
+        its ``val_slices`` choose the best epoch.
+    out : str
+        Folder for checkpoints, the metrics log and the exported model.
+    extra_data : list of str
+        More sources used whole for training only (e.g. the Gerhard stack).
+    extra_fraction : float
+        Share of crops drawn from ``extra_data`` (when given).
+    train_slices, val_slices : str
+        Slices of ``data``, as ``"0-17"`` or ``"18,19"``. The ISBI 2012 held-out slices 20-29
+        are refused unless ``allow_held_out`` is True.
+    model, width, depth : str, float, int
+        Architecture (see :data:`napari_emseg.models.ARCHITECTURES`) and its size.
+    epochs, steps_per_epoch, batch_size, crop : int
+        Schedule and batch shape (crop edge in pixels).
+    lr, weight_decay, warmup_steps : float, float, int
+        AdamW with a linear warm-up then cosine decay to zero.
+    pos_weight, dice_weight : float
+        Loss settings, see :func:`napari_emseg.training.losses.bce_dice_loss`.
+    device : str
+        ``auto``, ``cpu`` or ``cuda`` (bf16 autocast on CUDA).
+    seed : int
+        Seeds numpy and torch; epoch ``e`` draws its crops from ``(seed, e)``, so a resumed run
+        sees the same data as an uninterrupted one.
+    resume : str, optional
+        A checkpoint (``last.pt``) to continue from.
+    val_tile : int
+        Tile edge for validation inference.
+    name, description, command : str
+        Written into the exported model card (``command``: the exact training command).
+    """
+
+    data: str
+    out: str
+    extra_data: list[str] = field(default_factory=list)
+    extra_fraction: float = 0.25
+    train_slices: str = "0-17"
+    val_slices: str = "18,19"
+    allow_held_out: bool = False
+    model: str = "fusionnet"
+    width: float = 0.125
+    depth: int = 4
+    epochs: int = 20
+    steps_per_epoch: int = 200
+    batch_size: int = 4
+    crop: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    pos_weight: float = 1.0
+    dice_weight: float = 1.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: str = "auto"
+    seed: int = 0
+    resume: str | None = None
+    val_tile: int = 256
+    threads: int | None = None
+    name: str | None = None
+    description: str = ""
+    command: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        if isinstance(values.get("augment"), dict):
+            values["augment"] = AugmentConfig(**values["augment"])
+        return cls(**values)
