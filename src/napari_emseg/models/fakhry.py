@@ -1,4 +1,4 @@
-"""A fully convolutional membrane network in the spirit of Fakhry, Peng and Ji (Bioinformatics 2016).
+"""A fully convolutional membrane network after Fakhry, Peng and Ji (Bioinformatics 2016).
 
 This is a *reconstruction*, not the paper's network: its Table 1 (the exact layers of the four
 architectures) was not recoverable. What the paper's text does say, and what this module keeps:
@@ -40,7 +40,9 @@ class ConvReLU(nn.Sequential):
 
 def conv_stack(c_in: int, c_out: int, dilations: tuple[int, ...]) -> nn.Sequential:
     """Back-to-back 3x3 ConvReLU layers, one per dilation."""
-    layers = [ConvReLU(c_in if i == 0 else c_out, c_out, dilation=d) for i, d in enumerate(dilations)]
+    layers = [
+        ConvReLU(c_in if i == 0 else c_out, c_out, dilation=d) for i, d in enumerate(dilations)
+    ]
     return nn.Sequential(*layers)
 
 

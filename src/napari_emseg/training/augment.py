@@ -67,7 +67,9 @@ def elastic_field(
     for _ in range(2):
         grid = rng.normal(0.0, sigma, coarse).astype(np.float32)
         zoom = (shape[0] / coarse[0], shape[1] / coarse[1])
-        fields.append(ndi.zoom(grid, zoom, order=3, mode="nearest", grid_mode=True)[: shape[0], : shape[1]])
+        fields.append(
+            ndi.zoom(grid, zoom, order=3, mode="nearest", grid_mode=True)[: shape[0], : shape[1]]
+        )
     return fields[0], fields[1]
 
 

@@ -1,0 +1,257 @@
+"""The membrane training loop: data, AdamW + warm-up/cosine, validation, checkpoints, export."""
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_emseg.training.augment import augment_pair
+from napari_emseg.training.checkpoint import export_model, load_checkpoint, save_checkpoint
+from napari_emseg.training.config import TrainConfig
+from napari_emseg.training.data import (
+    CropSampler,
+    check_slices,
+    load_stack,
+    parse_slices,
+    resolve_source,
+)
+from napari_emseg.training.losses import bce_dice_loss
+from napari_emseg.training.progress import TextProgress
+from napari_emseg.training.validate import validate
+
+
+@dataclass
+class _Data:
+    sampler: CropSampler
+    val_image: np.ndarray
+    val_membrane: np.ndarray
+    pixel_nm: float | None
+
+
+def _prepare_data(config: TrainConfig) -> _Data:
+    main = load_stack(resolve_source(config.data))
+    train = parse_slices(config.train_slices)
+    val = parse_slices(config.val_slices)
+    check_slices(main, train, purpose="training", allow_held_out=config.allow_held_out)
+    check_slices(main, val, purpose="validation", allow_held_out=config.allow_held_out)
+    if set(train) & set(val):
+        raise ValueError(f"training and validation slices overlap: {sorted(set(train) & set(val))}")
+    sources = [(main, train, 1.0)]
+    if config.extra_data:
+        share = min(max(config.extra_fraction, 0.0), 1.0)
+        sources = [(main, train, 1.0 - share)]
+        for entry in config.extra_data:
+            extra = load_stack(resolve_source(entry), pixel_nm=main.pixel_nm)
+            every = tuple(range(extra.depth))
+            check_slices(
+                extra, every, purpose="extra training", allow_held_out=config.allow_held_out
+            )
+            sources.append((extra, every, share / len(config.extra_data)))
+    sampler = CropSampler(sources, config.crop + 2 * config.augment.margin)
+    index = list(val)
+    return _Data(sampler, main.image[index], main.membrane[index], main.pixel_nm)
+
+
+def _warmup_cosine(total: int, warmup: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _batch(
+    data: _Data, config: TrainConfig, rng: np.random.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [
+        augment_pair(*data.sampler.sample(rng), rng, config.augment, size=config.crop)
+        for _ in range(config.batch_size)
+    ]
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None])
+    y = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None])
+    return x.to(device).contiguous(memory_format=memory_format), y.to(device)
+
+
+def _is_better(new: dict[str, float], best: dict[str, Any] | None) -> bool:
+    """Higher V_rand wins, then lower pixel cross-entropy (also the fallback when V_rand is NaN)."""
+    if best is None:
+        return True
+    if (
+        math.isfinite(new["vrand"])
+        and math.isfinite(best["vrand"])
+        and new["vrand"] != best["vrand"]
+    ):
+        return new["vrand"] > best["vrand"]
+    return new["bce"] < best["bce"]
+
+
+def _default_command(config: TrainConfig) -> str:
+    return f"napari_emseg.training.train_membrane(TrainConfig(**{json.dumps(config.to_dict())}))"
+
+
+def train_membrane(config: TrainConfig) -> dict[str, Any]:
+    """Train a membrane network, validating every epoch, and export the best weights.
+
+    Writes to ``config.out``: ``last.pt`` and ``best.pt`` (model, optimizer and scheduler state,
+    epoch, config, best metrics), ``metrics.jsonl`` (one JSON line per epoch) and the exported
+    model ``<name>.pt`` (float16 state dict) with its card ``<name>.json``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        See :class:`napari_emseg.training.config.TrainConfig`.
+
+    Returns
+    -------
+    dict
+        ``best`` and ``last`` epoch records, ``history`` (all records), ``weights``, ``card``
+        and ``sha256`` of the export, ``checkpoints`` and ``seconds``.
+
+    Raises
+    ------
+    HeldOutError
+        If the ISBI 2012 held-out slices 20-29 would be used (see ``allow_held_out``).
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(data="isbi2012/", out="runs/fusionnet", epochs=20)  # doctest: +SKIP
+    >>> train_membrane(cfg)["best"]["vrand"]  # doctest: +SKIP
+    """
+    from napari_emseg.devices import resolve_device
+    from napari_emseg.models import build_network
+
+    started = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    data = _prepare_data(config)
+
+    net = build_network(config.model, width=config.width, depth=config.depth).to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)  # about 1.5x faster convs on CPU
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * config.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(total_steps, config.warmup_steps)
+    )
+    start_epoch, best, history = 0, None, []
+    if config.resume:
+        ckpt = load_checkpoint(config.resume)
+        saved = ckpt["config"]
+        for key in ("model", "width", "depth"):
+            if saved[key] != getattr(config, key):
+                raise ValueError(f"checkpoint {config.resume} has {key}={saved[key]!r}")
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, best, history = int(ckpt["epoch"]), ckpt["best"], list(ckpt["history"])
+
+    use_cuda = device.type == "cuda"
+    log_path = out / "metrics.jsonl"
+    for epoch in range(start_epoch, config.epochs):
+        # Per-epoch seeds: a resumed run draws the same crops as an uninterrupted one.
+        rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        net.train()
+        bar = TextProgress(config.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
+        losses = []
+        epoch_start = time.perf_counter()
+        for step in range(config.steps_per_epoch):
+            x, y = _batch(data, config, rng, device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_cuda):
+                logits = net(x)
+            loss = bce_dice_loss(
+                logits, y, pos_weight=config.pos_weight, dice_weight=config.dice_weight
+            )
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update(step + 1, f"loss {np.mean(losses[-50:]):.4f}")
+        train_seconds = time.perf_counter() - epoch_start
+        scores = validate(
+            net, data.val_image, data.val_membrane, device=device, tile=config.val_tile
+        )
+        record = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * config.steps_per_epoch,
+            "train_loss": float(np.mean(losses)),
+            "lr": float(scheduler.get_last_lr()[0]),
+            **{f"val_{k}": v for k, v in scores.items()},
+            "train_seconds": round(train_seconds, 2),
+            "val_seconds": round(time.perf_counter() - epoch_start - train_seconds, 2),
+        }
+        history.append(record)
+        with open(log_path, "a") as log:
+            log.write(json.dumps(record) + "\n")
+        sys.stderr.write(
+            f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val V_rand "
+            f"{scores['vrand']:.4f}, V_info {scores['vinfo']:.4f}, "
+            f"pixel error {scores['pixel_error']:.4f}\n"
+        )
+        improved = _is_better(scores, best)
+        if improved:
+            best = {"epoch": epoch + 1, **scores}
+        content = {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch + 1,
+            "config": config.to_dict(),
+            "best": best,
+            "history": history,
+        }
+        save_checkpoint(out / "last.pt", **content)
+        if improved:
+            save_checkpoint(out / "best.pt", **content)
+
+    best_path = out / "best.pt"
+    if not best_path.is_file():
+        raise RuntimeError(f"no epoch was run (epochs={config.epochs}); nothing to export")
+    best_ckpt = load_checkpoint(best_path)
+    name = config.name or f"{config.model}-w{config.width:g}"
+    metrics = {f"val_{k}": v for k, v in best_ckpt["best"].items() if k != "epoch"}
+    weights, card = export_model(
+        best_ckpt["model"],
+        out,
+        name=name,
+        architecture=config.model,
+        width=config.width,
+        depth=config.depth,
+        description=config.description
+        or (
+            f"{config.model} (width {config.width:g}) trained on {config.data} slices "
+            f"{config.train_slices}; best of {config.epochs} epochs on slices {config.val_slices} "
+            f"(epoch {best_ckpt['best']['epoch']})"
+        ),
+        voxel_size_nm=(data.pixel_nm, data.pixel_nm) if data.pixel_nm else None,
+        training_command=config.command or _default_command(config),
+        metrics=metrics,
+    )
+    from napari_emseg.registry import sha256_of
+
+    return {
+        "best": best_ckpt["best"],
+        "last": history[-1] if history else None,
+        "history": history,
+        "weights": str(weights),
+        "card": str(card),
+        "sha256": sha256_of(weights),
+        "checkpoints": {"best": str(best_path), "last": str(out / "last.pt")},
+        "seconds": time.perf_counter() - started,
+    }

@@ -1,0 +1,55 @@
+"""Validation of a membrane network on whole slices: ISBI 2012 scores and pixel loss."""
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from napari_emseg.inference import predict_tiled
+from napari_emseg.metrics import isbi2012_scores
+
+
+def validate(
+    net: nn.Module,
+    image: np.ndarray,
+    membrane: np.ndarray,
+    *,
+    device: torch.device,
+    tile: int = 256,
+) -> dict[str, float]:
+    """Scores of ``net`` on full validation slices, predicted as inference would.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The network being trained; it is not modified (a copy is evaluated, because
+        :func:`predict_tiled` may convert parameters to another memory format inside
+        ``torch.inference_mode``, which would make them unusable for training).
+    image : ndarray of float32, shape (Z, Y, X)
+        Normalised slices.
+    membrane : ndarray of bool, shape (Z, Y, X)
+        Their membrane labels.
+
+    Returns
+    -------
+    dict
+        ``vrand``, ``vinfo``, ``vrand_threshold``, ``pixel_error`` (see
+        :func:`napari_emseg.metrics.isbi2012_scores`; ``vrand``/``vinfo`` are NaN when the
+        slices hold no object) and ``bce`` (mean pixel cross-entropy of the probabilities).
+    """
+    model = copy.deepcopy(net).eval()
+    batch = 16 if device.type == "cuda" else 2
+    prob = predict_tiled(model, image, device=device, tile=tile, batch_size=batch)
+    prob = np.clip(prob, 0.0, 1.0)
+    target = membrane.astype(np.float32)
+    p = np.clip(prob, 1e-6, 1 - 1e-6)
+    bce = float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)))
+    gt = np.where(membrane, 0, 255).astype(np.uint8)
+    try:
+        scores = isbi2012_scores(prob, gt)
+    except ValueError:  # no object in any slice (e.g. an all-membrane crop)
+        pixel_error = float(np.mean((prob >= 0.5) != membrane))
+        scores = {"vrand": float("nan"), "vinfo": float("nan"), "pixel_error": pixel_error}
+    keep = ("vrand", "vinfo", "vrand_threshold", "pixel_error")
+    return {**{k: float(v) for k, v in scores.items() if k in keep}, "bce": bce}
