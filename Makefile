@@ -11,7 +11,7 @@ XVFB_DEBS := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libfontconfi
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI := $(VENV)/bin/napari-emseg
 
-.PHONY: run headless-run test lint screenshot clean setup xvfb
+.PHONY: run headless-run test lint screenshot clean setup xvfb bench
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ headless-run: xvfb
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshot.py --sample \
 		-o $(OUT)/screenshot.png
 	@echo "wrote $(OUT)/sample-labels.tif and $(OUT)/screenshot.png"
+
+# Speed of the engine on this machine: one JSON object (see docs/performance.md).
+bench: setup
+	$(CLI) benchmark --json
 
 # The README's screenshot: the whole loop on real EM (ISBI 2012, from ../shared/data).
 screenshot: setup xvfb

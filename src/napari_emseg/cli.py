@@ -201,6 +201,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from napari_emseg.benchmark import run_benchmark
+
+    result = run_benchmark(quick=args.quick, device=args.device, model=args.model)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(map(len, result))
+        for key, value in result.items():
+            shown = f"{value:.4g}" if isinstance(value, float) else value
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from napari_emseg.devices import DEVICE_CHOICES
     from napari_emseg.propagation import list_methods
@@ -280,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=int, nargs=3, default=(16, 256, 256), metavar=("Z", "Y", "X"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_sample)
+
+    p = sub.add_parser("benchmark", help="measure the engine's speed on this machine")
+    p.add_argument("--quick", action="store_true", help="smaller stack, fewer repeats")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    model_options(p)
+    p.set_defaults(run=_cmd_benchmark)
     return parser
 
 

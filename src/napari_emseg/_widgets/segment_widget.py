@@ -8,20 +8,9 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_emseg._widgets.autosave import Autosaver, restore_journal
+from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
 from napari_emseg._widgets.runner import JobRunner
 from napari_emseg.journal import pending_journals
-
-
-def _choices_of(kind: type, viewer):
-    def choices(_widget=None):
-        return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
-
-    return choices
-
-
-def _stack_of(layer) -> np.ndarray:
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    return np.asarray(data)
 
 
 class SegmentWidget(QWidget):
@@ -43,11 +32,11 @@ class SegmentWidget(QWidget):
         self.status = Label(value="ready")
         self.runner = JobRunner(self._set_status, parent=self)
 
-        self.image_layer = ComboBox(label="image", choices=_choices_of(Image, napari_viewer))
+        self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
         self.model = ComboBox(label="model", choices=list_models())
         self.device = ComboBox(label="device", choices=list(DEVICE_CHOICES), value="auto")
         self.segment_button = PushButton(text="Segment")
-        self.labels_layer = ComboBox(label="labels", choices=_choices_of(Labels, napari_viewer))
+        self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
         self.ref_slice = SpinBox(label="reference slice", min=0, max=0)
         self.set_ref_button = PushButton(text="Set reference slice (current z)")
         self.method = ComboBox(label="propagation", choices=list_methods())
@@ -184,7 +173,7 @@ class SegmentWidget(QWidget):
         if layer.rgb:
             self._set_status(f"{layer.name} is RGB; convert it to a single-channel stack")
             return False
-        image = _stack_of(layer)
+        image = stack_of(layer)
         model, device = self.model.value, self.device.value
 
         def job(progress, cancel):
@@ -253,7 +242,7 @@ class SegmentWidget(QWidget):
         if labels_layer is None or image_layer is None:
             self._set_status("choose an image and a labels layer first")
             return False
-        image, labels = _stack_of(image_layer), np.array(labels_layer.data)
+        image, labels = stack_of(image_layer), np.array(labels_layer.data)
         if image.shape != labels.shape or labels.ndim != 3:
             self._set_status(
                 f"labels {labels.shape} and image {image.shape} must be the same 3D shape"
@@ -321,18 +310,3 @@ class SegmentWidget(QWidget):
             return None
         self._set_status(f"exported {layer.name} to {written}")
         return written
-
-
-def apply_as_undoable_edit(layer: Labels, new: np.ndarray) -> int:
-    """Write ``new`` into a labels layer as ONE undo step; returns the number of changed voxels.
-
-    Only the changed voxels are recorded (a diff), so the history stays small.
-    """
-    data = layer.data
-    if new.max(initial=0) > np.iinfo(data.dtype).max:
-        layer.data = data.astype(np.uint32)  # new ids would not fit the user's dtype
-        data = layer.data
-    changed = np.nonzero(np.asarray(data) != new)
-    if changed[0].size:
-        layer.data_setitem(changed, new[changed].astype(data.dtype))
-    return int(changed[0].size)

@@ -23,36 +23,49 @@ def read_hdf5(path: Path, inner: str | None) -> RawRead:
     except Exception as exc:
         raise unreadable_error(path, "HDF5 file", short_error(exc)) from exc
     with handle:
-        node: Any = handle
-        where = ""
-        if inner is not None and inner != "/":
-            if inner not in handle:
-                found = _h5_datasets(handle)
-                names = ", ".join(p for p, _ in found[:8]) or "none"
-                raise InputError(
-                    f"{path} has no dataset '{inner}' (datasets: {names}): fix the path after ':'"
-                )
-            node = handle[inner]
-            where = f":{inner}"
-        auto = not isinstance(node, h5py.Dataset)
-        if auto:
-            node = handle[choose_one(path, _h5_datasets(node), where)]
         try:
-            data = np.asarray(node[()])
-        except MemoryError as exc:
-            raise InputError(
-                f"{path}:{node.name} is too large to read into memory: crop it first"
-            ) from exc
+            return _read_open(handle, path, inner)
+        except InputError:
+            raise
         except Exception as exc:
-            detail = short_error(exc)
-            if "filter" in detail.lower():
-                raise InputError(
-                    f"{path}:{node.name} uses a compression filter that is not installed "
-                    f"({detail}): pip install hdf5plugin"
-                ) from exc
-            raise unreadable_error(path, "HDF5 dataset", detail) from exc
-        scale = scale_from_attrs(node.attrs, data.shape)
-        name = node.name
+            # A damaged file often opens, then fails while its groups or attributes are read.
+            raise unreadable_error(path, "HDF5 file", short_error(exc)) from exc
+
+
+def _read_open(handle: Any, path: Path, inner: str | None) -> RawRead:
+    """The body of :func:`read_hdf5` for an open file."""
+    import h5py
+
+    node: Any = handle
+    where = ""
+    if inner is not None and inner != "/":
+        if inner not in handle:
+            found = _h5_datasets(handle)
+            names = ", ".join(p for p, _ in found[:8]) or "none"
+            raise InputError(
+                f"{path} has no dataset '{inner}' (datasets: {names}): fix the path after ':'"
+            )
+        node = handle[inner]
+        where = f":{inner}"
+    auto = not isinstance(node, h5py.Dataset)
+    if auto:
+        node = handle[choose_one(path, _h5_datasets(node), where)]
+    try:
+        data = np.asarray(node[()])
+    except MemoryError as exc:
+        raise InputError(
+            f"{path}:{node.name} is too large to read into memory: crop it first"
+        ) from exc
+    except Exception as exc:
+        detail = short_error(exc)
+        if "filter" in detail.lower():
+            raise InputError(
+                f"{path}:{node.name} uses a compression filter that is not installed "
+                f"({detail}): pip install hdf5plugin"
+            ) from exc
+        raise unreadable_error(path, "HDF5 dataset", detail) from exc
+    scale = scale_from_attrs(node.attrs, data.shape)
+    name = node.name
     return RawRead(
         data=data,
         scale=scale,

@@ -41,12 +41,19 @@ def read_tiff(path: Path, *, slice_file: bool = False) -> RawRead:
     """Read the first series of a TIFF; ``slice_file`` marks one 2D file of a slice folder."""
     try:
         with _tifffile_errors() as log, tifffile.TiffFile(path) as tif:
+            # Index every page first: tifffile logs a damaged IFD chain (e.g. one that loops back
+            # to an earlier IFD) here, whereas building a series over it can loop forever.
+            len(tif.pages)
+            if log.messages:
+                raise unreadable_error(path, "TIFF", log.messages[0])
             series = tif.series[0]
             axes = series.axes
             data = series.asarray()
             scale = _tiff_scale(tif, slice_file=slice_file)
             marker = _tiff_software(tif)
             expected = (tif.imagej_metadata or {}).get("images")
+    except InputError:
+        raise
     except MemoryError as exc:
         raise InputError(
             f"{path} is too large to read into memory: crop it or read a smaller region"
@@ -55,6 +62,8 @@ def read_tiff(path: Path, *, slice_file: bool = False) -> RawRead:
         raise unreadable_error(path, "TIFF", short_error(exc)) from exc
     if log.messages:
         raise unreadable_error(path, "TIFF", log.messages[0])
+    if len(axes) != data.ndim:  # seen on damaged tiled files: the series and its data disagree
+        raise unreadable_error(path, "TIFF", f"axes {axes} do not fit the data shape {data.shape}")
     planes = math.prod(n for a, n in zip(axes, data.shape, strict=True) if a not in "YXS")
     if isinstance(expected, int) and expected > planes:
         raise unreadable_error(

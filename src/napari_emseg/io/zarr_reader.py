@@ -24,6 +24,19 @@ def read_zarr(path: Path, inner: str | None) -> RawRead:
             f"{path} is not a readable Zarr store ({short_error(exc)}): check that it is a Zarr "
             "array or group folder"
         ) from exc
+    try:
+        return _read_open(root, path, inner)
+    except InputError:
+        raise
+    except Exception as exc:
+        # Damaged metadata (attributes, OME-Zarr multiscales) fails while the store is walked.
+        raise unreadable_error(path, "Zarr store", short_error(exc)) from exc
+
+
+def _read_open(root: Any, path: Path, inner: str | None) -> RawRead:
+    """The body of :func:`read_zarr` for an opened store."""
+    import zarr
+
     node: Any = root
     where = ""
     key = (inner or "/").strip("/")

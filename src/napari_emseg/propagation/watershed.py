@@ -131,6 +131,55 @@ def _end_vanishing(
     return watershed(relief, keep) if keep.any() else keep
 
 
+def _window(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask`` grown by ``margin`` (clipped), or None if it is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    ny, nx = mask.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, ny)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, nx)),
+    )
+
+
+def _step_targets(
+    previous: np.ndarray,
+    current: np.ndarray,
+    membrane_2d: np.ndarray,
+    targets: np.ndarray,
+    *,
+    next_id: int,
+    first_new: int,
+    newcomers: bool,
+    window: int,
+    options: dict,
+) -> np.ndarray:
+    """One step that moves only the ``targets`` (and newcomers): all other objects are fixed.
+
+    The step runs in a window around the targets of the previous and of this slice: objects
+    move a few pixels per slice, so the rest of the slice cannot change and costs nothing.
+    """
+    moving = np.isin(current, targets)
+    fixed = np.where(moving | (current == 0), 0, current)
+    box = _window((previous != 0) | moving, window)
+    if box is None:
+        return current  # no target here nor in the previous slice: nothing to do
+    new = propagation_step(
+        previous[box],
+        membrane_2d[box],
+        next_id=next_id,
+        fixed=fixed[box],
+        newcomers=newcomers,
+        **options,
+    )
+    # Voxels the fixed objects flooded are not theirs to take: they become 0.
+    kept = np.isin(new, targets) | (new >= first_new)
+    out = fixed.copy()
+    out[box] = np.where(fixed[box] != 0, fixed[box], np.where(kept, new, 0))
+    return out
+
+
 def propagate_watershed(
     image: np.ndarray,
     labels: np.ndarray,
@@ -142,15 +191,27 @@ def propagate_watershed(
     objects: set[int] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    newcomers: bool | None = None,
+    window: int = 32,
     **options,
 ) -> np.ndarray:
-    """Classical propagation from ``ref_slice`` to ``z_lo`` and ``z_hi`` (see module doc)."""
+    """Classical propagation from ``ref_slice`` to ``z_lo`` and ``z_hi`` (see module doc).
+
+    With ``objects`` only those move and every other object is fixed; each step then works in
+    a window ``window`` px around the moving objects. ``newcomers`` (default: only without
+    ``objects``) lets cells that no object reaches enter as new ids.
+    """
     dtype = np.uint32 if labels.dtype.itemsize <= 4 else labels.dtype
     out = labels.astype(dtype, copy=True)
     reference = out[ref_slice]
-    if objects is not None:
-        reference = np.where(np.isin(reference, list(objects)), reference, 0)
+    targets = None
+    if objects is not None:  # ids beyond the dtype cannot be in the labels
+        targets = np.array(sorted(o for o in objects if o <= np.iinfo(dtype).max), dtype)
+    if targets is not None:
+        reference = np.where(np.isin(reference, targets), reference, 0)
+    newcomers = objects is None if newcomers is None else newcomers
     next_id = int(labels.max()) + 1
+    first_new = next_id  # ids from here on are newcomers
     sequences = [range(ref_slice + 1, z_hi + 1), range(ref_slice - 1, z_lo - 1, -1)]
     total = (z_hi - z_lo) or 1
     done = 0
@@ -158,23 +219,27 @@ def propagate_watershed(
         previous = reference
         for z in sequence:
             check_cancel(cancel)
-            fixed = None
-            if objects is not None:
-                current = out[z]
-                fixed = np.where(np.isin(current, list(objects)) | (current == 0), 0, current)
-            new = propagation_step(
-                previous,
-                membrane[z],
-                next_id=next_id,
-                fixed=fixed,
-                newcomers=objects is None,
-                **options,
-            )
-            if fixed is not None:
-                new = np.where(fixed != 0, fixed, np.where(np.isin(new, list(objects)), new, 0))
+            if targets is None:
+                new = propagation_step(
+                    previous, membrane[z], next_id=next_id, newcomers=newcomers, **options
+                )
+                previous = new
+            else:
+                new = _step_targets(
+                    previous,
+                    out[z],
+                    membrane[z],
+                    targets,
+                    next_id=next_id,
+                    first_new=first_new,
+                    newcomers=newcomers,
+                    window=window,
+                    options=options,
+                )
+                # Only the moving objects carry on to the next slice.
+                previous = np.where(np.isin(new, targets) | (new >= first_new), new, 0)
             next_id = max(next_id, int(new.max()) + 1)
             out[z] = new
-            previous = new if objects is None else np.where(fixed == 0, new, 0)
             done += 1
             report(progress, done, total, f"propagating (slice {z})")
     return out

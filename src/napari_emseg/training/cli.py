@@ -55,6 +55,7 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         lr=args.lr,
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
+        time_budget_min=args.time_budget_min,
         pos_weight=args.pos_weight,
         dice_weight=args.dice_weight,
         augment=augment,
@@ -112,6 +113,12 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="stop after this many minutes, with the cosine schedule annealed by time",
+    )
     p.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of membrane pixels")
     p.add_argument("--dice-weight", type=float, default=1.0, help="weight of the Dice term")
     p.add_argument("--artefacts", type=float, default=0.0, help="probability of section artefacts")

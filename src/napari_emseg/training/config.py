@@ -31,6 +31,11 @@ class TrainConfig:
         Schedule and batch shape (crop edge in pixels).
     lr, weight_decay, warmup_steps : float, float, int
         AdamW with a linear warm-up then cosine decay to zero.
+    time_budget_min : float, optional
+        Wall-clock budget of the whole run (training and validation, summed over resumes).
+        The cosine follows whichever of steps and time is further along and training stops when
+        the budget is used up, so a run on a shared, busy machine still ends annealed. Such a run
+        is not bit-reproducible (where it stops depends on the machine's load).
     pos_weight, dice_weight : float
         Loss settings, see :func:`napari_emseg.training.losses.bce_dice_loss`.
     device : str
@@ -63,6 +68,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
+    time_budget_min: float | None = None
     pos_weight: float = 1.0
     dice_weight: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)

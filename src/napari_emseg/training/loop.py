@@ -58,12 +58,18 @@ def _prepare_data(config: TrainConfig) -> _Data:
     return _Data(sampler, main.image[index], main.membrane[index], main.pixel_nm)
 
 
-def _warmup_cosine(total: int, warmup: int):
+def _warmup_cosine(total: int, warmup: int, clock: dict[str, float]):
+    """LR factor: linear warm-up, then cosine to 0 over the steps or the time budget.
+
+    ``clock["fraction"]`` is the share of the time budget used (0 without a budget); the cosine
+    follows whichever of steps and time is further along, so a run on a busy machine still ends
+    annealed when its budget runs out.
+    """
+
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        warm = min(1.0, (step + 1) / max(1, warmup))
+        progress = max((step - warmup) / max(1, total - warmup), clock["fraction"], 0.0)
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
 
@@ -143,8 +149,9 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
         net = net.to(memory_format=torch.channels_last)  # about 1.5x faster convs on CPU
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
+    clock = {"fraction": 0.0, "elapsed": 0.0}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(total_steps, config.warmup_steps)
+        optimizer, _warmup_cosine(total_steps, config.warmup_steps, clock)
     )
     start_epoch, best, history = 0, None, []
     if config.resume:
@@ -157,6 +164,10 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch, best, history = int(ckpt["epoch"]), ckpt["best"], list(ckpt["history"])
+        clock["elapsed"] = float(ckpt.get("elapsed_seconds", 0.0))
+    budget = 60.0 * config.time_budget_min if config.time_budget_min else math.inf
+    resumed_at = time.perf_counter() - clock["elapsed"]
+    out_of_time = False
 
     use_cuda = device.type == "cuda"
     log_path = out / "metrics.jsonl"
@@ -180,16 +191,22 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            clock["elapsed"] = time.perf_counter() - resumed_at
+            clock["fraction"] = min(clock["elapsed"] / budget, 1.0)
             scheduler.step()
             losses.append(loss.item())
             bar.update(step + 1, f"loss {np.mean(losses[-50:]):.4f}")
+            if clock["fraction"] >= 1.0:
+                out_of_time = True
+                sys.stderr.write(f"\ntime budget of {config.time_budget_min:g} min used up\n")
+                break
         train_seconds = time.perf_counter() - epoch_start
         scores = validate(
             net, data.val_image, data.val_membrane, device=device, tile=config.val_tile
         )
         record = {
             "epoch": epoch + 1,
-            "step": (epoch + 1) * config.steps_per_epoch,
+            "step": int(scheduler.last_epoch),
             "train_loss": float(np.mean(losses)),
             "lr": float(scheduler.get_last_lr()[0]),
             **{f"val_{k}": v for k, v in scores.items()},
@@ -215,10 +232,13 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
             "config": config.to_dict(),
             "best": best,
             "history": history,
+            "elapsed_seconds": time.perf_counter() - resumed_at,
         }
         save_checkpoint(out / "last.pt", **content)
         if improved:
             save_checkpoint(out / "best.pt", **content)
+        if out_of_time:
+            break
 
     best_path = out / "best.pt"
     if not best_path.is_file():

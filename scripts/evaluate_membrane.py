@@ -1,0 +1,225 @@
+"""Evaluate membrane models on the held-out ISBI 2012 slices 20-29; write a table and a figure.
+
+    .venv/bin/python scripts/evaluate_membrane.py runs/fusionnet/fusionnet-w0.125.json \\
+        [more cards or training checkpoints] -o runs/membrane_eval.md [--figure runs/eval.png]
+
+Every model (exported card JSON, or a training checkpoint such as ``best.pt``) and the classical
+``ridge`` map are scored with :func:`napari_emseg.metrics.isbi2012_scores` against
+``train-labels.tif``: V_rand, V_info (best threshold) and pixel error, with and without 8-fold
+test-time augmentation (TTA). Also reported: parameters, GFLOPs per 512x512 slice (counted by
+``torch.utils.flop_counter``; one multiply-add = 2 FLOPs) and wall seconds per slice on this
+machine's CPU (median of repeats, the same tiling as ``predict_membrane`` on the CPU).
+The network input is normalised over the whole 30-slice volume, as ``predict_membrane`` does.
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_emseg.inference import predict_tiled
+from napari_emseg.membrane import default_tile, predict_membrane
+from napari_emseg.metrics import isbi2012_scores
+from napari_emseg.models import build_network
+from napari_emseg.normalization import normalize_intensity
+from napari_emseg.registry import load_checked_state_dict
+from napari_emseg.training.tta import predict_tiled_tta
+
+REPO = Path(__file__).resolve().parents[1]
+HELD_OUT = slice(20, 30)
+CPU = torch.device("cpu")
+
+
+def load_model(path: Path) -> tuple[str, torch.nn.Module, dict]:
+    """A network from an exported card (hash-checked) or a training checkpoint."""
+    if path.suffix == ".json":
+        card = json.loads(path.read_text())
+        state = load_checked_state_dict(path.parent / card["weights"], card["sha256"])
+        info = {
+            "architecture": card["architecture"],
+            "width": card["width"],
+            "depth": card["depth"],
+        }
+        name = card["name"]
+    else:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state, config = ckpt["model"], ckpt["config"]
+        info = {k: config[k] for k in ("model", "width", "depth")}
+        info["architecture"] = info.pop("model")
+        name = f"{path.parent.name}/{path.name}"
+    net = build_network(info["architecture"], width=info["width"], depth=info["depth"])
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return name, net.eval(), info
+
+
+def gflops_per_slice(net: torch.nn.Module) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, 1, 512, 512))
+    return counter.get_total_flops() / 1e9
+
+
+def median_seconds(function, repeats: int) -> float:
+    function()  # warm-up: first calls allocate and pick kernels
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def network_rows(name, net, info, stack, labels, repeats):
+    """Table rows (TTA off, on) and the plain prediction of one network."""
+    tile = default_tile("cpu")
+    kwargs = {"device": CPU, "tile": tile, "overlap": 32, "batch_size": 2}
+    params = sum(p.numel() for p in net.parameters())
+    gflops = gflops_per_slice(net)
+    one = stack[HELD_OUT][:1]
+    rows, plain = [], None
+    for tta in (False, True):
+        if tta:
+            prob = predict_tiled_tta(net, stack[HELD_OUT], **kwargs)
+            seconds = median_seconds(
+                lambda: predict_tiled_tta(net, one, **kwargs), max(1, repeats // 3)
+            )
+        else:
+            prob = plain = predict_tiled(net, stack[HELD_OUT], **kwargs)
+            seconds = median_seconds(lambda: predict_tiled(net, one, **kwargs), repeats)
+        scores = isbi2012_scores(np.clip(prob, 0, 1), labels[HELD_OUT])
+        rows.append(
+            {
+                "model": name,
+                "architecture": info["architecture"],
+                "width": info["width"],
+                "params": params,
+                "gflops": gflops,
+                "tta": tta,
+                "seconds": seconds,
+                **scores,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows, plain
+
+
+def ridge_row(volume, labels, repeats):
+    prob = predict_membrane(volume, model="ridge")[HELD_OUT]
+    seconds = median_seconds(lambda: predict_membrane(volume[20], model="ridge"), repeats)
+    scores = isbi2012_scores(prob, labels[HELD_OUT])
+    row = {
+        "model": "ridge",
+        "architecture": "classical",
+        "width": None,
+        "params": 0,
+        "gflops": None,
+        "tta": False,
+        "seconds": seconds,
+        **scores,
+    }
+    print(json.dumps(row), flush=True)
+    return row, prob
+
+
+def markdown(rows, header_lines) -> str:
+    lines = [*header_lines, ""]
+    lines.append(
+        "| model | architecture | width | parameters | GFLOPs / slice | s / slice (CPU) | TTA "
+        "| V_rand | V_info | pixel error | V_rand threshold |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        width = "-" if r["width"] is None else f"{r['width']:g}"
+        gflops = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
+        lines.append(
+            f"| {r['model']} | {r['architecture']} | {width} | {r['params']:,} | {gflops} "
+            f"| {r['seconds']:.2f} | {'8-fold' if r['tta'] else 'off'} | {r['vrand']:.4f} "
+            f"| {r['vinfo']:.4f} | {r['pixel_error']:.4f} | {r['vrand_threshold']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
+    """Panels side by side (grey, 0..1 or uint8) with a title above each."""
+    tiles = []
+    for title, array in panels:
+        array = np.asarray(array, np.float32)
+        if array.max() > 1.0:
+            array = array / 255.0
+        grey = Image.fromarray(np.clip(array * 255, 0, 255).astype(np.uint8)).convert("RGB")
+        canvas = Image.new("RGB", (grey.width, grey.height + 24), "white")
+        canvas.paste(grey, (0, 24))
+        ImageDraw.Draw(canvas).text((6, 6), title, fill="black")
+        tiles.append(canvas)
+    gap = 8
+    out = Image.new(
+        "RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), tiles[0].height), "white"
+    )
+    x = 0
+    for t in tiles:
+        out.paste(t, (x, 0))
+        x += t.width + gap
+    out.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", type=Path, help="card JSON files or checkpoints")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="markdown table to write")
+    parser.add_argument("--figure", type=Path, help="PNG (default: the table's name with .png)")
+    parser.add_argument("--slice", type=int, default=25, help="held-out slice in the figure")
+    parser.add_argument("--repeats", type=int, default=7, help="timing repeats (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not 20 <= args.slice <= 29:
+        parser.error("--slice must be a held-out slice, 20..29")
+
+    volume = tifffile.imread(args.data / "isbi2012" / "train-volume.tif")
+    labels = tifffile.imread(args.data / "isbi2012" / "train-labels.tif")
+    stack = normalize_intensity(volume)
+    rows, predictions = [], []
+    for path in args.models:
+        name, net, info = load_model(path)
+        model_rows, prob = network_rows(name, net, info, stack, labels, args.repeats)
+        rows += model_rows
+        predictions.append((name, model_rows[0]["vrand"], prob))
+    row, ridge_prob = ridge_row(volume, labels, args.repeats)
+    rows.append(row)
+
+    header = [
+        "# Membrane models on the held-out ISBI 2012 slices 20-29",
+        "",
+        f"Written by `scripts/evaluate_membrane.py` on {datetime.date.today()}: "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}. Scores: `metrics.isbi2012_scores` against `train-labels.tif` "
+        "(V_rand / V_info at the best threshold, pixel error at 0.5). Seconds: wall time for one "
+        f"512x512 slice, median of {args.repeats} (TTA: of {max(1, args.repeats // 3)}), CPU, "
+        "tiles as `predict_membrane` uses on a CPU; other jobs shared this machine, so timings "
+        "are indicative. GFLOPs: one 512x512 forward pass, 2 FLOPs per multiply-add.",
+    ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(markdown(rows, header))
+    # Predictions shown as 1 - P(membrane), so membranes are dark as in the raw and the labels.
+    z = args.slice - 20
+    panels = [(f"raw (slice {args.slice})", volume[args.slice]), ("ridge", 1 - ridge_prob[z])]
+    if predictions:
+        name, _, prob = max(predictions, key=lambda p: p[1])
+        panels.append((name, 1 - prob[z]))
+    panels.append(("labels (black = membrane)", labels[args.slice]))
+    figure(args.figure or args.output.with_suffix(".png"), panels)
+    print(f"wrote {args.output} and {args.figure or args.output.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,566 @@
+"""The "Proofread" dock widget: object tools, targeted repropagation and error finding.
+
+Every edit goes through napari's undoable ``data_setitem`` (Ctrl+Z undoes a whole merge, split
+or repropagation); locked objects and slices edited by hand are never changed by a
+repropagation; long work runs in a worker with progress and Cancel.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image, Labels, Points
+from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from napari_emseg._widgets.layers import (
+    apply_as_undoable_edit,
+    choices_of,
+    membrane_layer_of,
+    stack_of,
+)
+from napari_emseg._widgets.runner import JobRunner
+from napari_emseg._widgets.shortcuts import bind_shortcuts
+from napari_emseg.proofreading import (
+    ProofreadingSession,
+    delete_object,
+    find_suspicious,
+    merge_objects,
+    next_free_id,
+    object_extent,
+    repropagate,
+    split_object,
+    suspicion_map,
+)
+
+SEED_LAYER = "split seeds"
+
+
+def slices_of_paint(atoms) -> set[int]:
+    """The z indices a napari paint event touched (its history atoms)."""
+    slices: set[int] = set()
+    for atom in atoms or ():
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            first = key[0]
+            slices.update(
+                range(first.start or 0, first.stop) if isinstance(first, slice) else [int(first)]
+            )
+        else:
+            slices.update(int(z) for z in np.unique(atom[0][0]))
+    return slices
+
+
+class ProofreadWidget(QWidget):
+    """Correct a segmentation object by object and find where it is wrong."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = ProofreadingSession()
+        self.suspicious: list = []
+        self._next_index = 0
+        self._applying = False
+        self._watched: Labels | None = None
+        self.status = Label(value="ready")
+        self.runner = JobRunner(self._set_status, parent=self)
+
+        self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
+        self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
+        self.object = SpinBox(label="object", min=0, max=2**31 - 1)
+        self.other = SpinBox(label="merge object", min=0, max=2**31 - 1)
+        self.this_slice_only = CheckBox(text="edits in the current slice only", value=False)
+        self.buttons = {
+            name: PushButton(text=text)
+            for name, text in [
+                ("new", "New id"),
+                ("jump", "Jump to object"),
+                ("extent", "Show 3D extent"),
+                ("lock", "Lock / unlock"),
+                ("delete", "Delete object"),
+                ("merge", "Merge 'merge object' into object"),
+                ("seeds", "Place split seeds"),
+                ("split", "Split object at seeds"),
+                ("reference", "Add reference slice (current z)"),
+                ("repropagate", "Repropagate edited objects"),
+                ("repropagate_one", "Repropagate this object"),
+                ("find", "Find suspicious"),
+                ("next", "Next suspicious"),
+                ("export", "Export TIFF + CSV..."),
+                ("export_zarr", "Export OME-Zarr..."),
+                ("cancel", "Cancel"),
+            ]
+        }
+        self.buttons["cancel"].enabled = False
+        self.z_first = SpinBox(label="z from", min=0, max=0)
+        self.z_last = SpinBox(label="z to", min=0, max=0)
+        self.references = Label(value="reference slices: none")
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["object", "z", "score", "reason"])
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to_suspicious(row))
+
+        b = self.buttons
+        self.container = Container(
+            widgets=[
+                self.labels_layer,
+                self.image_layer,
+                self.object,
+                b["new"],
+                b["jump"],
+                b["extent"],
+                b["lock"],
+                b["delete"],
+                self.other,
+                b["merge"],
+                b["seeds"],
+                b["split"],
+                self.this_slice_only,
+                b["reference"],
+                self.references,
+                self.z_first,
+                self.z_last,
+                b["repropagate"],
+                b["repropagate_one"],
+                b["find"],
+                b["next"],
+                b["export"],
+                b["export_zarr"],
+                b["cancel"],
+                self.status,
+            ]
+        )
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.container.native)
+        layout.addWidget(self.table)
+
+        actions = {
+            "new": self.new_id,
+            "jump": self.jump_to_object,
+            "extent": self.show_extent,
+            "lock": self.toggle_lock,
+            "delete": self.delete,
+            "merge": self.merge,
+            "seeds": self.place_seeds,
+            "split": self.split,
+            "reference": self.add_reference,
+            "repropagate": self.repropagate_edited,
+            "repropagate_one": self.repropagate_selected,
+            "find": self.find_suspicious,
+            "next": self.next_suspicious,
+            "export": self._export_clicked,
+            "export_zarr": self._export_zarr_clicked,
+            "cancel": self.runner.cancel,
+        }
+        for name, action in actions.items():
+            b[name].changed.connect(lambda _value=None, run=action: run())
+        self.labels_layer.changed.connect(self._watch)
+        self.object.changed.connect(self._object_changed)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        bind_shortcuts(napari_viewer, self)
+        self._refresh_layers()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def _set_status(self, message: str) -> None:
+        self.status.value = message
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.labels_layer.reset_choices()
+        self.image_layer.reset_choices()
+        self._watch(self.labels_layer.value)
+
+    def _watch(self, layer=None) -> None:
+        """Follow the chosen labels layer: its selected label and its hand edits."""
+        if layer is self._watched:
+            return
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._on_paint)
+            self._watched.events.selected_label.disconnect(self._on_selected_label)
+        self._watched = layer
+        self.session = ProofreadingSession()
+        if layer is None:
+            return
+        layer.events.paint.connect(self._on_paint)
+        layer.events.selected_label.connect(self._on_selected_label)
+        depth = layer.data.shape[0] if layer.data.ndim == 3 else 1
+        for box in (self.z_first, self.z_last):
+            box.max = depth - 1
+        self.z_last.value = depth - 1
+        self.object.value = int(layer.selected_label)
+
+    def _on_paint(self, event) -> None:
+        if not self._applying:  # our own tools are not hand edits of whole slices
+            self.session.mark_edited(slices_of_paint(getattr(event, "value", None)))
+
+    def _on_selected_label(self, _event=None) -> None:
+        if self._watched is not None and self.object.value != self._watched.selected_label:
+            self.object.value = int(self._watched.selected_label)
+
+    def _object_changed(self, value: int) -> None:
+        layer = self.labels_layer.value
+        if layer is not None and layer.selected_label != value:
+            layer.selected_label = int(value)
+
+    def _layer_and_data(self):
+        layer = self.labels_layer.value
+        if layer is None or layer.data.ndim != 3:
+            self._set_status("choose a 3D labels layer first")
+            return None, None
+        return layer, stack_of(layer)
+
+    def _current_z(self, layer) -> int:
+        z = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
+        return min(max(z, 0), layer.data.shape[0] - 1)
+
+    def _apply_diff(self, layer, diff, message: str) -> None:
+        self._applying = True
+        try:
+            if diff.size:
+                layer.data_setitem(diff.indices, diff.values.astype(layer.data.dtype))
+        finally:
+            self._applying = False
+        self._set_status(f"{message} ({diff.size} voxels; Ctrl+Z undoes it)")
+
+    def _refuse_locked(self, *ids: int) -> bool:
+        locked = sorted(set(ids) & self.session.locked)
+        if locked:
+            self._set_status(f"object(s) {locked} are locked: unlock them first")
+        return bool(locked)
+
+    # -- object tools ------------------------------------------------------------------------
+    def new_id(self) -> int | None:
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return None
+        self.object.value = next_free_id(data)
+        self._set_status(f"new id {self.object.value}: paint it with the brush")
+        return self.object.value
+
+    def jump_to_object(self, obj: int | None = None, z: int | None = None) -> bool:
+        layer, data = self._layer_and_data()
+        obj = int(self.object.value if obj is None else obj)
+        if layer is None or obj == 0 or not (data == obj).any():
+            self._set_status(f"object {obj} is not in the labels")
+            return False
+        extent = object_extent(data, obj)
+        centre = list(extent.centroid)
+        if z is not None:
+            ys, xs = np.nonzero(data[z] == obj)
+            if ys.size:
+                centre = [z, ys.mean(), xs.mean()]
+        world = layer.data_to_world(centre)
+        self.viewer.dims.set_current_step(0, int(round(centre[0])))
+        self.viewer.camera.center = tuple(world[-2:])
+        self.object.value = obj
+        return True
+
+    def show_extent(self) -> bool:
+        layer, data = self._layer_and_data()
+        obj = int(self.object.value)
+        if layer is None or obj == 0 or not (data == obj).any():
+            self._set_status(f"object {obj} is not in the labels")
+            return False
+        extent = object_extent(data, obj)
+        layer.selected_label = obj
+        layer.show_selected_label = not layer.show_selected_label
+        if layer.show_selected_label:
+            self.jump_to_object(obj)
+        self._set_status(
+            f"object {obj}: {extent.voxels} voxels, z {extent.z_range[0]}..{extent.z_range[1]}, "
+            f"box {extent.bbox}" + (" (shown alone)" if layer.show_selected_label else "")
+        )
+        return True
+
+    def toggle_lock(self) -> bool:
+        obj = int(self.object.value)
+        if obj == 0:
+            return False
+        locked = self.session.toggle_lock(obj)
+        self._set_status(
+            f"object {obj} {'locked' if locked else 'unlocked'}; locked: "
+            f"{sorted(self.session.locked) or 'none'}"
+        )
+        return locked
+
+    def delete(self) -> bool:
+        layer, data = self._layer_and_data()
+        obj = int(self.object.value)
+        if layer is None or obj == 0 or self._refuse_locked(obj):
+            return False
+        z = self._current_z(layer) if self.this_slice_only.value else None
+        self._apply_diff(layer, delete_object(data, obj, z=z), f"deleted object {obj}")
+        return True
+
+    def merge(self, other: int | None = None) -> bool:
+        layer, data = self._layer_and_data()
+        keep, other = int(self.object.value), int(self.other.value if other is None else other)
+        if layer is None or 0 in (keep, other) or keep == other:
+            self._set_status("choose two different objects to merge")
+            return False
+        if self._refuse_locked(keep, other):
+            return False
+        z = self._current_z(layer) if self.this_slice_only.value else None
+        self._apply_diff(
+            layer, merge_objects(data, keep, [other], z=z), f"merged {other} into {keep}"
+        )
+        return True
+
+    def merge_under_cursor(self) -> bool:
+        layer = self.labels_layer.value
+        if layer is None:
+            return False
+        value = layer.get_value(self.viewer.cursor.position, world=True)
+        if not value:
+            self._set_status("point at the object to merge into the selected one")
+            return False
+        return self.merge(int(value))
+
+    def place_seeds(self) -> Points | None:
+        layer, _ = self._layer_and_data()
+        if layer is None:
+            return None
+        if SEED_LAYER in self.viewer.layers:
+            seeds = self.viewer.layers[SEED_LAYER]
+        else:
+            seeds = self.viewer.add_points(
+                ndim=3,
+                name=SEED_LAYER,
+                scale=layer.scale,
+                translate=layer.translate,
+                size=8,
+                face_color="yellow",
+            )
+        self.viewer.layers.selection.active = seeds
+        seeds.mode = "add"
+        self._set_status("click one seed per part of the object, then 'Split object at seeds'")
+        return seeds
+
+    def split(self) -> bool:
+        layer, data = self._layer_and_data()
+        obj = int(self.object.value)
+        if layer is None or SEED_LAYER not in self.viewer.layers or self._refuse_locked(obj):
+            self._set_status("place split seeds first") if layer is not None else None
+            return False
+        points = self.viewer.layers[SEED_LAYER]
+        seeds = [
+            tuple(int(round(c)) for c in layer.world_to_data(points.data_to_world(p)))
+            for p in points.data
+        ]
+        membrane = membrane_layer_of(self.viewer, self.image_layer.value, data.shape)
+        try:
+            diff = split_object(data, obj, seeds, membrane=membrane)
+        except ValueError as err:
+            self._set_status(f"split refused: {err}")
+            return False
+        self._apply_diff(layer, diff, f"split object {obj} into {len(seeds)} parts")
+        points.data = np.empty((0, 3))
+        self.viewer.layers.selection.active = layer
+        return True
+
+    # -- repropagation ----------------------------------------------------------------------
+    def add_reference(self) -> int | None:
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return None
+        z = self._current_z(layer)
+        self.session.add_reference(z)
+        self.session.snapshot_reference(data)
+        self.references.value = f"reference slices: {sorted(self.session.reference_slices)}"
+        self._set_status(f"slice {z} is a reference: correct it, then repropagate")
+        return z
+
+    def repropagate_edited(self) -> bool:
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return False
+        if not self.session.reference_slices:
+            self.add_reference()
+        changed = self.session.changed_objects(data) - self.session.locked
+        if not changed:
+            self._set_status("no object changed on the reference slices since the last run")
+            return False
+        return self._repropagate(layer, data, changed)
+
+    def repropagate_selected(self) -> bool:
+        layer, data = self._layer_and_data()
+        obj = int(self.object.value)
+        if layer is None or obj == 0 or self._refuse_locked(obj):
+            return False
+        if not self.session.reference_slices:
+            self.add_reference()
+        return self._repropagate(layer, data, {obj})
+
+    def _repropagate(self, layer, data, objects: set[int]) -> bool:
+        image_layer = self.image_layer.value
+        if image_layer is None or stack_of(image_layer).shape != data.shape:
+            self._set_status("choose the image the labels belong to (same shape)")
+            return False
+        image = stack_of(image_layer)
+        membrane = membrane_layer_of(self.viewer, image_layer, data.shape)
+        labels = np.array(data)
+        session = self.session
+        z_range = (int(self.z_first.value), int(self.z_last.value))
+        if not z_range[0] <= min(session.reference_slices) <= z_range[1]:
+            self._set_status(f"z range {z_range} must contain the reference slices")
+            return False
+
+        def job(progress, cancel):
+            return repropagate(
+                image,
+                labels,
+                references=sorted(session.reference_slices),
+                objects=objects,
+                locked=session.locked,
+                frozen_slices=session.frozen_slices(),
+                z_range=z_range,
+                membrane=membrane,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        def done(result) -> None:
+            self._applying = True
+            try:
+                changed = apply_as_undoable_edit(layer, result)
+            finally:
+                self._applying = False
+            session.snapshot_reference(result)
+            self._set_status(
+                f"repropagated objects {sorted(objects)}: {changed} voxels changed "
+                "(Ctrl+Z undoes it)"
+            )
+
+        def end() -> None:
+            layer.editable = True
+            self._set_running(False)
+
+        if not self.runner.start("repropagate", job, done, end):
+            return False
+        layer.editable = False
+        self._set_running(True)
+        return True
+
+    def _set_running(self, running: bool) -> None:
+        for name, button in self.buttons.items():
+            button.enabled = running if name == "cancel" else not running
+
+    # -- finding errors ---------------------------------------------------------------------
+    def find_suspicious(self) -> bool:
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return False
+        labels = np.array(data)
+        membrane = membrane_layer_of(self.viewer, self.image_layer.value, data.shape)
+
+        def job(progress, cancel):
+            items = find_suspicious(labels, membrane=membrane)
+            return items, suspicion_map(labels, items)
+
+        def done(result) -> None:
+            self.suspicious, score = result
+            self._next_index = 0
+            self._fill_table()
+            name = f"{layer.name} suspicion"
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = score
+            else:
+                self.viewer.add_image(
+                    score,
+                    name=name,
+                    scale=layer.scale,
+                    translate=layer.translate,
+                    colormap="red",
+                    blending="additive",
+                    opacity=0.5,
+                    contrast_limits=(0, 1),
+                )
+            self._set_status(f"{len(self.suspicious)} suspicious places; press Next suspicious")
+
+        end = lambda: self._set_running(False)  # noqa: E731
+        if self.runner.start("find suspicious", job, done, end):
+            self._set_running(True)
+            return True
+        return False
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.suspicious))
+        for row, item in enumerate(self.suspicious):
+            for col, value in enumerate((item.obj, item.z, f"{item.score:.2f}", item.reason)):
+                self.table.setItem(row, col, QTableWidgetItem(str(value)))
+
+    def go_to_suspicious(self, row: int) -> bool:
+        if not 0 <= row < len(self.suspicious):
+            return False
+        item = self.suspicious[row]
+        self.table.selectRow(row)
+        self.jump_to_object(item.obj, z=item.z)
+        self._set_status(
+            f"{row + 1}/{len(self.suspicious)}: object {item.obj} at z {item.z}: "
+            f"{item.reason} (score {item.score:.2f})"
+        )
+        return True
+
+    def next_suspicious(self) -> bool:
+        if not self.suspicious:
+            self._set_status("press Find suspicious first")
+            return False
+        row = self._next_index % len(self.suspicious)
+        self._next_index = row + 1
+        return self.go_to_suspicious(row)
+
+    # -- export ------------------------------------------------------------------------------
+    def _export_clicked(self) -> None:
+        layer = self.labels_layer.value
+        if layer is not None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export labels and object table", f"{layer.name}.tif", "TIFF (*.tif)"
+            )
+            if path:
+                self.export(path)
+
+    def _export_zarr_clicked(self) -> None:
+        layer = self.labels_layer.value
+        if layer is not None:
+            path = QFileDialog.getExistingDirectory(self, "Folder for the OME-Zarr export")
+            if path:
+                self.export_zarr(Path(path) / f"{layer.name}.ome.zarr")
+
+    def export(self, path: str | Path) -> list[Path]:
+        """Labels as a Fiji TIFF plus a per-object CSV beside it (the dialog confirmed)."""
+        from napari_emseg.io import InputError, write_labels_tiff
+        from napari_emseg.proofreading import write_object_csv
+
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return []
+        scale = tuple(float(s) for s in layer.scale)[-3:]
+        unit = layer.metadata.get("unit", "nm")
+        try:
+            tiff = write_labels_tiff(path, data, scale=scale, unit=unit, overwrite=True)
+            table = write_object_csv(
+                Path(tiff).with_suffix(".csv"), data, scale=scale, overwrite=True
+            )
+        except (InputError, OSError) as err:
+            self._set_status(f"export failed: {' '.join(str(err).split())}")
+            return []
+        self._set_status(f"exported {tiff.name} and {table.name}")
+        return [tiff, table]
+
+    def export_zarr(self, path: str | Path, *, overwrite: bool = False) -> Path | None:
+        from napari_emseg.io import InputError
+        from napari_emseg.proofreading import write_ome_zarr
+
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return None
+        scale = tuple(float(s) for s in layer.scale)[-3:]
+        try:
+            written = write_ome_zarr(path, data, scale=scale, overwrite=overwrite)
+        except (InputError, OSError) as err:
+            self._set_status(f"export failed: {' '.join(str(err).split())}")
+            return None
+        self._set_status(f"exported {written}")
+        return written
