@@ -3,6 +3,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests explore the same examples on every run, so CI cannot flake; set
+# HYPOTHESIS_PROFILE=explore to search new examples locally.
+settings.register_profile("emseg", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "emseg"))
 
 REPO = Path(__file__).resolve().parents[1]
 

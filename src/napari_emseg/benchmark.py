@@ -5,6 +5,7 @@ different machines compare the same work. The dense matmul rate, measured in the
 same device, is the roofline that the membrane network's FLOP rate is compared with.
 """
 
+import contextlib
 import platform
 import resource
 import statistics
@@ -55,8 +56,32 @@ def peak_rss_mb() -> float:
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
 
 
-def run_benchmark(*, quick: bool = False, device: str = "auto", model: str | None = None) -> dict:
-    """Measure the engine; ``quick`` uses a smaller stack and fewer repeats (< 2 min on 2 CPUs)."""
+def cpu_name() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def run_benchmark(
+    *,
+    quick: bool = False,
+    device: str = "auto",
+    model: str | None = None,
+    shape: tuple[int, int, int] | None = None,
+    repeats: int | None = None,
+    repropagation_shape: tuple[int, int, int] = (30, 512, 512),
+) -> dict:
+    """Measure the engine; ``quick`` uses a smaller stack and fewer repeats (< 2 min on 2 CPUs).
+
+    Examples
+    --------
+    >>> result = run_benchmark(device="cpu", shape=(2, 64, 64), repeats=1,
+    ...                        repropagation_shape=(3, 64, 64))
+    >>> result["membrane_voxels_per_s"] > 0 and result["repropagate_one_object_s"] > 0
+    True
+    """
     import torch
 
     from napari_emseg.devices import resolve_device
@@ -68,8 +93,8 @@ def run_benchmark(*, quick: bool = False, device: str = "auto", model: str | Non
 
     torch_device = resolve_device(device)
     card = get_card(model)
-    repeats = 3 if quick else 5
-    shape = (8, 512, 512) if quick else (30, 512, 512)
+    repeats = repeats or (3 if quick else 5)
+    shape = shape or ((8, 512, 512) if quick else (30, 512, 512))
     stack = make_synthetic_stack(shape, seed=0)
     voxels = float(np.prod(shape))
 
@@ -88,9 +113,7 @@ def run_benchmark(*, quick: bool = False, device: str = "auto", model: str | Non
     )
     result = {
         "device": torch_device.type,
-        "device_name": torch.cuda.get_device_name()
-        if torch_device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name() if torch_device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "model": card.name,
         "stack": list(shape),
@@ -99,7 +122,7 @@ def run_benchmark(*, quick: bool = False, device: str = "auto", model: str | Non
         "matmul_flops_per_s": matmul_flops_per_s(torch_device, repeats=repeats),
         "propagation_voxels_per_s": voxels / propagation_s,
         "repropagate_one_object_s": benchmark_repropagate_one_object(
-            shape=(30, 512, 512), repeats=repeats
+            shape=repropagation_shape, repeats=repeats
         ),
         "peak_rss_mb": peak_rss_mb(),
         "repeats": repeats,

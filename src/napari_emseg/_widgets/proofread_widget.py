@@ -73,58 +73,50 @@ class ProofreadWidget(QWidget):
             name: PushButton(text=text)
             for name, text in [
                 ("new", "New id"),
-                ("jump", "Jump to object"),
-                ("extent", "Show 3D extent"),
-                ("lock", "Lock / unlock"),
-                ("delete", "Delete object"),
-                ("merge", "Merge 'merge object' into object"),
-                ("seeds", "Place split seeds"),
-                ("split", "Split object at seeds"),
-                ("reference", "Add reference slice (current z)"),
-                ("repropagate", "Repropagate edited objects"),
-                ("repropagate_one", "Repropagate this object"),
+                ("jump", "Jump to"),
+                ("extent", "3D extent"),
+                ("lock", "Lock"),
+                ("delete", "Delete"),
+                ("merge", "Merge into object"),
+                ("seeds", "Split seeds"),
+                ("split", "Split"),
+                ("reference", "Add reference (current z)"),
+                ("repropagate", "Repropagate edited"),
+                ("repropagate_one", "Repropagate object"),
                 ("find", "Find suspicious"),
                 ("next", "Next suspicious"),
-                ("export", "Export TIFF + CSV..."),
-                ("export_zarr", "Export OME-Zarr..."),
+                ("export", "TIFF + CSV..."),
+                ("export_zarr", "OME-Zarr..."),
                 ("cancel", "Cancel"),
             ]
         }
         self.buttons["cancel"].enabled = False
         self.z_first = SpinBox(label="z from", min=0, max=0)
         self.z_last = SpinBox(label="z to", min=0, max=0)
-        self.references = Label(value="reference slices: none")
+        self.references = Label(value="references: none")
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["object", "z", "score", "reason"])
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to_suspicious(row))
 
         b = self.buttons
+
+        def row(*widgets, labels: bool = False) -> Container:
+            return Container(widgets=list(widgets), layout="horizontal", labels=labels)
+
         self.container = Container(
             widgets=[
                 self.labels_layer,
                 self.image_layer,
                 self.object,
-                b["new"],
-                b["jump"],
-                b["extent"],
-                b["lock"],
-                b["delete"],
+                row(b["new"], b["jump"], b["extent"], b["lock"], b["delete"]),
                 self.other,
-                b["merge"],
-                b["seeds"],
-                b["split"],
+                row(b["merge"], b["seeds"], b["split"]),
                 self.this_slice_only,
-                b["reference"],
-                self.references,
-                self.z_first,
-                self.z_last,
-                b["repropagate"],
-                b["repropagate_one"],
-                b["find"],
-                b["next"],
-                b["export"],
-                b["export_zarr"],
-                b["cancel"],
+                row(b["reference"], self.references),
+                row(self.z_first, self.z_last, labels=True),
+                row(b["repropagate"], b["repropagate_one"]),
+                row(b["find"], b["next"]),
+                row(b["export"], b["export_zarr"], b["cancel"]),
                 self.status,
             ]
         )
@@ -368,7 +360,7 @@ class ProofreadWidget(QWidget):
         z = self._current_z(layer)
         self.session.add_reference(z)
         self.session.snapshot_reference(data)
-        self.references.value = f"reference slices: {sorted(self.session.reference_slices)}"
+        self.references.value = f"references: {sorted(self.session.reference_slices)}"
         self._set_status(f"slice {z} is a reference: correct it, then repropagate")
         return z
 

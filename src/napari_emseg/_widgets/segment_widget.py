@@ -127,9 +127,7 @@ class SegmentWidget(QWidget):
         self.restore_button.changed.connect(self.restore_autosaved)
         self.discard_button.changed.connect(self.discard_autosaved)
         journals = self.autosaver  # a clean close of the viewer leaves nothing to restore
-        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
-        if window is not None:
-            window.destroyed.connect(lambda *_: journals.discard_all())
+        self.destroyed.connect(lambda *_: journals.discard_all())
 
     def _watch_labels(self, layer=None) -> None:
         if layer is not None:
