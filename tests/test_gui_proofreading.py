@@ -50,6 +50,9 @@ def test_merge_delete_new_id_with_undo(proofread):
     assert not (merged == b).any() and (merged[before == b] == a).all()
     labels.undo()  # the whole merge is one undo step
     np.testing.assert_array_equal(np.array(labels.data), before)
+    labels.redo()
+    np.testing.assert_array_equal(np.array(labels.data), merged)
+    labels.undo()
 
     widget.this_slice_only.value = True
     viewer.dims.set_current_step(0, 2)
@@ -156,3 +159,42 @@ def test_shortcuts_are_bound_to_this_viewer(proofread):
     assert {coerce_keybinding(key) for key in SHORTCUTS} <= bound
     viewer.keymap[coerce_keybinding("Shift-N")](viewer)
     assert widget.object.value == np.asarray(labels.data).max() + 1
+
+
+def test_jump_to_an_object_and_show_its_extent(proofread):
+    viewer, widget, labels, _ = proofread
+    data = np.array(labels.data)
+    obj = int(data[5][data[5] > 0][0])
+    widget.object.value = obj
+    widget.buttons["jump"].native.click()
+    zs = np.nonzero((data == obj).any(axis=(1, 2)))[0]
+    assert zs[0] <= viewer.dims.current_step[0] <= zs[-1]
+    widget.buttons["extent"].native.click()
+    assert labels.show_selected_label and f"object {obj}: {(data == obj).sum()} voxels" in (
+        widget.status.value
+    )
+    widget.buttons["extent"].native.click()
+    assert not labels.show_selected_label
+
+
+def test_segment_widget_propagation_keeps_locked_objects_and_hand_edits(proofread, qtbot):
+    viewer, widget, labels, _ = proofread
+    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    segmenter.labels_layer.value = labels
+    segmenter.image_layer.value = viewer.layers["em"]
+    data = np.array(labels.data)
+    locked = int(np.bincount(data[1].ravel())[1:].argmax() + 1)
+    widget.object.value = locked
+    widget.buttons["lock"].native.click()
+    labels.paint((4, 40, 40), 77)  # a hand edit on slice 4
+    hand = np.array(labels.data[4])
+    segmenter.ref_slice.value = 2
+    segmenter.propagate_button.native.click()
+    qtbot.waitUntil(lambda: not segmenter.busy, timeout=60_000)
+    after = np.array(labels.data)
+    np.testing.assert_array_equal(after[4], hand)
+    others = [0, 1, 2, 3, 5]  # the locked object is exactly where it was (slice 4 was painted)
+    np.testing.assert_array_equal(after[others] == locked, data[others] == locked)
+    assert (after != data).any()  # the propagation did change the unprotected objects
+    assert "hand-edited slices kept: [4]" in segmenter.status.value
+    assert 2 in widget.session.reference_slices  # one session for both widgets

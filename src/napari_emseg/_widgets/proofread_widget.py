@@ -12,6 +12,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, S
 from napari.layers import Image, Labels, Points
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from napari_emseg._widgets.layer_sessions import LayerSession, session_of
 from napari_emseg._widgets.layers import (
     apply_as_undoable_edit,
     choices_of,
@@ -35,32 +36,16 @@ from napari_emseg.proofreading import (
 SEED_LAYER = "split seeds"
 
 
-def slices_of_paint(atoms) -> set[int]:
-    """The z indices a napari paint event touched (its history atoms)."""
-    slices: set[int] = set()
-    for atom in atoms or ():
-        key = getattr(atom, "slice_key", None)
-        if key is not None:
-            first = key[0]
-            slices.update(
-                range(first.start or 0, first.stop) if isinstance(first, slice) else [int(first)]
-            )
-        else:
-            slices.update(int(z) for z in np.unique(atom[0][0]))
-    return slices
-
-
 class ProofreadWidget(QWidget):
     """Correct a segmentation object by object and find where it is wrong."""
 
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.session = ProofreadingSession()
         self.suspicious: list = []
         self._next_index = 0
-        self._applying = False
         self._watched: Labels | None = None
+        self._layer_session: LayerSession | None = None
         self.status = Label(value="ready")
         self.runner = JobRunner(self._set_status, parent=self)
 
@@ -156,6 +141,13 @@ class ProofreadWidget(QWidget):
     def busy(self) -> bool:
         return self.runner.busy
 
+    @property
+    def session(self) -> ProofreadingSession:
+        """The chosen labels layer's session, shared with the Segment widget."""
+        if self._layer_session is None:
+            return ProofreadingSession()
+        return self._layer_session.session
+
     def _set_status(self, message: str) -> None:
         self.status.value = message
 
@@ -169,23 +161,18 @@ class ProofreadWidget(QWidget):
         if layer is self._watched:
             return
         if self._watched is not None:
-            self._watched.events.paint.disconnect(self._on_paint)
             self._watched.events.selected_label.disconnect(self._on_selected_label)
         self._watched = layer
-        self.session = ProofreadingSession()
+        self._layer_session = None if layer is None else session_of(layer)
         if layer is None:
             return
-        layer.events.paint.connect(self._on_paint)
         layer.events.selected_label.connect(self._on_selected_label)
+        self.references.value = f"references: {sorted(self.session.reference_slices) or 'none'}"
         depth = layer.data.shape[0] if layer.data.ndim == 3 else 1
         for box in (self.z_first, self.z_last):
             box.max = depth - 1
         self.z_last.value = depth - 1
         self.object.value = int(layer.selected_label)
-
-    def _on_paint(self, event) -> None:
-        if not self._applying:  # our own tools are not hand edits of whole slices
-            self.session.mark_edited(slices_of_paint(getattr(event, "value", None)))
 
     def _on_selected_label(self, _event=None) -> None:
         if self._watched is not None and self.object.value != self._watched.selected_label:
@@ -208,12 +195,9 @@ class ProofreadWidget(QWidget):
         return min(max(z, 0), layer.data.shape[0] - 1)
 
     def _apply_diff(self, layer, diff, message: str) -> None:
-        self._applying = True
-        try:
-            if diff.size:
+        if diff.size:
+            with session_of(layer).tool_edit():
                 layer.data_setitem(diff.indices, diff.values.astype(layer.data.dtype))
-        finally:
-            self._applying = False
         self._set_status(f"{message} ({diff.size} voxels; Ctrl+Z undoes it)")
 
     def _refuse_locked(self, *ids: int) -> bool:
@@ -414,11 +398,8 @@ class ProofreadWidget(QWidget):
             )
 
         def done(result) -> None:
-            self._applying = True
-            try:
+            with session_of(layer).tool_edit():
                 changed = apply_as_undoable_edit(layer, result)
-            finally:
-                self._applying = False
             session.snapshot_reference(result)
             self._set_status(
                 f"repropagated objects {sorted(objects)}: {changed} voxels changed "
@@ -448,7 +429,7 @@ class ProofreadWidget(QWidget):
         membrane = membrane_layer_of(self.viewer, self.image_layer.value, data.shape)
 
         def job(progress, cancel):
-            items = find_suspicious(labels, membrane=membrane)
+            items = find_suspicious(labels, membrane=membrane, progress=progress, cancel=cancel)
             return items, suspicion_map(labels, items)
 
         def done(result) -> None:

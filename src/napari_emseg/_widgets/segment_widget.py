@@ -8,6 +8,7 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_emseg._widgets.autosave import Autosaver, restore_journal
+from napari_emseg._widgets.layer_sessions import session_of
 from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
 from napari_emseg._widgets.runner import JobRunner
 from napari_emseg.journal import pending_journals
@@ -233,8 +234,11 @@ class SegmentWidget(QWidget):
         return data if data.shape == shape else None
 
     def propagate(self, _value=None) -> bool:
-        """Propagate the reference slice of the labels layer up and down (one undoable edit)."""
-        from napari_emseg.propagation import propagate
+        """Propagate the reference slice up and down (one undoable edit).
+
+        Objects locked and slices painted by hand in the Proofread widget are left as they are.
+        """
+        from napari_emseg.proofreading import repropagate
 
         labels_layer, image_layer = self.labels_layer.value, self.image_layer.value
         if labels_layer is None or image_layer is None:
@@ -249,12 +253,16 @@ class SegmentWidget(QWidget):
         ref, method = int(self.ref_slice.value), self.method.value
         membrane = self._membrane_for(image_layer, image.shape)
         model, device = self.model.value, self.device.value
+        layer_session = session_of(labels_layer)
+        session = layer_session.session
 
         def job(progress, cancel):
-            return propagate(
+            return repropagate(
                 image,
                 labels,
-                ref,
+                references=[ref],
+                locked=session.locked,
+                frozen_slices=session.frozen_slices() - {ref},
                 membrane=membrane,
                 method=method,
                 model=model,
@@ -264,9 +272,14 @@ class SegmentWidget(QWidget):
             )
 
         def done(result) -> None:
-            changed = apply_as_undoable_edit(labels_layer, result)
+            with layer_session.tool_edit():
+                changed = apply_as_undoable_edit(labels_layer, result)
+            session.add_reference(ref)
+            session.snapshot_reference(result)
+            kept = sorted(session.frozen_slices() - {ref})
             self._set_status(
                 f"propagated from slice {ref}: {changed} voxels changed (Ctrl+Z undoes it)"
+                + (f"; hand-edited slices kept: {kept}" if kept else "")
             )
 
         def unlock() -> None:

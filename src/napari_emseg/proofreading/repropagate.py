@@ -104,6 +104,8 @@ def repropagate(
     membrane: np.ndarray | None = None,
     method: str = "watershed",
     margin: int = 32,
+    model: str | None = None,
+    device: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -134,6 +136,8 @@ def repropagate(
         A propagation method (:func:`napari_emseg.propagation.list_methods`).
     margin : int
         With ``objects``, pixels added around their box; nothing outside it changes.
+    model, device : str, optional
+        Membrane model and device used when ``membrane`` is omitted.
     progress, cancel : callable, optional
         ``progress(done, total, message)`` per slice; ``cancel()`` returning True stops with
         :class:`napari_emseg._progress.Cancelled`.
@@ -184,7 +188,9 @@ def repropagate(
     if membrane is None:
         from napari_emseg.membrane import predict_membrane
 
-        membrane = predict_membrane(image[region], progress=progress, cancel=cancel)
+        membrane = predict_membrane(
+            image[region], model=model, device=device, progress=progress, cancel=cancel
+        )
         sub_membrane = membrane
     else:
         sub_membrane = membrane[region]
