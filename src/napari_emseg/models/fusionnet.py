@@ -10,7 +10,8 @@ channels (1.0 = the paper's 64..1024) so that a CPU-sized variant exists.
 import torch
 from torch import nn
 
-from napari_emseg.models.blocks import ConvBNReLU, pad_to_multiple, scaled_channels
+from napari_emseg.models.blocks import ConvBNReLU
+from napari_emseg.models.encoder_decoder import EncoderDecoder
 
 
 class ResidualBlock(nn.Module):
@@ -36,7 +37,7 @@ class ConvResConv(nn.Sequential):
         super().__init__(ConvBNReLU(c_in, c_out), ResidualBlock(c_out), ConvBNReLU(c_out, c_out))
 
 
-class FusionNet(nn.Module):
+class FusionNet(EncoderDecoder):
     """FusionNet for 2D membrane prediction; returns logits (1 = membrane).
 
     Parameters
@@ -56,45 +57,15 @@ class FusionNet(nn.Module):
     torch.Size([1, 1, 64, 64])
     """
 
-    def __init__(
-        self, in_channels: int = 1, out_channels: int = 1, *, width: float = 1.0, depth: int = 4
-    ):
-        super().__init__()
-        self.depth = depth
-        channels = [scaled_channels(64 * 2**k, width) for k in range(depth + 1)]
-        self.encoders = nn.ModuleList()
-        c_prev = in_channels
-        for c in channels[:-1]:
-            self.encoders.append(ConvResConv(c_prev, c))
-            c_prev = c
-        self.pool = nn.MaxPool2d(2)
-        self.bridge = ConvResConv(channels[-2], channels[-1])
-        self.ups = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for k in reversed(range(depth)):
-            self.ups.append(
-                nn.Sequential(
-                    nn.ConvTranspose2d(channels[k + 1], channels[k], 2, stride=2, bias=False),
-                    nn.BatchNorm2d(channels[k]),
-                    nn.ReLU(inplace=True),
-                )
-            )
-            self.decoders.append(ConvResConv(channels[k], channels[k]))
-        self.head = nn.Conv2d(channels[0], out_channels, 1)
+    def block(self, c_in: int, c_out: int) -> nn.Module:
+        return ConvResConv(c_in, c_out)
 
-    @property
-    def size_divisor(self) -> int:
-        return 2**self.depth
+    def up(self, c_in: int, c_out: int) -> nn.Module:
+        return nn.Sequential(
+            nn.ConvTranspose2d(c_in, c_out, 2, stride=2, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, self.size_divisor)
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bridge(x)
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            x = decoder(up(x) + skip)  # summed skip: FusionNet's key difference from U-Net
-        return self.head(x)[..., :height, :width]
+    def join(self, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return upsampled + skip  # summed skip: FusionNet's key difference from U-Net
