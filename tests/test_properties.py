@@ -295,3 +295,34 @@ def test_adapted_rand_error_is_invariant_to_relabeling(data: st.DataObject, seed
         _permuted(seg, seed, keep_zero=True), _permuted(gt, seed + 1, keep_zero=True)
     )
     assert relabeled == pytest.approx(error, abs=1e-12)
+
+
+@FAST
+@given(case=propagation_cases(), data=st.data())
+def test_repropagation_never_touches_locked_objects_or_frozen_slices(
+    case: dict, data: st.DataObject
+) -> None:
+    """The proofreading guarantees hold whatever the labels, references and protections."""
+    from napari_emseg.proofreading import repropagate
+
+    labels = case["labels"]
+    depth = labels.shape[0]
+    present = sorted(int(i) for i in np.unique(labels) if i != 0)
+    locked = data.draw(st.lists(st.sampled_from(present), unique=True)) if present else []
+    references = data.draw(st.lists(st.integers(0, depth - 1), min_size=1, unique=True))
+    frozen = data.draw(st.lists(st.integers(0, depth - 1), unique=True))
+    out = repropagate(
+        case["image"],
+        labels,
+        references=references,
+        objects=case["objects"],
+        locked=locked,
+        frozen_slices=frozen,
+        membrane=case["membrane"],
+    )
+    wide_in, wide_out = labels.astype(object), out.astype(object)
+    for z in {*references, *frozen}:
+        assert (wide_out[z] == wide_in[z]).all()  # references and hand-edited slices as they were
+    for obj in locked:
+        assert (wide_out[wide_in == obj] == obj).all()  # locked voxels kept...
+        assert ((wide_out == obj) <= (wide_in == obj)).all()  # ...and the object never grows

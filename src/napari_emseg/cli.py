@@ -53,7 +53,14 @@ def _check_output(path: str, overwrite: bool) -> Path:
 def _read_image(spec: str):
     from napari_emseg.io import read_volume
 
-    return read_volume(spec, as_labels=False)
+    volume = read_volume(spec, as_labels=False)
+    if volume.data.shape[0] == 1:
+        warnings.warn(
+            f"{spec} holds one 2D image: it is treated as a one-slice stack (nothing to propagate)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return volume
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:

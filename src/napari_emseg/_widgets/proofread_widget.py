@@ -81,6 +81,7 @@ class ProofreadWidget(QWidget):
         self.references = Label(value="references: none")
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["object", "z", "score", "reason"])
+        self.table.horizontalHeader().setStretchLastSection(True)  # reasons are long
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to_suspicious(row))
 
         b = self.buttons
@@ -463,6 +464,7 @@ class ProofreadWidget(QWidget):
         for row, item in enumerate(self.suspicious):
             for col, value in enumerate((item.obj, item.z, f"{item.score:.2f}", item.reason)):
                 self.table.setItem(row, col, QTableWidgetItem(str(value)))
+        self.table.resizeColumnsToContents()
 
     def go_to_suspicious(self, row: int) -> bool:
         if not 0 <= row < len(self.suspicious):

@@ -92,6 +92,12 @@ def _result_dtype(labels: np.ndarray, top: int) -> np.dtype:
     return np.dtype(np.uint32 if top <= np.iinfo(np.uint32).max else np.uint64)
 
 
+def _id_array(ids: set[int], dtype: np.dtype) -> np.ndarray:
+    """Ids as an array of the labels' dtype; ids that dtype cannot hold are in no voxel anyway."""
+    info = np.iinfo(dtype)
+    return np.array(sorted(i for i in ids if info.min <= i <= info.max), dtype)
+
+
 def repropagate(
     image: np.ndarray,
     labels: np.ndarray,
@@ -169,11 +175,11 @@ def repropagate(
     frozen = {int(z) for z in frozen_slices} - refs
     anchors = {z for z in refs | frozen if z_lo <= z <= z_hi}
     plan = fill_plan(anchors, z_lo, z_hi)
-    locked_ids = np.array(sorted({int(i) for i in locked} - {0}), np.int64)
+    locked_ids = _id_array({int(i) for i in locked} - {0}, labels.dtype)
     targets = None
     if objects is not None:
         wanted = {int(o) for o in objects} - {0} - set(locked_ids.tolist())
-        targets = np.array(sorted(wanted), np.int64)
+        targets = _id_array(wanted, labels.dtype)
     if not plan or (targets is not None and targets.size == 0):
         return labels.copy()
 
