@@ -103,10 +103,10 @@ def test_evaluate_of_ground_truth_against_itself_is_perfect(tmp_path, capsys):
     [
         (["segment", "{missing}", "-o", "{out}"], "does not exist"),
         (["segment", "{text}", "-o", "{out}"], "not a readable TIFF"),
-        (["segment", "{crop}", "-o", "{tmp}/no/such/dir/x.tif"], "does not exist; create it"),
+        (["segment", "{crop}", "-o", "{tmp}/no/such/dir/x.tif"], "does not exist: create it"),
         (
             ["segment", "{crop}", "-o", "{existing}"],
-            "exists; choose another name or pass --overwrite",
+            "exists; pass overwrite=True / --overwrite",
         ),
         (["segment", "{crop}", "-o", "{tmp}/x.png"], "must end in .tif"),
         (

@@ -7,7 +7,6 @@ outputs are checked before any long computation starts.
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,19 +34,10 @@ def _progress_printer(quiet: bool):
 
 
 def _check_output(path: str, overwrite: bool) -> Path:
-    out = Path(path)
-    if out.is_dir():
-        raise UsageError(f"output {out} is a folder; give a file name such as {out}/labels.tif")
-    if out.exists() and not overwrite:
-        raise UsageError(f"output {out} exists; choose another name or pass --overwrite")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"output folder {folder} is not writable; choose another location")
-    if out.suffix.lower() not in (".tif", ".tiff"):
-        raise UsageError(f"output {out} must end in .tif or .tiff (TIFF is the output format)")
-    return out
+    """Refuse a bad output before any long computation (the writers check again)."""
+    from napari_emseg.io.write_checks import check_output_path
+
+    return check_output_path(path, overwrite)
 
 
 def _read_image(spec: str):
