@@ -185,3 +185,11 @@ def test_unknown_model_and_absent_device_are_refused(isbi_crop, tmp_path, capsys
             ["predict-membrane", str(isbi_crop), "-o", str(tmp_path / "p.tif"), "--device", "cuda"]
         )
         assert code == 2 and "not available" in capsys.readouterr().err
+
+
+def test_train_is_a_subcommand_of_the_main_cli(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "membrane", "--help"])
+    assert exit_info.value.code == 0 and "--model" in capsys.readouterr().out
+    code = main(["train", "membrane", "--data", str(tmp_path / "none"), "--out", str(tmp_path)])
+    assert code == 2 and "neither a dataset folder" in capsys.readouterr().err

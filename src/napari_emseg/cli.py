@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
+MODEL_COMMANDS = ("segment", "predict-membrane", "propagate", "benchmark")  # --model is a card
 
 
 class UsageError(Exception):
@@ -297,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     model_options(p)
     p.set_defaults(run=_cmd_benchmark)
+
+    from napari_emseg.training.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
@@ -318,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from napari_emseg.devices import resolve_device
 
             resolve_device(args.device)  # refuse an absent GPU before reading anything
-        if getattr(args, "model", None) is not None:
+        if args.command in MODEL_COMMANDS and args.model is not None:
             from napari_emseg.registry import get_card
 
             get_card(args.model)  # refuse an unknown model before reading anything
