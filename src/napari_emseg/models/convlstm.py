@@ -1,0 +1,62 @@
+"""A convolutional LSTM cell (Shi et al. 2015, without peephole connections)."""
+
+import torch
+from torch import nn
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM step: a single convolution over ``[x | h]`` gives the gates i, f, o, g.
+
+    ``c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g)`` and ``h = sigmoid(o) * tanh(c)``; the
+    padding keeps the spatial size.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input ``x``.
+    hidden_channels : int
+        Channels of the hidden and cell states.
+    kernel_size : int
+        Odd size of the gate convolution.
+
+    Examples
+    --------
+    >>> cell = ConvLSTMCell(3, 8)
+    >>> h, c = cell(torch.zeros(2, 3, 9, 7))
+    >>> h.shape, c.shape
+    (torch.Size([2, 8, 9, 7]), torch.Size([2, 8, 9, 7]))
+    >>> h, c = cell(torch.zeros(2, 3, 9, 7), (h, c))
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.gates = nn.Conv2d(
+            in_channels + hidden_channels,
+            4 * hidden_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+        )
+        with torch.no_grad():
+            # A forget-gate bias of 1 keeps the memory at the start of training (Jozefowicz 2015).
+            self.gates.bias.zero_()
+            self.gates.bias[hidden_channels : 2 * hidden_channels].fill_(1.0)
+
+    def zero_state(self, x: torch.Tensor) -> LSTMState:
+        """Zero ``(h, c)`` matching the batch size, size, dtype and device of ``x``."""
+        shape = (x.shape[0], self.hidden_channels, *x.shape[-2:])
+        zeros = x.new_zeros(shape)
+        return zeros, zeros
+
+    def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
+        """Advance one step from ``state`` (zeros when None); returns the new ``(h, c)``."""
+        h_prev, c_prev = self.zero_state(x) if state is None else state
+        i, f, o, g = self.gates(torch.cat([x, h_prev], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
