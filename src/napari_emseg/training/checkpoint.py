@@ -87,3 +87,47 @@ def export_model(
     fields = {k: getattr(card, k) for k in card.__dataclass_fields__}
     card_path.write_text(json.dumps(fields, indent=2) + "\n")
     return weights, card_path
+
+
+def export_checkpoint(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    training_command: str | None = None,
+    metrics: dict[str, float] | None = None,
+    pixel_nm: float | None = None,
+) -> tuple[Path, Path]:
+    """Export the weights of a training checkpoint with :func:`export_model`.
+
+    Architecture, size, voxel size and command come from the checkpoint's config; ``metrics``
+    default to the validation scores of the checkpoint's own epoch. Any argument overrides.
+
+    Examples
+    --------
+    >>> export_checkpoint("runs/fusionnet/best.pt")  # doctest: +SKIP
+    """
+    ckpt = load_checkpoint(path)
+    config = ckpt["config"]
+    epoch = int(ckpt["epoch"])
+    record = next((r for r in ckpt.get("history", []) if r["epoch"] == epoch), {})
+    if metrics is None:
+        metrics = {k: v for k, v in record.items() if k.startswith("val_")}
+    pixel_nm = pixel_nm or ckpt.get("pixel_nm")
+    default_description = (
+        f"{config['model']} (width {config['width']:g}) trained on {config['data']} slices "
+        f"{config['train_slices']}; epoch {epoch}, selected on slices {config['val_slices']}"
+    )
+    return export_model(
+        ckpt["model"],
+        Path(out) if out is not None else Path(path).parent,
+        name=name or config.get("name") or f"{config['model']}-w{config['width']:g}",
+        architecture=config["model"],
+        width=config["width"],
+        depth=config["depth"],
+        description=description or config.get("description") or default_description,
+        voxel_size_nm=(pixel_nm, pixel_nm) if pixel_nm else None,
+        training_command=training_command or config.get("command"),
+        metrics=metrics,
+    )

@@ -1,5 +1,6 @@
 """The membrane training loop: data, AdamW + warm-up/cosine, validation, checkpoints, export."""
 
+import dataclasses
 import json
 import math
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from napari_emseg.training.augment import augment_pair
-from napari_emseg.training.checkpoint import export_model, load_checkpoint, save_checkpoint
+from napari_emseg.training.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
 from napari_emseg.training.config import TrainConfig
 from napari_emseg.training.data import (
     CropSampler,
@@ -135,6 +136,9 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
     from napari_emseg.devices import resolve_device
     from napari_emseg.models import build_network
 
+    if config.command is None:
+        config = dataclasses.replace(config, command=_default_command(config))
+
     started = time.perf_counter()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,6 +237,7 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
             "best": best,
             "history": history,
             "elapsed_seconds": time.perf_counter() - resumed_at,
+            "pixel_nm": data.pixel_nm,
         }
         save_checkpoint(out / "last.pt", **content)
         if improved:
@@ -244,25 +249,7 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
     if not best_path.is_file():
         raise RuntimeError(f"no epoch was run (epochs={config.epochs}); nothing to export")
     best_ckpt = load_checkpoint(best_path)
-    name = config.name or f"{config.model}-w{config.width:g}"
-    metrics = {f"val_{k}": v for k, v in best_ckpt["best"].items() if k != "epoch"}
-    weights, card = export_model(
-        best_ckpt["model"],
-        out,
-        name=name,
-        architecture=config.model,
-        width=config.width,
-        depth=config.depth,
-        description=config.description
-        or (
-            f"{config.model} (width {config.width:g}) trained on {config.data} slices "
-            f"{config.train_slices}; best of {config.epochs} epochs on slices {config.val_slices} "
-            f"(epoch {best_ckpt['best']['epoch']})"
-        ),
-        voxel_size_nm=(data.pixel_nm, data.pixel_nm) if data.pixel_nm else None,
-        training_command=config.command or _default_command(config),
-        metrics=metrics,
-    )
+    weights, card = export_checkpoint(best_path)
     from napari_emseg.registry import sha256_of
 
     return {
