@@ -9,7 +9,7 @@ Every model (exported card JSON, or a training checkpoint such as ``best.pt``) a
 the project reports) and pixel error, with and without 8-fold test-time augmentation (TTA). Because
 the best threshold on the test slices is optimistic, and confident networks want thresholds below
 0.05, the table also gives V_rand / V_info at the one threshold chosen on the validation slices
-18-19 (from a grid that adds 0.005..0.04). Also reported: parameters, GFLOPs per 512x512 slice
+18-19 (from a grid that adds 0.001..0.04). Also reported: parameters, GFLOPs per 512x512 slice
 (counted by ``torch.utils.flop_counter``; one multiply-add = 2 FLOPs) and wall seconds per slice
 on this machine's CPU (median of repeats, the same tiling as ``predict_membrane`` on the CPU).
 The network input is normalised over the whole 30-slice volume, as ``predict_membrane`` does.

@@ -66,7 +66,7 @@ def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
         assert archive.read("napari_emseg/napari.yaml").decode() == MANIFEST.read_text()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
     assert "napari-emseg = napari_emseg:napari.yaml" in entry_points.decode()
-    assert not any("/weights/" in n and not n.endswith((".pt", ".md")) for n in names)
+    assert not any("/weights/" in n and not n.endswith((".pt", ".json")) for n in names)
 
     site = tmp_path / "site"
     subprocess.run(

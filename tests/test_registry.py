@@ -23,7 +23,7 @@ def test_default_model_is_listed_first_and_resolves():
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: ridge"):
+    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: unet-w0.1875-isbi"):
         get_card("nope")
 
 

@@ -198,3 +198,14 @@ def test_time_budget_stops_early_and_anneals(synthetic_source, tmp_path):
     assert len(result["history"]) == 1  # stopped inside the first epoch
     assert result["history"][0]["step"] < config.steps_per_epoch
     assert result["history"][0]["lr"] == 0.0  # the cosine ran out with the time
+
+
+def test_progress_callback_and_cancel(synthetic_source, tmp_path):
+    from napari_emseg._progress import Cancelled
+
+    seen = []
+    config = _tiny_config(synthetic_source, tmp_path, epochs=1, steps_per_epoch=3)
+    train_membrane(config, progress=lambda done, total, message: seen.append((done, total)))
+    assert seen[-1] == (3, 3)
+    with pytest.raises(Cancelled):
+        train_membrane(config, cancel=lambda: True)

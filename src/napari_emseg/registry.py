@@ -40,9 +40,23 @@ class ModelCard:
         return self.architecture != CLASSICAL
 
 
+def packaged_cards() -> list[ModelCard]:
+    """The trained models shipped in the package: one card ``.json`` beside each weights file."""
+    folder = resources.files("napari_emseg") / "weights"
+    known = {f.name for f in dataclasses.fields(ModelCard)}
+    cards = []
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        if entry.name.endswith(".json"):
+            fields = json.loads(entry.read_text())
+            fields["voxel_size_nm"] = tuple(fields.get("voxel_size_nm") or ()) or None
+            cards.append(ModelCard(**{k: v for k, v in fields.items() if k in known}))
+    return cards
+
+
 MEMBRANE_MODELS: dict[str, ModelCard] = {
     card.name: card
     for card in (
+        *packaged_cards(),
         ModelCard(
             name="ridge",
             architecture=CLASSICAL,
@@ -54,7 +68,8 @@ MEMBRANE_MODELS: dict[str, ModelCard] = {
     )
 }
 
-DEFAULT_MEMBRANE_MODEL = "ridge"
+# The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
+DEFAULT_MEMBRANE_MODEL = "unet-w0.1875-isbi"
 
 
 def list_models() -> list[str]:
@@ -93,7 +108,7 @@ def card_from_file(path: Path) -> ModelCard:
         fields = json.loads(card_path.read_text())
         weights = Path(fields.get("weights") or path.with_suffix(".pt").name)
         if not weights.is_absolute():
-            weights = card_path.parent / weights
+            weights = (card_path.parent / weights).resolve()
         fields["weights"] = str(weights)
         fields.setdefault("name", card_path.stem)
         fields.setdefault("description", f"user model from {card_path}")

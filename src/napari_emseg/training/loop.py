@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 from napari_emseg.training.augment import augment_pair
 from napari_emseg.training.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
 from napari_emseg.training.config import TrainConfig
@@ -105,7 +106,12 @@ def _default_command(config: TrainConfig) -> str:
     return f"napari_emseg.training.train_membrane(TrainConfig(**{json.dumps(config.to_dict())}))"
 
 
-def train_membrane(config: TrainConfig) -> dict[str, Any]:
+def train_membrane(
+    config: TrainConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> dict[str, Any]:
     """Train a membrane network, validating every epoch, and export the best weights.
 
     Writes to ``config.out``: ``last.pt`` and ``best.pt`` (model, optimizer and scheduler state,
@@ -116,6 +122,12 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
     ----------
     config : TrainConfig
         See :class:`napari_emseg.training.config.TrainConfig`.
+    progress : callable, optional
+        Called as ``progress(step, total_steps, message)`` after every step; without it a
+        plain-text bar is drawn on stderr.
+    cancel : callable, optional
+        Polled between steps; when it returns True, :class:`napari_emseg._progress.Cancelled`
+        is raised (the checkpoints of finished epochs stay).
 
     Returns
     -------
@@ -180,10 +192,11 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 100_003 + epoch)
         net.train()
-        bar = TextProgress(config.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
+        bar = None if progress else TextProgress(config.steps_per_epoch, f"epoch {epoch + 1}")
         losses = []
         epoch_start = time.perf_counter()
         for step in range(config.steps_per_epoch):
+            check_cancel(cancel)
             x, y = _batch(data, config, rng, device)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_cuda):
                 logits = net(x)
@@ -199,7 +212,11 @@ def train_membrane(config: TrainConfig) -> dict[str, Any]:
             clock["fraction"] = min(clock["elapsed"] / budget, 1.0)
             scheduler.step()
             losses.append(loss.item())
-            bar.update(step + 1, f"loss {np.mean(losses[-50:]):.4f}")
+            message = f"loss {np.mean(losses[-50:]):.4f}"
+            if bar is None:
+                report(progress, int(scheduler.last_epoch), total_steps, f"training: {message}")
+            else:
+                bar.update(step + 1, message)
             if clock["fraction"] >= 1.0:
                 out_of_time = True
                 sys.stderr.write(f"\ntime budget of {config.time_budget_min:g} min used up\n")

@@ -12,7 +12,16 @@ from napari_emseg.metrics import isbi2012_scores
 # The metric's default thresholds (0.05..0.95) plus lower ones: well-trained networks are so
 # confident that their best V_rand threshold is often below 0.05 (a gap of a few pixels with
 # P(membrane) of 0.02 already merges two cells at 0.05).
-VALIDATION_THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.04, *(round(0.05 * k, 2) for k in range(1, 20)))
+VALIDATION_THRESHOLDS = (
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.04,
+    *(round(0.05 * k, 2) for k in range(1, 20)),
+)
 
 
 def validate(
