@@ -8,38 +8,14 @@ shows one object alone. One screenshot per step goes to docs/images/proofreading
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
+from gui_helpers import largest_touching_pair, settle
 
 REPO = Path(__file__).resolve().parents[1]
 ISBI = REPO.parent / "shared" / "data" / "isbi2012" / "train-volume.tif"
-
-
-def settle(widget=None, timeout: float = 900.0) -> None:
-    start = time.monotonic()
-    while widget is not None and widget.busy:
-        QApplication.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("the widget's job did not finish")
-    for _ in range(5):
-        QApplication.processEvents()
-        time.sleep(0.05)
-
-
-def largest_touching_pair(plane: np.ndarray) -> tuple[int, int]:
-    """The two largest objects of a slice that share a boundary."""
-    ids, counts = np.unique(plane[plane > 0], return_counts=True)
-    size = dict(zip(ids.tolist(), counts.tolist(), strict=True))
-    pairs = set()
-    for a, b in ((plane[:, :-1], plane[:, 1:]), (plane[:-1], plane[1:])):
-        touching = (a != b) & (a > 0) & (b > 0)
-        pairs.update(zip(a[touching].tolist(), b[touching].tolist(), strict=True))
-    return max(pairs, key=lambda pair: min(size[pair[0]], size[pair[1]]))
 
 
 def main() -> None:

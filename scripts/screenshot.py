@@ -7,43 +7,14 @@ display (the synthetic sample). Run under a virtual X server:
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
+from gui_helpers import largest_touching_pair, settle
 
 REPO = Path(__file__).resolve().parents[1]
 ISBI = REPO.parent / "shared" / "data" / "isbi2012" / "train-volume.tif"
-
-
-def wait_until_idle(widget, timeout: float = 600.0) -> None:
-    start = time.monotonic()
-    while widget.busy:
-        QApplication.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("the widget's job did not finish")
-    QApplication.processEvents()
-
-
-def merge_largest_neighbours(labels: np.ndarray) -> tuple[int, int]:
-    """A typical correction on the reference slice: merge the two largest touching objects."""
-    ids, counts = np.unique(labels[labels > 0], return_counts=True)
-    order = ids[np.argsort(counts)[::-1]]
-    for keep in order[:10]:
-        grown = np.zeros(labels.shape, bool)
-        mask = labels == keep
-        grown[1:] |= mask[:-1]
-        grown[:-1] |= mask[1:]
-        grown[:, 1:] |= mask[:, :-1]
-        grown[:, :-1] |= mask[:, 1:]
-        neighbours = set(np.unique(labels[grown & ~mask])) - {0}
-        if neighbours:
-            other = max(neighbours, key=lambda n: counts[ids == n][0])
-            return int(keep), int(other)
-    raise RuntimeError("no touching objects to merge")
 
 
 def main() -> None:
@@ -63,24 +34,22 @@ def main() -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
     widget.image_layer.value = image_layer
     widget.segment()
-    wait_until_idle(widget)
+    settle(widget)
 
     labels_layer = widget.labels_layer.value
     ref = int(widget.ref_slice.value)
     viewer.dims.set_current_step(0, ref)
-    keep, other = merge_largest_neighbours(np.asarray(labels_layer.data[ref]))
+    keep, other = largest_touching_pair(np.asarray(labels_layer.data[ref]))
     plane = np.asarray(labels_layer.data)
     edited = np.where(plane[ref] == other, keep, plane[ref])
     indices = np.nonzero(plane[ref] != edited)
     labels_layer.data_setitem((np.full(indices[0].size, ref), *indices), edited[indices])
     widget.set_reference_slice()
     widget.propagate()
-    wait_until_idle(widget)
+    settle(widget)
     labels_layer.selected_label = keep
     viewer.dims.set_current_step(0, min(ref + 1, plane.shape[0] - 1))
-    for _ in range(5):
-        QApplication.processEvents()
-        time.sleep(0.05)
+    settle()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(args.output, canvas_only=False)
     print(f"wrote {args.output}: {widget.status.value}")
