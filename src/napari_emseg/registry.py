@@ -46,7 +46,8 @@ def packaged_cards() -> list[ModelCard]:
     known = {f.name for f in dataclasses.fields(ModelCard)}
     cards = []
     for entry in sorted(folder.iterdir(), key=lambda item: item.name):
-        if entry.name.endswith(".json"):
+        # ``*.propagation.json`` cards belong to propagation networks (propagation/models.py).
+        if entry.name.endswith(".json") and not entry.name.endswith(".propagation.json"):
             fields = json.loads(entry.read_text())
             fields["voxel_size_nm"] = tuple(fields.get("voxel_size_nm") or ()) or None
             cards.append(ModelCard(**{k: v for k, v in fields.items() if k in known}))

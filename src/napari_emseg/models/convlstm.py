@@ -1,6 +1,7 @@
 """A convolutional LSTM cell (Shi et al. 2015, without peephole connections)."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
@@ -53,10 +54,29 @@ class ConvLSTMCell(nn.Module):
         zeros = x.new_zeros(shape)
         return zeros, zeros
 
-    def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
-        """Advance one step from ``state`` (zeros when None); returns the new ``(h, c)``."""
-        h_prev, c_prev = self.zero_state(x) if state is None else state
-        i, f, o, g = self.gates(torch.cat([x, h_prev], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """The input's share of the gate pre-activations (with the bias).
+
+        The gate convolution is linear in ``[x | h]``, so it splits into a convolution of ``x``
+        and one of ``h``. Inputs that do not depend on the recurrence (all objects of a frame)
+        go through the first part in one batched call; only the ``h`` part is sequential.
+        """
+        weight = self.gates.weight[:, : self.in_channels]
+        return F.conv2d(x, weight, self.gates.bias, padding=self.gates.padding)
+
+    def step(self, input_gates: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
+        """Advance one step from precomputed :meth:`input_gates` (zero state when None)."""
+        gates = input_gates
+        if state is not None:
+            weight = self.gates.weight[:, self.in_channels :]
+            gates = gates + F.conv2d(state[0], weight, padding=self.gates.padding)
+        i, f, o, g = gates.chunk(4, dim=1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        if state is not None:
+            c = c + torch.sigmoid(f) * state[1]
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+    def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
+        """Advance one step from ``state`` (zeros when None); returns the new ``(h, c)``."""
+        return self.step(self.input_gates(x), state)

@@ -7,7 +7,18 @@ import numpy as np
 from napari_emseg._progress import CancelCheck, ProgressCallback
 from napari_emseg.propagation.watershed import propagate_watershed
 
-PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {"watershed": propagate_watershed}
+
+def _propagate_cconvlstm(*args, **kwargs) -> np.ndarray:
+    # Imported on first use: torch and the network load only when this method runs.
+    from napari_emseg.propagation.cconvlstm import propagate_cconvlstm
+
+    return propagate_cconvlstm(*args, **kwargs)
+
+
+PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {
+    "watershed": propagate_watershed,
+    "cconvlstm": _propagate_cconvlstm,
+}
 DEFAULT_METHOD = "watershed"
 
 
@@ -152,6 +163,7 @@ def propagate(
         z_lo=z_lo,
         z_hi=z_hi,
         objects=targets,
+        device=device,
         progress=progress,
         cancel=cancel,
         **options,

@@ -52,7 +52,7 @@ def _main_occupant(cells: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return owner
 
 
-def _newcomer_markers(
+def newcomer_markers(
     cells: np.ndarray, seeds: np.ndarray, first_id: int, cover: float
 ) -> np.ndarray:
     """Cells that no propagated seed reaches, as markers with ids from ``first_id``."""
@@ -102,7 +102,7 @@ def propagation_step(
     if fixed is not None:
         markers = np.where(fixed != 0, fixed, markers)
     if newcomers:
-        new = _newcomer_markers(cells, markers, next_id, newcomer_cover)
+        new = newcomer_markers(cells, markers, next_id, newcomer_cover)
         markers = np.where((markers == 0) & (new != 0), new, markers)
     flooded = watershed(relief, markers)
     return _end_vanishing(flooded, previous, relief, min_area_ratio, fixed)
@@ -193,6 +193,7 @@ def propagate_watershed(
     cancel: CancelCheck | None = None,
     newcomers: bool | None = None,
     window: int = 32,
+    device: str = "cpu",  # accepted like every method; this one runs on the CPU
     **options,
 ) -> np.ndarray:
     """Classical propagation from ``ref_slice`` to ``z_lo`` and ``z_hi`` (see module doc).

@@ -73,12 +73,119 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_propagation(args: argparse.Namespace) -> int:
+    from napari_emseg.training.sequence_data import SEQUENCE_SOURCES
+    from napari_emseg.training.sequence_loop import PropagationTrainConfig, train_propagation
+
+    data = {}
+    for entry in args.data:
+        name, _, folder = entry.partition("=")
+        if not name or not folder:
+            known = ", ".join(f"{n}=FOLDER" for n in SEQUENCE_SOURCES)
+            raise ValueError(f"--data takes {known} or NAME=IMAGE,IDS,PIXEL_NM; got {entry!r}")
+        data[name] = folder
+    config = PropagationTrainConfig(
+        data=data,
+        out=args.out,
+        variant=args.variant,
+        width=args.width,
+        levels=args.levels,
+        hidden=args.hidden,
+        mask_prior=args.mask_prior,
+        refine_full_res=not args.recurrent_full_res,
+        pixel_nm=args.pixel_nm,
+        membrane_model=args.membrane_model,
+        length=args.length,
+        crop=args.crop,
+        max_objects=args.max_objects,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        lr=args.lr,
+        teacher_fraction=args.teacher_fraction,
+        bce_weight=args.bce_weight,
+        artefact_prob=args.artefacts,
+        val_every=args.val_every,
+        time_budget_min=args.time_budget_min,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        resume=args.resume,
+        name=args.name,
+        command=getattr(args, "recorded_command", None) or _recorded_command(None),
+    )
+    result = train_propagation(config)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
+    from napari_emseg.devices import DEVICE_CHOICES
+    from napari_emseg.models.cconvlstm import VARIANTS
+
+    p = kinds.add_parser(
+        "propagation",
+        help="train the consistent ConvLSTM propagation network",
+        description=(
+            "Train the consistent ConvLSTM on sequences cut from 3D ground truth "
+            "(isbi2012: slices 0-19 only; gala-train). Exports float16 weights and a card."
+        ),
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="NAME=FOLDER",
+        help="sources, e.g. isbi2012=../shared/data/isbi2012 "
+        "gala-train=../shared/data/gala_fibsem_medulla, or NAME=IMAGE.tif,IDS.tif,PIXEL_NM",
+    )
+    p.add_argument("--variant", default="stc", choices=VARIANTS)
+    p.add_argument("--width", type=int, default=8, help="channels of the finest encoder level")
+    p.add_argument("--levels", type=int, default=3, help="encoder/decoder resolutions")
+    p.add_argument("--hidden", type=int, default=12, help="ConvLSTM hidden channels")
+    p.add_argument("--mask-prior", type=float, default=3.0, help="0 = the paper's plain head")
+    p.add_argument(
+        "--recurrent-full-res",
+        action="store_true",
+        help="a CConvLSTM at full resolution too (about 4x the compute of the refinement)",
+    )
+    p.add_argument("--pixel-nm", type=float, default=8.0, help="pixel size the net works at")
+    p.add_argument("--membrane-model", default=None, help="membrane model for the input map")
+    p.add_argument("--length", type=int, default=5, help="frames per training sequence")
+    p.add_argument("--crop", type=int, default=64, help="xy crop edge (binned px)")
+    p.add_argument("--max-objects", type=int, default=6, help="objects per sequence")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
+    p.add_argument(
+        "--teacher-fraction",
+        type=float,
+        default=0.3,
+        help="share of steps fed the ground-truth previous masks",
+    )
+    p.add_argument("--bce-weight", type=float, default=1.0, help="pixel BCE added to soft IoU")
+    p.add_argument(
+        "--artefacts",
+        type=float,
+        default=0.05,
+        help="chance per frame of a missing or shifted section",
+    )
+    p.add_argument("--val-every", type=int, default=250, help="steps between validations")
+    p.add_argument("--time-budget-min", type=float, default=None, help="stop after N minutes")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
+    p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="model name (default cconvlstm-<variant>-w<width>)")
+    p.set_defaults(run=_cmd_train_propagation)
+
+
 def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``train membrane`` to a CLI's subcommands; returns the ``train`` parser."""
+    """Add ``train membrane`` and ``train propagation``; returns the ``train`` parser."""
     from napari_emseg.devices import DEVICE_CHOICES
     from napari_emseg.models import ARCHITECTURES
 
-    train = subparsers.add_parser("train", help="train a network (membrane)")
+    train = subparsers.add_parser("train", help="train a network (membrane, propagation)")
     kinds = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     p = kinds.add_parser(
         "membrane",
@@ -131,6 +238,7 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="model name (default <model>-w<width>)")
     p.set_defaults(run=_cmd_train_membrane)
+    _add_propagation_parser(kinds)
     return train
 
 
@@ -146,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         if args.debug:
             raise
-        print(f"train membrane: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"train: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -1,0 +1,225 @@
+"""The learned propagator: the consistent ConvLSTM in overlapping xy patches and z windows.
+
+Moving away from the reference slice in each direction, the stack is cut into z windows of
+``window`` slices that share one slice: the first slice of a window is its reference (the
+stitched result of the window before, or the user's slice). Each window is cut into
+overlapping xy patches; the network propagates the masks of the objects of each patch's
+reference through the window; every pixel takes the object with the highest probability
+(above 0.5) from the patch whose core (the part nearest its centre) holds it, so patches
+stitch without seams and an id can only come from the reference objects of that patch.
+
+The network works at its card's pixel size (``pixel_nm``, binned from ``image_pixel_nm``). Its
+masks, eroded, are markers of a watershed of the full-resolution membrane map: the network
+decides which object is where, the membrane map places the outlines. Pixels that no marker
+reaches are flooded by their neighbours; cells of the slice's own watershed that no object
+covers enter as new ids (objects entering the volume), as in the classical propagator.
+"""
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
+from napari_emseg.binning import bin_ids, bin_mean, downsample_factor
+from napari_emseg.normalization import normalize_intensity
+from napari_emseg.propagation.models import get_propagation_card, load_propagation_network
+from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers
+from napari_emseg.segmentation import watershed_slice
+
+DEFAULT_IMAGE_PIXEL_NM = 4.0  # the shipped membrane model's (ISBI 2012) pixel size
+
+
+def patch_starts(size: int, patch: int, overlap: int) -> list[int]:
+    """Starts of patches of edge ``patch`` covering ``size`` with at least ``overlap`` shared.
+
+    Examples
+    --------
+    >>> patch_starts(300, 128, 32), patch_starts(100, 128, 32)
+    ([0, 86, 172], [0])
+    """
+    if size <= patch:
+        return [0]
+    count = int(np.ceil((size - overlap) / (patch - overlap)))
+    return [int(round(s)) for s in np.linspace(0, size - patch, count)]
+
+
+def core_bounds(starts: list[int], patch: int, size: int) -> list[tuple[int, int]]:
+    """The part of each patch nearer its centre than any other patch's centre.
+
+    Examples
+    --------
+    >>> core_bounds([0, 86, 172], 128, 300)
+    [(0, 107), (107, 193), (193, 300)]
+    """
+    centres = [s + min(patch, size) / 2 for s in starts]
+    cuts = [0, *(int((a + b) // 2) for a, b in zip(centres, centres[1:], strict=False)), size]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _patch_objects(reference: np.ndarray, min_area: int) -> np.ndarray:
+    ids, counts = np.unique(reference, return_counts=True)
+    return ids[(ids != 0) & (counts >= min_area)]
+
+
+def predict_window(
+    net,
+    frames: np.ndarray,
+    reference: np.ndarray,
+    *,
+    patch: int,
+    overlap: int,
+    batch: int,
+    device: torch.device,
+    min_area: int = 4,
+) -> np.ndarray:
+    """Labels of frames 1.. of ``frames`` (T, C, H, W) from the ids of frame 0, ``reference``.
+
+    Returns (T - 1, H, W) ids: each pixel has the reference object with the highest
+    probability above 0.5 in the patch whose core holds it, else 0.
+    """
+    t_len, _, height, width = frames.shape
+    ys, xs = patch_starts(height, patch, overlap), patch_starts(width, patch, overlap)
+    y_cores, x_cores = core_bounds(ys, patch, height), core_bounds(xs, patch, width)
+    ph, pw = min(patch, height), min(patch, width)
+    jobs = []
+    for y, (cy0, cy1) in zip(ys, y_cores, strict=True):
+        for x, (cx0, cx1) in zip(xs, x_cores, strict=True):
+            ids = _patch_objects(reference[y : y + ph, x : x + pw], min_area)
+            if ids.size:
+                jobs.append((y, x, (cy0 - y, cy1 - y), (cx0 - x, cx1 - x), ids))
+    out = np.zeros((t_len - 1, height, width), reference.dtype)
+    for start in range(0, len(jobs), batch):
+        group = jobs[start : start + batch]
+        m = max(ids.size for *_, ids in group)
+        clip = np.stack([frames[:, :, y : y + ph, x : x + pw] for y, x, *_ in group])
+        masks = np.zeros((len(group), m, ph, pw), np.float32)
+        for b, (y, x, _, _, ids) in enumerate(group):
+            crop = reference[y : y + ph, x : x + pw]
+            masks[b, : ids.size] = crop[None] == ids[:, None, None]
+        with torch.inference_mode():
+            logits = net(torch.from_numpy(clip).to(device), torch.from_numpy(masks).to(device))
+        best = logits[:, 1:].float().max(dim=2)
+        winner, confident = best.indices.cpu().numpy(), (best.values > 0).cpu().numpy()
+        for b, (y, x, (ry0, ry1), (rx0, rx1), ids) in enumerate(group):
+            table = np.concatenate([ids, np.zeros(m - ids.size, ids.dtype)])
+            labels = np.where(confident[b], table[winner[b]], 0)
+            out[:, y + ry0 : y + ry1, x + rx0 : x + rx1] = labels[:, ry0:ry1, rx0:rx1]
+    return out
+
+
+def _upsample(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling to ``shape`` (edges past the binned size repeat)."""
+    up = np.repeat(np.repeat(labels, factor, axis=0), factor, axis=1)
+    pad = ((0, shape[0] - up.shape[0]), (0, shape[1] - up.shape[1]))
+    return np.pad(up, pad, mode="edge")
+
+
+def outline_slice(
+    coarse: np.ndarray,
+    membrane_2d: np.ndarray,
+    *,
+    factor: int,
+    next_id: int,
+    fixed: np.ndarray | None = None,
+    newcomers: bool = True,
+    cell_min_size: int = 50,
+) -> np.ndarray:
+    """Full-resolution labels of one slice from the network's (binned) labels.
+
+    The network's objects, eroded, are markers; ``fixed`` objects keep exactly their voxels;
+    with ``newcomers``, uncovered cells of the slice's own watershed enter with ids from
+    ``next_id``; a watershed of the smoothed membrane map grows the markers.
+    """
+    up = _upsample(coarse, factor, membrane_2d.shape)
+    markers = eroded_seeds(up, float(factor + 1)).astype(np.int64)
+    if fixed is not None:
+        markers = np.where(fixed != 0, fixed, np.where(up != 0, markers, 0))
+    if newcomers:
+        cells = watershed_slice(membrane_2d, min_size=cell_min_size)
+        new = newcomer_markers(cells, markers, next_id, 0.05)
+        markers = np.where((markers == 0) & (new != 0), new, markers)
+    if not markers.any():
+        return np.zeros(membrane_2d.shape, np.int64)
+    relief = ndi.gaussian_filter(membrane_2d.astype(np.float32), 1.0)
+    return watershed(relief, markers)
+
+
+def propagate_cconvlstm(
+    image: np.ndarray,
+    labels: np.ndarray,
+    ref_slice: int,
+    *,
+    membrane: np.ndarray,
+    z_lo: int,
+    z_hi: int,
+    objects: set[int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    variant: str = "stc",
+    weights: str | None = None,
+    device: str = "auto",
+    image_pixel_nm: float | None = None,
+    patch: int = 96,
+    overlap: int = 24,
+    window: int = 8,
+    batch: int = 8,
+    newcomers: bool | None = None,
+) -> np.ndarray:
+    """Propagate with the consistent ConvLSTM (see the module doc).
+
+    ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
+    ``.propagation.json`` card; ``image_pixel_nm`` is the stack's in-plane pixel size (default
+    4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels.
+    """
+    card = get_propagation_card(weights or variant)
+    net = load_propagation_network(card, device)
+    torch_device = next(net.parameters()).device
+    factor = downsample_factor(image_pixel_nm or DEFAULT_IMAGE_PIXEL_NM, card.pixel_nm)
+    binned_image = normalize_intensity(bin_mean(image, factor))
+    frames = np.stack([binned_image, bin_mean(membrane, factor)], axis=1).astype(np.float32)
+
+    dtype = np.uint32 if labels.dtype.itemsize <= 4 else labels.dtype
+    out = labels.astype(dtype, copy=True)
+    targets = None if objects is None else np.array(sorted(objects), dtype)
+    newcomers = objects is None if newcomers is None else newcomers
+    next_id = int(labels.max()) + 1
+    total, done = max(z_hi - z_lo, 1), 0
+    for step in (1, -1):
+        end = z_hi if step == 1 else z_lo
+        current = ref_slice
+        while current != end:
+            check_cancel(cancel)
+            zs = list(range(current, end + step, step))[:window]
+            reference = out[current]
+            if targets is not None:
+                reference = np.where(np.isin(reference, targets), reference, 0)
+            coarse = predict_window(
+                net,
+                frames[zs],
+                bin_ids(reference[None], factor)[0],
+                patch=patch,
+                overlap=overlap,
+                batch=batch,
+                device=torch_device,
+            )
+            for z, slice_labels in zip(zs[1:], coarse, strict=True):
+                fixed = None
+                if targets is not None:
+                    fixed = np.where(np.isin(out[z], targets), 0, out[z])
+                new = outline_slice(
+                    slice_labels,
+                    membrane[z],
+                    factor=factor,
+                    next_id=next_id,
+                    fixed=fixed,
+                    newcomers=newcomers,
+                )
+                if fixed is not None:
+                    new = np.where(fixed != 0, fixed, np.where(np.isin(new, targets), new, 0))
+                out[z] = new
+                next_id = max(next_id, int(new.max()) + 1)
+                done += 1
+                report(progress, done, total, f"propagating (slice {z})")
+            current = zs[-1]
+    return out
