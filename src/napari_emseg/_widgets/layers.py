@@ -43,3 +43,17 @@ def membrane_layer_of(viewer, image_layer, shape) -> np.ndarray | None:
         return None
     data = np.asarray(viewer.layers[name].data)
     return data if data.shape == tuple(shape) else None
+
+
+def method_options_for(method: str | None, image_layer) -> dict:
+    """Options a propagation method takes from the image layer: the learned one's pixel size.
+
+    Readers put the voxel size in nm into ``scale`` when the file records it and leave 1.0
+    otherwise (no EM stack has 1 nm pixels), so 1.0 means unknown.
+    """
+    from napari_emseg.propagation.api import DEFAULT_METHOD
+
+    if (method or DEFAULT_METHOD) != "cconvlstm" or image_layer is None:
+        return {}
+    pixel = float(image_layer.scale[-1])
+    return {"image_pixel_nm": pixel} if pixel != 1.0 else {}

@@ -17,6 +17,7 @@ from napari_emseg._widgets.layers import (
     apply_as_undoable_edit,
     choices_of,
     membrane_layer_of,
+    method_options_for,
     stack_of,
 )
 from napari_emseg._widgets.runner import JobRunner
@@ -394,6 +395,7 @@ class ProofreadWidget(QWidget):
                 frozen_slices=session.frozen_slices(),
                 z_range=z_range,
                 membrane=membrane,
+                method_options=method_options_for(None, image_layer),
                 progress=progress,
                 cancel=cancel,
             )

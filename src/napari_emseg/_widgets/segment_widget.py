@@ -9,7 +9,12 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_emseg._widgets.autosave import Autosaver, restore_journal
 from napari_emseg._widgets.layer_sessions import session_of
-from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
+from napari_emseg._widgets.layers import (
+    apply_as_undoable_edit,
+    choices_of,
+    method_options_for,
+    stack_of,
+)
 from napari_emseg._widgets.runner import JobRunner
 from napari_emseg.journal import pending_journals
 
@@ -267,6 +272,7 @@ class SegmentWidget(QWidget):
                 method=method,
                 model=model,
                 device=device,
+                method_options=method_options_for(method, image_layer),
                 progress=progress,
                 cancel=cancel,
             )

@@ -21,6 +21,7 @@ import numpy as np
 from napari_emseg._progress import CancelCheck, ProgressCallback, report
 from napari_emseg.proofreading._ids import member
 from napari_emseg.propagation import PROPAGATORS, list_methods, propagate
+from napari_emseg.propagation.api import DEFAULT_METHOD
 
 
 def fill_plan(anchors: Iterable[int], z_lo: int, z_hi: int) -> list[tuple[int, int, int]]:
@@ -108,10 +109,11 @@ def repropagate(
     frozen_slices: Iterable[int] = (),
     z_range: tuple[int, int] | None = None,
     membrane: np.ndarray | None = None,
-    method: str = "watershed",
+    method: str | None = None,
     margin: int = 32,
     model: str | None = None,
     device: str = "auto",
+    method_options: dict | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -138,12 +140,16 @@ def repropagate(
         Inclusive limits of the slices that may change.
     membrane : ndarray, optional
         Membrane probability (1 = membrane); predicted (on the crop only) when omitted.
-    method : str
-        A propagation method (:func:`napari_emseg.propagation.list_methods`).
+    method : str, optional
+        A propagation method (:func:`napari_emseg.propagation.list_methods`); the default one
+        when None.
     margin : int
         With ``objects``, pixels added around their box; nothing outside it changes.
     model, device : str, optional
-        Membrane model and device used when ``membrane`` is omitted.
+        Membrane model used when ``membrane`` is omitted; device of the membrane model and of
+        a learned propagator.
+    method_options : dict, optional
+        Options of the method, e.g. ``{"image_pixel_nm": 8.0}`` for ``cconvlstm``.
     progress, cancel : callable, optional
         ``progress(done, total, message)`` per slice; ``cancel()`` returning True stops with
         :class:`napari_emseg._progress.Cancelled`.
@@ -165,6 +171,7 @@ def repropagate(
     [3, 3, 3, 4, 4]
     """
     image, labels = np.asarray(image), np.asarray(labels)
+    method = method or DEFAULT_METHOD
     z_lo, z_hi = _validate(image, labels, membrane, method, z_range)
     refs = {int(z) for z in references}
     bad = sorted(z for z in refs if not 0 <= z < labels.shape[0])
@@ -209,6 +216,7 @@ def repropagate(
         locked_ids=locked_ids,
         next_id=int(labels.max(initial=0)) + 1,
         method=method,
+        options={"device": device, **(method_options or {})},
         progress=progress,
         cancel=cancel,
     )
@@ -230,18 +238,18 @@ def _run_plan(
     locked_ids: np.ndarray,
     next_id: int,
     method: str,
+    options: dict,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
 ) -> np.ndarray:
     """Run the propagator once per anchor over its share of the (cropped) stack."""
     objects: list[int] | None = None if targets is None else targets.tolist()
-    options = {}
+    options = dict(options)
     if targets is None and locked_ids.size:
         # Everything moves except the locked objects, which stay fixed; newcomers still enter.
         present = np.unique(labels)
         objects = np.setdiff1d(present[present != 0], locked_ids).tolist()
-        if method == "watershed":
-            options["newcomers"] = True
+        options["newcomers"] = True
     work = labels.astype(np.uint64 if labels.dtype.itemsize == 8 else np.uint32, copy=True)
     total = sum(last - first for _, first, last in plan)
     done = 0
