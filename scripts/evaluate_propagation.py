@@ -63,6 +63,7 @@ class Dataset:
     gt: np.ndarray
     ref: int
     ref_label: str
+    pixel_nm: float  # in-plane pixel size: the learned propagator bins to its own
     membrane: np.ndarray | None = None
     membrane_seconds: float = 0.0
 
@@ -93,7 +94,7 @@ def centred_crop(dataset: Dataset, depth: int, size: int) -> Dataset:
     window = np.s_[z0 : z0 + depth, y0 : y0 + size, x0 : x0 + size]
     image, gt = dataset.image[window], dataset.gt[window]
     ref = dataset.ref - z0
-    return Dataset(dataset.name, image, gt, ref, dataset.ref_label)
+    return Dataset(dataset.name, image, gt, ref, dataset.ref_label, dataset.pixel_nm)
 
 
 def load_datasets(data: Path, quick: bool) -> list[Dataset]:
@@ -104,6 +105,7 @@ def load_datasets(data: Path, quick: bool) -> list[Dataset]:
         tifffile.imread(gala_dir / "test-gt.tif").astype(np.uint32),
         25,
         "reference slice 25",
+        10.0,  # FlyEM's medulla FIB-SEM (SOURCE.md: likely 10 nm isotropic)
     )
     isbi_dir = data / "isbi2012"
     held_out = slice(20, 30)
@@ -113,6 +115,7 @@ def load_datasets(data: Path, quick: bool) -> list[Dataset]:
         tifffile.imread(isbi_dir / "train-instances-3d.tif")[held_out].astype(np.uint32),
         25 - held_out.start,
         "reference slice 25 of the stack",
+        4.0,
     )
     datasets = [gala, isbi]
     if quick:
@@ -248,12 +251,16 @@ def evaluate(dataset: Dataset, methods: list[str], device: str) -> list[Row]:
     if any(m.startswith("auto-") for m in methods):
         auto_ref, auto_seconds = timed(watershed_slice, dataset.membrane[dataset.ref])
         from_ws = ("2D watershed", auto_ref, auto_seconds)
+
+    def learned(variant: str) -> dict:
+        return {"variant": variant, "image_pixel_nm": dataset.pixel_nm}
+
     # row -> (its name, (reference name, reference, seconds to make it), method, options)
     runs = {
         "watershed": ("watershed", from_gt, "watershed", {}),
-        **{v: (f"{LEARNED} {v.upper()}", from_gt, LEARNED, {"variant": v}) for v in VARIANTS},
+        **{v: (f"{LEARNED} {v.upper()}", from_gt, LEARNED, learned(v)) for v in VARIANTS},
         "auto-watershed": ("watershed", from_ws, "watershed", {}),
-        "auto-stc": (f"{LEARNED} STC", from_ws, LEARNED, {"variant": "stc"}),
+        "auto-stc": (f"{LEARNED} STC", from_ws, LEARNED, learned("stc")),
     }
     for method in methods:
         print(f"{dataset.name}: {method}", file=sys.stderr, flush=True)

@@ -194,3 +194,26 @@ def test_train_is_a_subcommand_of_the_main_cli(tmp_path, capsys):
     assert exit_info.value.code == 0 and "--model" in capsys.readouterr().out
     code = main(["train", "membrane", "--data", str(tmp_path / "none"), "--out", str(tmp_path)])
     assert code == 2 and "neither a dataset folder" in capsys.readouterr().err
+
+
+def test_propagate_with_the_shipped_consistent_convlstm(isbi_crop, segmented, tmp_path):
+    labels_path, membrane_path = segmented
+    reference = read_volume(labels_path).data[1]
+    out = tmp_path / "learned.tif"
+    args = ["propagate", str(isbi_crop), "--labels", str(labels_path), "--ref-slice", "1"]
+    args += ["-o", str(out), "--membrane", str(membrane_path), "--method", "cconvlstm"]
+    assert main(args) == 0
+    result = read_volume(out).data
+    np.testing.assert_array_equal(result[1], reference)
+    for z in (0, 2, 3):  # most objects carried on, with the reference's ids
+        assert len(set(np.unique(result[z])) & set(np.unique(reference))) > 0.5 * len(
+            np.unique(reference)
+        )
+
+
+def test_learned_propagator_options_need_the_learned_method(isbi_crop, segmented, tmp_path):
+    labels_path, _ = segmented
+    args = ["propagate", str(isbi_crop), "--labels", str(labels_path), "--ref-slice", "1"]
+    args += ["-o", str(tmp_path / "x.tif"), "--variant", "st"]
+    assert main(args) == 2
+    assert not (tmp_path / "x.tif").exists()

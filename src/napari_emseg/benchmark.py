@@ -64,6 +64,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _learned_propagation_seconds(image, reference, ref, membrane, device, repeats) -> float | None:
+    """Median seconds of ``cconvlstm`` propagation, or None when no weights are shipped."""
+    from napari_emseg.propagation import propagate
+    from napari_emseg.propagation.models import get_propagation_card
+
+    try:
+        get_propagation_card("stc")
+    except FileNotFoundError:
+        return None
+
+    def run() -> None:
+        propagate(image, reference, ref, membrane=membrane, method="cconvlstm", device=device)
+
+    return median_seconds(run, repeats)
+
+
 def run_benchmark(
     *,
     quick: bool = False,
@@ -111,6 +127,9 @@ def run_benchmark(
     propagation_s = median_seconds(
         lambda: propagate(stack.image, reference, middle, membrane=membrane), repeats
     )
+    learned_s = _learned_propagation_seconds(
+        stack.image, reference, middle, membrane, device, min(repeats, 3)
+    )
     result = {
         "device": torch_device.type,
         "device_name": torch.cuda.get_device_name() if torch_device.type == "cuda" else cpu_name(),
@@ -121,6 +140,9 @@ def run_benchmark(
         "membrane_flops_per_s": flops,
         "matmul_flops_per_s": matmul_flops_per_s(torch_device, repeats=repeats),
         "propagation_voxels_per_s": voxels / propagation_s,
+        # The consistent ConvLSTM (STC, shipped weights), and its time for 30x512x512 slices.
+        "cconvlstm_voxels_per_s": voxels / learned_s if learned_s else None,
+        "cconvlstm_30x512x512_s": 30 * 512 * 512 * learned_s / voxels if learned_s else None,
         "repropagate_one_object_s": benchmark_repropagate_one_object(
             shape=repropagation_shape, repeats=repeats
         ),

@@ -160,9 +160,9 @@ def propagate_cconvlstm(
     weights: str | None = None,
     device: str = "auto",
     image_pixel_nm: float | None = None,
-    patch: int = 96,
-    overlap: int = 24,
-    window: int = 8,
+    patch: int = 64,
+    overlap: int = 16,
+    window: int = 5,
     batch: int = 8,
     newcomers: bool | None = None,
 ) -> np.ndarray:
@@ -170,7 +170,8 @@ def propagate_cconvlstm(
 
     ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
     ``.propagation.json`` card; ``image_pixel_nm`` is the stack's in-plane pixel size (default
-    4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels.
+    4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels; the
+    defaults match the training sequences (64 px crops, 5 slices), not a tuning on test data.
     """
     card = get_propagation_card(weights or variant)
     net = load_propagation_network(card, device)

@@ -26,6 +26,7 @@ class PropagationCard:
     weights: str
     sha256: str
     membrane_model: str | None = None
+    description: str = ""
     training_command: str | None = None
     sources: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
