@@ -180,7 +180,9 @@ def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, 
     )
     result = train_propagation(config)
     assert result["steps"] == 4
-    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in log] == [2, 4]
     card = get_propagation_card(result["card"])
     assert card.network["width"] == 4 and card.metrics["step"] in (2, 4)

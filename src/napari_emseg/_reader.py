@@ -2,6 +2,11 @@
 
 Thin by design: all format logic lives in :mod:`napari_emseg.io`. No napari import here, so npe2
 can import this module cheaply.
+
+Inputs larger than :data:`napari_emseg.io.lazy.LAZY_ABOVE_BYTES` (1 GiB) stay on disk: napari
+gets the dask array (Zarr, HDF5) or memory map (uncompressed TIFF) and reads only the slices it
+shows, so volumes larger than memory open. Smaller inputs are read into memory, where labels can
+be painted.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from napari_emseg.io import Volume, is_supported_path, read_volume
+from napari_emseg.io import Volume, is_supported_path, lazy, read_volume
 
 __all__ = ["get_reader"]
 
@@ -50,12 +55,22 @@ def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
 def read_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     """Read every path into napari LayerData; problems raise ``InputError`` (one-line message).
 
+    Data above :data:`~napari_emseg.io.lazy.LAZY_ABOVE_BYTES` is passed lazily (dask array or
+    memory map); smaller data as an in-memory numpy array.
+
     Examples
     --------
     >>> [(kwargs["name"], kind) for _, kwargs, kind in read_layers("seg.tif")]  # doctest: +SKIP
     [('seg', 'labels')]
     """
-    return [layer_data(read_volume(p)) for p in _as_list(path)]
+    return [layer_data(_read(p)) for p in _as_list(path)]
+
+
+def _read(path: PathLike) -> Volume:
+    volume = read_volume(path, lazy=True)  # opens the file; reads voxels only where it must
+    if not lazy.is_lazy(volume.data) or lazy.nbytes(volume.data) > lazy.LAZY_ABOVE_BYTES:
+        return volume
+    return read_volume(path)  # small: in memory, every chunk checked now
 
 
 def layer_data(volume: Volume) -> LayerData:

@@ -58,6 +58,20 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_emseg.io import write_image_tiff, write_labels_tiff
     from napari_emseg.pipeline import segment
 
+    if Path(args.output).suffix.lower() == ".zarr":
+        return _cmd_segment_blockwise(args)
+    blockwise_options = {
+        "--dask": args.dask,
+        "--scheduler": args.scheduler,
+        "--block": args.block,
+        "--halo": args.halo,
+        "--workers": args.workers,
+    }
+    given = [name for name, value in blockwise_options.items() if value is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} segment block by block into OME-Zarr: give -o LABELS.zarr"
+        )
     out = _check_output(args.output, args.overwrite)
     membrane_out = _check_output(args.membrane_out, args.overwrite) if args.membrane_out else None
     volume = _read_image(args.input)
@@ -67,6 +81,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         device=args.device,
         ref_slice=args.ref_slice,
         propagation=args.propagation,
+        propagation_options=_method_options(args.propagation, volume),
         progress=_progress_printer(args.quiet),
     )
     write_labels_tiff(
@@ -88,6 +103,63 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                 "objects": int(len(set(result.labels.ravel().tolist()) - {0})),
                 "median_objects_per_slice": float(sorted(per_slice)[len(per_slice) // 2]),
                 "ref_slice": result.ref_slice,
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
+    """``segment INPUT -o OUT.zarr``: blockwise, here or on a dask cluster (--dask/--scheduler)."""
+    from contextlib import nullcontext
+
+    from napari_emseg.blockwise import DEFAULT_BLOCK, DEFAULT_HALO, segment_blockwise
+    from napari_emseg.cluster import dask_client
+    from napari_emseg.io import open_volume
+    from napari_emseg.io.ome_zarr import check_zarr_output
+
+    if args.ref_slice is not None:
+        raise UsageError(
+            "--ref-slice does not apply to blockwise segmentation (each block starts from its "
+            "middle slice): leave it out, or write a .tif"
+        )
+    if args.workers is not None and args.dask != "local":
+        raise UsageError("--workers sets the size of a local cluster: use it with --dask local")
+    check_zarr_output(args.output, args.overwrite)
+    if args.membrane_out:
+        check_zarr_output(args.membrane_out, args.overwrite)
+    options = None
+    if args.propagation == "cconvlstm":  # the learned propagator needs the pixel size
+        options = _method_options(args.propagation, open_volume(args.input))
+    if args.dask == "local" or args.scheduler:
+        cluster = dask_client(scheduler=args.scheduler, workers=args.workers)
+    else:
+        cluster = nullcontext(None)
+    with cluster as client:
+        result = segment_blockwise(
+            args.input,
+            args.output,
+            block_shape=args.block or DEFAULT_BLOCK,
+            halo=args.halo or DEFAULT_HALO,
+            model=args.model,
+            device=args.device,
+            propagation=args.propagation,
+            propagation_options=options,
+            membrane_output=args.membrane_out,
+            client=client,
+            overwrite=args.overwrite,
+            progress=_progress_printer(args.quiet),
+        )
+    print(
+        json.dumps(
+            {
+                "output": str(result.labels),
+                "membrane_output": str(result.membrane) if result.membrane else None,
+                "objects": result.objects,
+                "blocks": result.blocks,
+                "matched_pairs": result.matches,
+                "block_shape": list(result.grid.block_shape),
+                "halo": list(result.grid.halo),
             }
         )
     )
@@ -137,6 +209,17 @@ def _reference_labels(labels, shape: tuple[int, ...], ref_slice: int):
     return volume
 
 
+def _method_options(method: str, volume, *, variant: str = "stc", weights=None) -> dict:
+    """Options of the learned propagator: network, and the pixel size read from the file."""
+    if method != "cconvlstm":
+        return {}
+    return {
+        "variant": variant,
+        "weights": weights,
+        "image_pixel_nm": volume.scale[-1] if volume.unit == "nm" else None,
+    }
+
+
 def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_emseg.io import read_volume, write_labels_tiff
     from napari_emseg.propagation import propagate
@@ -146,6 +229,8 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     depth = volume.data.shape[0]
     if not 0 <= args.ref_slice < depth:
         raise UsageError(f"--ref-slice {args.ref_slice} is outside 0..{depth - 1} of {args.input}")
+    if args.method != "cconvlstm" and (args.variant != "stc" or args.propagation_weights):
+        raise UsageError("--variant and --propagation-weights apply to --method cconvlstm")
     labels_volume = read_volume(args.labels, as_labels=True)
     if labels_volume.data.dtype.kind not in "iu":
         raise UsageError(f"labels {args.labels} hold {labels_volume.data.dtype}, not integer ids")
@@ -167,6 +252,9 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         progress=_progress_printer(args.quiet),
+        **_method_options(
+            args.method, volume, variant=args.variant, weights=args.propagation_weights
+        ),
     )
     write_labels_tiff(out, result, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
     return 0
@@ -249,8 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     inputs = "a TIFF stack, a folder of slices, file.h5[:dataset] or a Zarr array"
     p = sub.add_parser("segment", help="membrane map, watershed and propagation to 3D labels")
     p.add_argument("input", help=inputs)
-    common(p, output_help="labels TIFF to write")
-    p.add_argument("--membrane-out", help="also write the membrane probability TIFF")
+    common(p, output_help="labels TIFF to write, or an OME-Zarr folder (.zarr): blockwise")
+    p.add_argument(
+        "--membrane-out", help="also write the membrane probability TIFF (.zarr when blockwise)"
+    )
     model_options(p)
     p.add_argument("--ref-slice", type=int, default=None, help="reference slice (default middle)")
     p.add_argument(
@@ -258,6 +348,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=methods[0],
         choices=[*methods, "none"],
         help="how ids are carried through z ('none': slices independent)",
+    )
+    blockwise = p.add_argument_group(
+        "blockwise (volumes larger than memory; -o must end in .zarr; docs/large-volumes.md)"
+    )
+    blockwise.add_argument(
+        "--block",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="block (core) shape; peak memory grows with it (default 32 512 512)",
+    )
+    blockwise.add_argument(
+        "--halo",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="context around each block, at most half the block (default 8 32 32)",
+    )
+    where = blockwise.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dask",
+        choices=["local"],
+        help="run one task per block on a new dask LocalCluster (needs napari-emseg[dask])",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing dask.distributed scheduler: tcp://host:8786 or a scheduler file",
+    )
+    blockwise.add_argument(
+        "--workers", type=int, help="workers of the --dask local cluster (default: CPUs, max 4)"
     )
     p.set_defaults(run=_cmd_segment)
 
@@ -278,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, output_help="propagated labels TIFF to write")
     p.add_argument("--method", default=methods[0], choices=methods, help="propagation method")
     p.add_argument("--membrane", help="membrane probability TIFF (computed when omitted)")
+    p.add_argument(
+        "--variant",
+        default="stc",
+        help="cconvlstm variant: st, stl, stn or stc (the paper's best, default)",
+    )
+    p.add_argument("--propagation-weights", help="a trained .propagation.json card (cconvlstm)")
     model_options(p)
     p.set_defaults(run=_cmd_propagate)
 
@@ -314,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from napari_emseg._progress import Cancelled
+    from napari_emseg.cluster import ClusterError
     from napari_emseg.io import InputError
     from napari_emseg.registry import WeightsError
 
@@ -328,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             get_card(args.model)  # refuse an unknown model before reading anything
         return args.run(args)
-    except (UsageError, InputError, WeightsError, ValueError, Cancelled) as err:
+    except (UsageError, InputError, WeightsError, ValueError, Cancelled, ClusterError) as err:
         if args.debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__

@@ -38,6 +38,7 @@ def predict_membrane(
     tile: int | None = None,
     overlap: int = 32,
     batch_size: int | None = None,
+    value_range: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -52,6 +53,10 @@ def predict_membrane(
         a model card ``.json``; the default model when omitted.
     device : {"auto", "cpu", "cuda", "mps"}
         Where a network runs; ``auto`` prefers CUDA, then MPS, then the CPU.
+    value_range : (float, float), optional
+        Raw intensities mapped to 0 and 1 before prediction; by default the 0.5 and 99.5
+        percentiles of ``image`` (see :func:`napari_emseg.normalization.normalize_intensity`).
+        Blockwise processing passes the whole volume's range so that every block matches.
 
     Examples
     --------
@@ -63,7 +68,7 @@ def predict_membrane(
     card = model if isinstance(model, ModelCard) else get_card(model)
     image = np.asarray(image)
     squeeze = image.ndim == 2
-    stack = normalize_intensity(image[None] if squeeze else image)
+    stack = normalize_intensity(image[None] if squeeze else image, value_range=value_range)
     if not card.needs_torch:
         prob = ridge_membrane(stack, progress=progress, cancel=cancel)
     else:

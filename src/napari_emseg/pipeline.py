@@ -44,6 +44,8 @@ def segment(
     device: str = "auto",
     ref_slice: int | None = None,
     propagation: str = "watershed",
+    value_range: tuple[float, float] | None = None,
+    propagation_options: dict | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Segmentation:
@@ -52,6 +54,10 @@ def segment(
     A 2D watershed labels the reference slice (the middle slice by default) and the chosen
     propagator carries its objects through z, so ids are consistent in 3D. With
     ``propagation="none"`` every slice is segmented on its own (ids unique, not linked in z).
+    ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
+    percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
+    ``propagation_options`` go to the propagator (e.g. ``{"image_pixel_nm": 8.0}`` for
+    ``cconvlstm``).
 
     Examples
     --------
@@ -70,6 +76,7 @@ def segment(
         image,
         model=model,
         device=device,
+        value_range=value_range,
         progress=_stage(progress, "membrane", (0.0, 0.5)),
         cancel=cancel,
     )
@@ -90,8 +97,10 @@ def segment(
         ref,
         membrane=membrane,
         method=propagation,
+        device=device,
         progress=_stage(progress, "propagation", (0.5, 1.0)),
         cancel=cancel,
+        **(propagation_options or {}),
     )
     return Segmentation(membrane, labels, ref)
 

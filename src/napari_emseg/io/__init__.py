@@ -11,6 +11,10 @@ Supported inputs
 - HDF5: ``file.h5`` holding one 2D/3D dataset, or ``file.h5:/path/to/dataset``;
 - Zarr: an array folder, ``store.zarr:/path``, a group holding one array, or an OME-Zarr image.
 
+``read_volume(spec, lazy=True)`` leaves Zarr and HDF5 voxels on disk (a dask array) and
+memory-maps uncompressed TIFFs, for volumes larger than memory; :func:`open_volume` gives the
+same without dask, for reading regions (:mod:`~napari_emseg.io.lazy`).
+
 Every problem a user can fix is raised as :class:`InputError`, whose message is one line that names
 the file and says what to do.
 
@@ -24,7 +28,7 @@ finish the volume; ``tiff_writer`` writes through ``write_checks`` and ``atomic`
 
 from napari_emseg.io.labels_rule import IMAGE_MARKER as IMAGE_MARKER
 from napari_emseg.io.labels_rule import LABELS_MARKER
-from napari_emseg.io.read import read_volume
+from napari_emseg.io.read import open_volume, read_volume
 from napari_emseg.io.spec import HDF5_SUFFIXES as HDF5_SUFFIXES
 from napari_emseg.io.spec import PNG_SUFFIXES as PNG_SUFFIXES
 from napari_emseg.io.spec import SLICE_SUFFIXES as SLICE_SUFFIXES
@@ -40,6 +44,7 @@ __all__ = [
     "InputError",
     "Volume",
     "is_supported_path",
+    "open_volume",
     "parse_input_spec",
     "read_volume",
     "write_image_tiff",

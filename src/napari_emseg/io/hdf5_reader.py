@@ -1,4 +1,8 @@
-"""Read one 2D/3D dataset from an HDF5 file (h5py is imported only when one is opened)."""
+"""Read one 2D/3D dataset from an HDF5 file (h5py is imported only when one is opened).
+
+With ``lazy=True`` the file stays open and the result holds the ``h5py.Dataset``; the file
+closes when the dataset is garbage-collected.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from napari_emseg.io.datasets import choose_one, layer_name, path_words, scale_f
 from napari_emseg.io.volume import InputError, RawRead, short_error, unreadable_error
 
 
-def read_hdf5(path: Path, inner: str | None) -> RawRead:
+def read_hdf5(path: Path, inner: str | None, *, lazy: bool = False) -> RawRead:
     """Read dataset ``inner``, or the only image dataset in the file or group it names."""
     import h5py
 
@@ -22,17 +26,21 @@ def read_hdf5(path: Path, inner: str | None) -> RawRead:
         handle = h5py.File(path, "r")
     except Exception as exc:
         raise unreadable_error(path, "HDF5 file", short_error(exc)) from exc
-    with handle:
-        try:
-            return _read_open(handle, path, inner)
-        except InputError:
-            raise
-        except Exception as exc:
-            # A damaged file often opens, then fails while its groups or attributes are read.
-            raise unreadable_error(path, "HDF5 file", short_error(exc)) from exc
+    try:
+        raw = _read_open(handle, path, inner, lazy)
+    except InputError:
+        handle.close()
+        raise
+    except Exception as exc:
+        handle.close()
+        # A damaged file often opens, then fails while its groups or attributes are read.
+        raise unreadable_error(path, "HDF5 file", short_error(exc)) from exc
+    if isinstance(raw.data, np.ndarray):  # read: the file is no longer needed
+        handle.close()
+    return raw
 
 
-def _read_open(handle: Any, path: Path, inner: str | None) -> RawRead:
+def _read_open(handle: Any, path: Path, inner: str | None, lazy: bool) -> RawRead:
     """The body of :func:`read_hdf5` for an open file."""
     import h5py
 
@@ -51,7 +59,11 @@ def _read_open(handle: Any, path: Path, inner: str | None) -> RawRead:
     if auto:
         node = handle[choose_one(path, _h5_datasets(node), where)]
     try:
-        data = np.asarray(node[()])
+        if lazy and node.ndim >= 2 and node.size > 0:
+            node[(0,) * node.ndim]  # decode one chunk now, so a missing filter is reported here
+            data = node
+        else:
+            data = np.asarray(node[()])
     except MemoryError as exc:
         raise InputError(
             f"{path}:{node.name} is too large to read into memory: crop it first"

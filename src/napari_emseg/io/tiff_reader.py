@@ -1,4 +1,8 @@
-"""Read a TIFF stack with tifffile, with its voxel size from OME-XML or ImageJ metadata."""
+"""Read a TIFF stack with tifffile, with its voxel size from OME-XML or ImageJ metadata.
+
+With ``lazy=True`` an uncompressed TIFF whose pixels lie contiguously in the file (what ImageJ,
+Fiji and tifffile write by default) is memory-mapped instead of read; other TIFFs are read.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +41,9 @@ def _tifffile_errors() -> Iterator[_LogCollector]:
         logger.removeHandler(handler)
 
 
-def read_tiff(path: Path, *, slice_file: bool = False) -> RawRead:
+def read_tiff(path: Path, *, slice_file: bool = False, lazy: bool = False) -> RawRead:
     """Read the first series of a TIFF; ``slice_file`` marks one 2D file of a slice folder."""
+    mappable = False
     try:
         with _tifffile_errors() as log, tifffile.TiffFile(path) as tif:
             # Index every page first: tifffile logs a damaged IFD chain (e.g. one that loops back
@@ -48,7 +53,9 @@ def read_tiff(path: Path, *, slice_file: bool = False) -> RawRead:
                 raise unreadable_error(path, "TIFF", log.messages[0])
             series = tif.series[0]
             axes = series.axes
-            data = series.asarray()
+            shape = tuple(series.shape)
+            mappable = lazy and not slice_file and series.dataoffset is not None
+            data = None if mappable else series.asarray()
             scale = _tiff_scale(tif, slice_file=slice_file)
             marker = _tiff_software(tif)
             expected = (tif.imagej_metadata or {}).get("images")
@@ -62,6 +69,13 @@ def read_tiff(path: Path, *, slice_file: bool = False) -> RawRead:
         raise unreadable_error(path, "TIFF", short_error(exc)) from exc
     if log.messages:
         raise unreadable_error(path, "TIFF", log.messages[0])
+    if mappable:
+        try:
+            data = tifffile.memmap(path, series=0, mode="r")
+        except Exception:  # e.g. a truncated file: the full read names the problem
+            return read_tiff(path)
+        if tuple(data.shape) != shape:
+            return read_tiff(path)
     if len(axes) != data.ndim:  # seen on damaged tiled files: the series and its data disagree
         raise unreadable_error(path, "TIFF", f"axes {axes} do not fit the data shape {data.shape}")
     planes = math.prod(n for a, n in zip(axes, data.shape, strict=True) if a not in "YXS")

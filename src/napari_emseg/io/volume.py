@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 
 class InputError(ValueError):
@@ -30,8 +29,9 @@ class Volume:
 
     Attributes
     ----------
-    data : np.ndarray
-        Array of shape (Z, Y, X); a 2D image is returned as (1, Y, X). Native byte order.
+    data : np.ndarray, numpy.memmap or dask.array.Array
+        Array of shape (Z, Y, X); a 2D image is returned as (1, Y, X). Native byte order. A
+        numpy array unless it was read with ``read_volume(..., lazy=True)``.
     scale : tuple of float
         Voxel size (z, y, x); in nm when the unit is known, else ``(1.0, 1.0, 1.0)``.
     unit : str
@@ -44,12 +44,13 @@ class Volume:
     Examples
     --------
     >>> import numpy as np
+    >>> import numpy as np
     >>> vol = Volume(np.zeros((1, 4, 4), np.uint8), (1.0, 1.0, 1.0), "pixel", False, "blank")
     >>> vol.data.shape
     (1, 4, 4)
     """
 
-    data: np.ndarray
+    data: Any  # np.ndarray when read eagerly; see the Attributes above
     scale: tuple[float, float, float]
     unit: str
     is_labels: bool
@@ -60,7 +61,7 @@ class Volume:
 class RawRead:
     """What a format-specific reader found, before the checks shared by every format."""
 
-    data: np.ndarray
+    data: Any  # np.ndarray, or a dask array / numpy.memmap when read lazily
     axes: str | None = None  # tifffile axis letters when known, e.g. "ZYX", "CYX", "YXS"
     scale: tuple[float, float, float] | None = None  # nm, or None when unknown
     marker: str | None = None  # our TIFF Software marker, if any

@@ -1,4 +1,7 @@
-"""Read a Zarr array, one array of a group, or an OME-Zarr image (zarr is imported lazily)."""
+"""Read a Zarr array, one array of a group, or an OME-Zarr image (zarr is imported lazily).
+
+With ``lazy=True`` the voxels stay on disk: the result holds the opened ``zarr.Array``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from napari_emseg.io.units import all_positive, nm_per_unit, scale_in_nm
 from napari_emseg.io.volume import InputError, RawRead, short_error, unreadable_error
 
 
-def read_zarr(path: Path, inner: str | None) -> RawRead:
+def read_zarr(path: Path, inner: str | None, *, lazy: bool = False) -> RawRead:
     """Read array ``inner`` of the store, or the one image a group (or OME-Zarr image) holds."""
     import zarr  # works with the zarr 2 and zarr 3 APIs: open, arrays(), groups(), attrs
 
@@ -25,7 +28,7 @@ def read_zarr(path: Path, inner: str | None) -> RawRead:
             "array or group folder"
         ) from exc
     try:
-        return _read_open(root, path, inner)
+        return _read_open(root, path, inner, lazy)
     except InputError:
         raise
     except Exception as exc:
@@ -33,7 +36,7 @@ def read_zarr(path: Path, inner: str | None) -> RawRead:
         raise unreadable_error(path, "Zarr store", short_error(exc)) from exc
 
 
-def _read_open(root: Any, path: Path, inner: str | None) -> RawRead:
+def _read_open(root: Any, path: Path, inner: str | None, lazy: bool) -> RawRead:
     """The body of :func:`read_zarr` for an opened store."""
     import zarr
 
@@ -68,7 +71,11 @@ def _read_open(root: Any, path: Path, inner: str | None) -> RawRead:
                 f"{path}{where} names a dataset '{sub}' that is missing: the store is incomplete"
             ) from exc
     try:
-        data = np.asarray(node[...])
+        if lazy and node.size > 0:
+            node[(0,) * node.ndim]  # decode one chunk now, so a damaged store is reported here
+            data = node
+        else:
+            data = np.asarray(node[...])
     except MemoryError as exc:
         raise InputError(f"{path} is too large to read into memory: crop it first") from exc
     except Exception as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -19,7 +18,13 @@ import numpy as np
 
 from napari_emseg.io import InputError
 from napari_emseg.io.atomic import atomic_write
-from napari_emseg.io.units import nm_per_unit
+from napari_emseg.io.ome_zarr import (
+    create_image,
+    multiscales,
+    ome_unit,
+    partial_path,
+    replace_folder,
+)
 from napari_emseg.io.volume import short_error
 from napari_emseg.io.write_checks import check_scale, labels_for_tiff
 from napari_emseg.proofreading.edits import object_table
@@ -37,16 +42,6 @@ CSV_COLUMNS = (
     "y1",
     "x1",
 )
-# OME-NGFF 0.4 wants UDUNITS-2 names; any spelling nm_per_unit knows is mapped onto them.
-_OME_UNITS = {
-    1e-3: "picometer",
-    0.1: "angstrom",
-    1.0: "nanometer",
-    1e3: "micrometer",
-    1e6: "millimeter",
-    1e7: "centimeter",
-    1e9: "meter",
-}
 
 
 def _output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool) -> Path:
@@ -117,26 +112,12 @@ def write_object_csv(
 
 
 def _ome_unit(unit: str) -> str:
-    factor = nm_per_unit(unit)
-    name = None if factor is None else _OME_UNITS.get(factor)
+    name = ome_unit(unit) if unit != "pixel" else None
     if name is None:
         raise InputError(
             f"unit {unit!r} is not a length OME-Zarr knows: use nanometer, micrometer, ..."
         )
     return name
-
-
-def _multiscales(name: str, scale: tuple[float, float, float], unit: str) -> list[dict]:
-    return [
-        {
-            "version": "0.4",
-            "name": name,
-            "axes": [{"name": axis, "type": "space", "unit": unit} for axis in "zyx"],
-            "datasets": [
-                {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [*scale]}]}
-            ],
-        }
-    ]
 
 
 def write_ome_zarr(
@@ -188,12 +169,19 @@ def write_ome_zarr(
         raise InputError(f"{out} is a file, not a Zarr folder: choose another name")
     data = labels_for_tiff(labels)  # same checks and dtype choice as the TIFF export
     sizes = check_scale(scale)
-    ome_unit = _ome_unit(unit)
+    unit_name = _ome_unit(unit)
     chunk_shape = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, data.shape, strict=True))
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp = partial_path(out)
     try:
-        _write_store(tmp, data, chunk_shape, _multiscales(out.name, sizes, ome_unit))
-        _replace_folder(tmp, out)
+        array = create_image(
+            tmp,
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=chunk_shape,
+            attrs=multiscales(out.name, sizes, unit_name),
+        )
+        array[...] = data
+        replace_folder(tmp, out)
     except OSError as exc:
         raise InputError(
             f"cannot write {out} ({short_error(exc)}): check free space and permissions"
@@ -202,52 +190,3 @@ def write_ome_zarr(
         with suppress(OSError):
             shutil.rmtree(tmp)  # only left over when writing failed
     return out
-
-
-def _write_store(
-    folder: Path, data: np.ndarray, chunks: tuple[int, ...], multiscales: list[dict]
-) -> None:
-    import zarr
-    from numcodecs import Blosc
-
-    compressor = Blosc(cname="zstd", clevel=5, shuffle=Blosc.BITSHUFFLE)
-    if int(zarr.__version__.split(".")[0]) >= 3:
-        group = zarr.open_group(str(folder), mode="w-", zarr_format=2)
-        array = group.create_array(
-            "0",
-            shape=data.shape,
-            chunks=chunks,
-            dtype=data.dtype,
-            compressors=compressor,
-            chunk_key_encoding={"name": "v2", "separator": "/"},
-            fill_value=0,
-        )
-    else:  # zarr 2 writes format 2 only
-        group = zarr.open_group(str(folder), mode="w-")
-        array = group.create_dataset(
-            "0",
-            shape=data.shape,
-            chunks=chunks,
-            dtype=data.dtype,
-            compressor=compressor,
-            dimension_separator="/",
-            fill_value=0,
-        )
-    array[...] = data
-    group.attrs["multiscales"] = multiscales
-
-
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``; an old ``out`` is set aside first and removed only after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)  # put the previous store back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
