@@ -104,7 +104,7 @@ def test_final_ids_merge_chains_and_drop_halo_only_ids():
 
 
 def test_one_block_is_the_ordinary_pipeline(tiny_stack, tmp_path):
-    single = pipeline.segment(tiny_stack.image, model="ridge")
+    single = pipeline.segment(tiny_stack.image, model="ridge", propagation="watershed")
     result = segment_blockwise(
         tiny_stack.image,
         tmp_path / "seg.zarr",
@@ -137,7 +137,7 @@ def test_blockwise_agrees_with_the_single_block_result(tmp_path):
     from napari_emseg.sample import make_synthetic_stack
 
     stack = make_synthetic_stack((8, 128, 128), seed=5)
-    single = pipeline.segment(stack.image, model="ridge").labels
+    single = pipeline.segment(stack.image, model="ridge", propagation="watershed").labels
     result = segment_blockwise(
         stack.image, tmp_path / "seg.zarr", block_shape=(4, 64, 64), halo=(2, 16, 16), model="ridge"
     )
@@ -251,7 +251,7 @@ def test_distributed_equals_blockwise_here(tmp_path):
             membrane_output=tmp_path / "membrane.zarr",
             **options,
         )
-    single = pipeline.segment(stack.image, model="ridge")
+    single = pipeline.segment(stack.image, model="ridge", propagation="watershed")
     distributed = _read_labels(there.labels)
     np.testing.assert_array_equal(distributed, _read_labels(here.labels))
     assert adapted_rand_error(distributed, single.labels) < 0.15

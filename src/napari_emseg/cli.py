@@ -57,6 +57,7 @@ def _read_image(spec: str):
 def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_emseg.io import write_image_tiff, write_labels_tiff
     from napari_emseg.pipeline import segment
+    from napari_emseg.propagation.api import AUTOMATIC_METHOD
 
     if Path(args.output).suffix.lower() == ".zarr":
         return _cmd_segment_blockwise(args)
@@ -75,13 +76,14 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     out = _check_output(args.output, args.overwrite)
     membrane_out = _check_output(args.membrane_out, args.overwrite) if args.membrane_out else None
     volume = _read_image(args.input)
+    method = args.propagation or AUTOMATIC_METHOD
     result = segment(
         volume.data,
         model=args.model,
         device=args.device,
         ref_slice=args.ref_slice,
-        propagation=args.propagation,
-        propagation_options=_method_options(args.propagation, volume),
+        propagation=method,
+        propagation_options=_method_options(method, volume),
         progress=_progress_printer(args.quiet),
     )
     write_labels_tiff(
@@ -129,6 +131,7 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
     if args.membrane_out:
         check_zarr_output(args.membrane_out, args.overwrite)
     options = None
+    args.propagation = args.propagation or "watershed"  # blockwise is measured with it
     if args.propagation == "cconvlstm":  # the learned propagator needs the pixel size
         options = _method_options(args.propagation, open_volume(args.input))
     if args.dask == "local" or args.scheduler:
@@ -345,9 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-slice", type=int, default=None, help="reference slice (default middle)")
     p.add_argument(
         "--propagation",
-        default=methods[0],
+        default=None,
         choices=[*methods, "none"],
-        help="how ids are carried through z ('none': slices independent)",
+        help="how ids are carried through z ('none': slices independent; default cconvlstm, "
+        "or watershed for blockwise .zarr output)",
     )
     blockwise = p.add_argument_group(
         "blockwise (volumes larger than memory; -o must end in .zarr; docs/large-volumes.md)"

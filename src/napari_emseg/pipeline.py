@@ -10,6 +10,7 @@ import numpy as np
 from napari_emseg._progress import CancelCheck, ProgressCallback
 from napari_emseg.membrane import predict_membrane
 from napari_emseg.propagation import propagate
+from napari_emseg.propagation.api import AUTOMATIC_METHOD
 from napari_emseg.segmentation import watershed_slice, watershed_stack
 
 NO_PROPAGATION = "none"
@@ -43,7 +44,7 @@ def segment(
     model: str | None = None,
     device: str = "auto",
     ref_slice: int | None = None,
-    propagation: str = "watershed",
+    propagation: str | None = None,
     value_range: tuple[float, float] | None = None,
     propagation_options: dict | None = None,
     progress: ProgressCallback | None = None,
@@ -54,6 +55,8 @@ def segment(
     A 2D watershed labels the reference slice (the middle slice by default) and the chosen
     propagator carries its objects through z, so ids are consistent in 3D. With
     ``propagation="none"`` every slice is segmented on its own (ids unique, not linked in z).
+    The default propagator is the consistent ConvLSTM (``AUTOMATIC_METHOD``), the better one
+    from a watershed-made reference on held-out data (docs/propagation.md).
     ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
     percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
     ``propagation_options`` go to the propagator (e.g. ``{"image_pixel_nm": 8.0}`` for
@@ -85,6 +88,7 @@ def segment(
             membrane, progress=_stage(progress, "watershed", (0.5, 1.0)), cancel=cancel
         )
         return Segmentation(membrane, labels, None)
+    propagation = propagation or AUTOMATIC_METHOD
     depth = image.shape[0]
     ref = depth // 2 if ref_slice is None else int(ref_slice)
     if not 0 <= ref < depth:

@@ -169,6 +169,7 @@ class SegmentWidget(QWidget):
     def segment(self, _value=None) -> bool:
         """Membrane map and initial 3D labels of the chosen image (new layers)."""
         from napari_emseg.pipeline import segment
+        from napari_emseg.propagation.api import AUTOMATIC_METHOD
 
         layer = self.image_layer.value
         if layer is None:
@@ -179,9 +180,17 @@ class SegmentWidget(QWidget):
             return False
         image = stack_of(layer)
         model, device = self.model.value, self.device.value
+        options = method_options_for(AUTOMATIC_METHOD, layer)
 
         def job(progress, cancel):
-            return segment(image, model=model, device=device, progress=progress, cancel=cancel)
+            return segment(
+                image,
+                model=model,
+                device=device,
+                propagation_options=options,
+                progress=progress,
+                cancel=cancel,
+            )
 
         def done(result) -> None:
             scale, translate = tuple(layer.scale)[-3:], tuple(layer.translate)[-3:]

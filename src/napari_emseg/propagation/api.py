@@ -20,6 +20,9 @@ PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {
     "cconvlstm": _propagate_cconvlstm,
 }
 DEFAULT_METHOD = "watershed"
+# From a watershed-made reference (Segment), the learned propagator is the better one on both
+# held-out data sets; from a corrected reference it is not everywhere (docs/propagation.md).
+AUTOMATIC_METHOD = "cconvlstm"
 
 
 def list_methods() -> list[str]:
