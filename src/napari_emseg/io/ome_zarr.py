@@ -17,6 +17,7 @@ from typing import Any
 
 from napari_emseg.io.units import nm_per_unit
 from napari_emseg.io.volume import InputError
+from napari_emseg.io.write_checks import check_output_path
 
 
 def _zarr_major() -> int:
@@ -167,20 +168,9 @@ def check_zarr_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
     >>> check_zarr_output("labels.tif", False)
     Traceback (most recent call last):
     ...
-    napari_emseg.io.volume.InputError: labels.tif must end in .zarr (an OME-Zarr folder)
+    napari_emseg.io.volume.InputError: labels.tif must end in .zarr
     """
-    out = Path(os.path.expanduser(os.fspath(path)))
-    if out.suffix.lower() != ".zarr":
-        raise InputError(f"{out} must end in .zarr (an OME-Zarr folder)")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is a file, not a Zarr folder: choose another name")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists; pass overwrite=True / --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist: create it or choose another")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {out.parent} is not writable: choose another folder")
-    return out
+    return check_output_path(path, overwrite, suffixes=(".zarr",), folder=True)
 
 
 def partial_path(out: Path, kind: str = "partial") -> Path:

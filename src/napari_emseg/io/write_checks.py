@@ -13,20 +13,39 @@ from napari_emseg.io.units import all_positive
 from napari_emseg.io.volume import InputError
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    """A writable ``.tif``/``.tiff`` path that exists only if ``overwrite`` allows replacing it."""
+def check_output_path(
+    path: str | os.PathLike[str],
+    overwrite: bool,
+    *,
+    suffixes: tuple[str, ...] = TIFF_SUFFIXES,
+    folder: bool = False,
+) -> Path:
+    """A writable output path that exists only if ``overwrite`` allows replacing it.
+
+    ``suffixes`` are the accepted endings (TIFF by default); ``folder`` outputs (a Zarr store)
+    must not be files, file outputs must not be folders.
+
+    Examples
+    --------
+    >>> check_output_path("labels.png", False)
+    Traceback (most recent call last):
+    ...
+    napari_emseg.io.volume.InputError: labels.png must end in .tif or .tiff
+    """
     out = Path(os.path.expanduser(os.fspath(path)))
-    if out.suffix.lower() not in TIFF_SUFFIXES:
-        raise InputError(f"{out} must end in .tif or .tiff: napari-emseg writes TIFF files")
-    if out.is_dir():
-        raise InputError(f"{out} is a folder: give a file name ending in .tif")
+    if out.suffix.lower() not in suffixes:
+        raise InputError(f"{out} must end in {' or '.join(suffixes)}")
+    if folder and out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder: choose another name")
+    if not folder and out.is_dir():
+        raise InputError(f"{out} is a folder: give a file name ending in {suffixes[0]}")
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; pass overwrite=True / --overwrite to replace it")
-    folder = out.parent
-    if not folder.is_dir():
-        raise InputError(f"output folder {folder} does not exist: create it or choose another")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {folder} is not writable: choose another folder")
+    parent = out.parent
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist: create it or choose another")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {parent} is not writable: choose another folder")
     return out
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from napari_emseg.io import InputError
 from napari_emseg.io.atomic import atomic_write
 from napari_emseg.io.ome_zarr import (
+    check_zarr_output,
     create_image,
     multiscales,
     ome_unit,
@@ -26,7 +27,7 @@ from napari_emseg.io.ome_zarr import (
     replace_folder,
 )
 from napari_emseg.io.volume import short_error
-from napari_emseg.io.write_checks import check_scale, labels_for_tiff
+from napari_emseg.io.write_checks import check_output_path, check_scale, labels_for_tiff
 from napari_emseg.proofreading.edits import object_table
 
 CSV_COLUMNS = (
@@ -42,19 +43,6 @@ CSV_COLUMNS = (
     "y1",
     "x1",
 )
-
-
-def _output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool) -> Path:
-    out = Path(os.path.expanduser(os.fspath(path)))
-    if out.suffix.lower() not in suffixes:
-        raise InputError(f"{out} must end in {' or '.join(suffixes)}")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists; pass overwrite=True / --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist: create it or choose another")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {out.parent} is not writable: choose another folder")
-    return out
 
 
 def write_object_csv(
@@ -91,9 +79,7 @@ def write_object_csv(
     >>> out.read_text().splitlines()[1]  # doctest: +SKIP
     '7,8,6400.0,0,1,0,1,1,2,3,3'
     """
-    out = _output_path(path, (".csv",), overwrite)
-    if out.is_dir():
-        raise InputError(f"{out} is a folder: give a file name ending in .csv")
+    out = check_output_path(path, overwrite, suffixes=(".csv",))
     sizes = check_scale(scale)
     voxel_nm3 = float(np.prod(sizes))
     rows = [
@@ -164,9 +150,7 @@ def write_ome_zarr(
     >>> read_volume(out, as_labels=True).scale  # doctest: +SKIP
     (50.0, 4.0, 4.0)
     """
-    out = _output_path(path, (".zarr",), overwrite)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is a file, not a Zarr folder: choose another name")
+    out = check_zarr_output(path, overwrite)
     data = labels_for_tiff(labels)  # same checks and dtype choice as the TIFF export
     sizes = check_scale(scale)
     unit_name = _ome_unit(unit)
