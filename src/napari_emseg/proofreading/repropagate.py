@@ -20,8 +20,8 @@ import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, report
 from napari_emseg.proofreading._ids import member
-from napari_emseg.propagation import PROPAGATORS, list_methods, propagate
-from napari_emseg.propagation.api import DEFAULT_METHOD
+from napari_emseg.propagation import propagate
+from napari_emseg.propagation.api import DEFAULT_METHOD, check_inputs
 
 
 def fill_plan(anchors: Iterable[int], z_lo: int, z_hi: int) -> list[tuple[int, int, int]]:
@@ -69,16 +69,7 @@ def _validate(
     method: str,
     z_range: tuple[int, int] | None,
 ) -> tuple[int, int]:
-    if labels.ndim != 3:
-        raise ValueError(f"labels must be a (Z, Y, X) volume, got shape {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if image.shape != labels.shape:
-        raise ValueError(f"image shape {image.shape} and labels shape {labels.shape} differ")
-    if membrane is not None and membrane.shape != labels.shape:
-        raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
-    if method not in PROPAGATORS:
-        raise ValueError(f"unknown propagation method {method!r}; choose one of: {list_methods()}")
+    check_inputs(image, labels, membrane=membrane, method=method)
     depth = labels.shape[0]
     z_lo, z_hi = (0, depth - 1) if z_range is None else (int(z) for z in z_range)
     if not 0 <= z_lo <= z_hi < depth:

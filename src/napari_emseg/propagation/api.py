@@ -76,17 +76,26 @@ def _expand_ids(out: np.ndarray, ids: np.ndarray, dtype: np.dtype) -> np.ndarray
     return table[out]
 
 
-def _validate(image: np.ndarray, labels: np.ndarray, ref_slice: int) -> None:
+def check_inputs(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    membrane: np.ndarray | None = None,
+    method: str = DEFAULT_METHOD,
+) -> None:
+    """Refuse, with one clear message, inputs no propagation method can use."""
     if labels.ndim != 3:
         raise ValueError(f"labels must be a (Z, Y, X) volume, got shape {labels.shape}")
     if image.shape != labels.shape:
         raise ValueError(f"image shape {image.shape} and labels shape {labels.shape} differ")
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if not 0 <= ref_slice < labels.shape[0]:
-        raise ValueError(f"reference slice {ref_slice} is outside 0..{labels.shape[0] - 1}")
     if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
         raise ValueError("labels contain negative ids")
+    if membrane is not None and membrane.shape != labels.shape:
+        raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
+    if method not in PROPAGATORS:
+        raise ValueError(f"unknown propagation method {method!r}; choose one of: {list_methods()}")
 
 
 def propagate(
@@ -141,9 +150,9 @@ def propagate(
     image = np.asarray(image)
     labels = np.asarray(labels)
     ref_slice = int(ref_slice)
-    _validate(image, labels, ref_slice)
-    if method not in PROPAGATORS:
-        raise ValueError(f"unknown propagation method {method!r}; choose one of: {list_methods()}")
+    check_inputs(image, labels, membrane=membrane, method=method)
+    if not 0 <= ref_slice < labels.shape[0]:
+        raise ValueError(f"reference slice {ref_slice} is outside 0..{labels.shape[0] - 1}")
     z_lo, z_hi = _resolve_range(z_range, ref_slice, labels.shape[0])
     if membrane is None:
         from napari_emseg.membrane import predict_membrane
@@ -151,8 +160,6 @@ def propagate(
         membrane = predict_membrane(
             image, model=model, device=device, progress=progress, cancel=cancel
         )
-    elif membrane.shape != labels.shape:
-        raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
     targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
     work, ids = _compact_ids(labels)
     if ids is not None and targets is not None:
