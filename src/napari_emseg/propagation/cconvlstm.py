@@ -175,8 +175,8 @@ def propagate_cconvlstm(
     defaults match the training sequences (64 px crops, 5 slices), not a tuning on test data.
     Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels are left to their
     neighbours (200, the 2D watershed's minimum, was chosen on ISBI slices 8-17, not on the
-    held-out ones: it gave the same error as 50 at a quarter of the time, as every newcomer
-    is then propagated by the network too).
+    held-out ones: smaller newcomers did not lower the error there, and every newcomer is then
+    propagated by the network too, which costs time).
     """
     card = get_propagation_card(weights or variant)
     net = load_propagation_network(card, device)
