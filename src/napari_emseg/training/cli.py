@@ -64,6 +64,7 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         resume=args.resume,
         val_tile=args.val_tile,
         threads=args.threads,
+        workers=args.workers,
         name=args.name,
         command=getattr(args, "recorded_command", None) or _recorded_command(None),
     )
@@ -232,6 +233,9 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes that augment batches (use 2+ on a GPU)"
+    )
     p.add_argument("--val-tile", type=int, default=256, help="tile edge for validation")
     p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
     p.add_argument("--resume", help="checkpoint (last.pt) to continue from")

@@ -47,6 +47,10 @@ class TrainConfig:
         A checkpoint (``last.pt``) to continue from.
     val_tile : int
         Tile edge for validation inference.
+    threads : int, optional
+        Torch CPU threads of the training process.
+    workers : int
+        Processes that augment batches (0: the training process itself). A GPU needs several.
     name, description, command : str
         Written into the exported model card (``command``: the exact training command).
     """
@@ -77,6 +81,7 @@ class TrainConfig:
     resume: str | None = None
     val_tile: int = 256
     threads: int | None = None
+    workers: int = 0
     name: str | None = None
     description: str = ""
     command: str | None = None

@@ -76,17 +76,57 @@ def _warmup_cosine(total: int, warmup: int, clock: dict[str, float]):
     return factor
 
 
-def _batch(
-    data: _Data, config: TrainConfig, rng: np.random.Generator, device: torch.device
+def _cpu_batch(
+    data: _Data, config: TrainConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [
         augment_pair(*data.sampler.sample(rng), rng, config.augment, size=config.crop)
         for _ in range(config.batch_size)
     ]
-    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None])
     y = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None])
-    return x.to(device).contiguous(memory_format=memory_format), y.to(device)
+    return x, y
+
+
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Augmented batches of epochs ``first..last-1``, ``steps`` each.
+
+    Without loader workers epoch ``e`` draws from ``(seed, e)``. With ``n`` workers, worker ``w``
+    makes steps ``w, w + n, ...`` of each epoch from ``(seed, e, w)`` and the loader interleaves
+    them in order, so a run is reproducible for a given worker count and a resumed run sees the
+    same batches as an uninterrupted one.
+    """
+
+    def __init__(self, data: _Data, config: TrainConfig, first: int, last: int):
+        self.data, self.config, self.first, self.last = data, config, first, last
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        for epoch in range(self.first, self.last):
+            seed = [self.config.seed, epoch] + ([worker] if info is not None else [])
+            rng = np.random.default_rng(seed)
+            for _ in range(worker, self.config.steps_per_epoch, workers):
+                yield _cpu_batch(self.data, self.config, rng)
+
+
+def _batches(data: _Data, config: TrainConfig, first_epoch: int, device: torch.device):
+    """Iterator of ``(x, y)`` batches on ``device`` for all remaining epochs.
+
+    ``config.workers`` > 0 augments in that many processes: on a GPU the numpy augmentation of
+    one process cannot keep up with the network.
+    """
+    stream = _BatchStream(data, config, first_epoch, config.epochs)
+    loader = torch.utils.data.DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if config.workers else None,
+    )
+    for x, y in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        yield x, y.to(device, non_blocking=True)
 
 
 def _is_better(new: dict[str, float], best: dict[str, Any] | None) -> bool:
@@ -161,8 +201,9 @@ def train_membrane(
     data = _prepare_data(config)
 
     net = build_network(config.model, width=config.width, depth=config.depth).to(device)
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)  # about 1.5x faster convs on CPU
+    # Channels-last: about 1.5x faster convolutions on the CPU, and the layout of the bf16
+    # tensor-core kernels on CUDA.
+    net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
     clock = {"fraction": 0.0, "elapsed": 0.0}
@@ -187,9 +228,8 @@ def train_membrane(
 
     use_cuda = device.type == "cuda"
     log_path = out / "metrics.jsonl"
+    batches = _batches(data, config, start_epoch, device)
     for epoch in range(start_epoch, config.epochs):
-        # Per-epoch seeds: a resumed run draws the same crops as an uninterrupted one.
-        rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 100_003 + epoch)
         net.train()
         bar = None if progress else TextProgress(config.steps_per_epoch, f"epoch {epoch + 1}")
@@ -197,7 +237,7 @@ def train_membrane(
         epoch_start = time.perf_counter()
         for step in range(config.steps_per_epoch):
             check_cancel(cancel)
-            x, y = _batch(data, config, rng, device)
+            x, y = next(batches)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_cuda):
                 logits = net(x)
             loss = bce_dice_loss(
