@@ -95,6 +95,7 @@ def predict_membrane(
             predict,
             device=torch_device,
             tile=tile or default_tile(torch_device.type),
-            batch_size=batch_size or (16 if torch_device.type == "cuda" else 2),
+            batch_size=batch_size
+            or (32 if torch_device.type == "cuda" else 2),  # by docs/performance.md
         )
     return prob[0] if squeeze else prob
