@@ -23,7 +23,9 @@ def test_default_model_is_listed_first_and_resolves():
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: unet-w0.1875-isbi"):
+    with pytest.raises(
+        ValueError, match="unknown model 'nope'; choose one of: fusionnet-w0.375-isbi"
+    ):
         get_card("nope")
 
 
@@ -106,3 +108,15 @@ def test_model_files_without_a_card_or_hash_are_refused(tmp_path):
     (tmp_path / "bare.json").write_text(json.dumps({"architecture": "unet"}))
     with pytest.raises(ValueError, match="has no sha256"):
         get_card(weights)
+
+
+def test_cli_default_model_is_the_shipped_fusionnet():
+    from napari_emseg.cli import build_parser
+    from napari_emseg.membrane import build_model
+    from napari_emseg.models import FusionNet
+
+    args = build_parser().parse_args(["segment", "in.tif", "-o", "out.tif"])
+    card = get_card(args.model)
+    assert card.name == DEFAULT_MEMBRANE_MODEL and card.architecture == "fusionnet"
+    assert isinstance(build_model(card), FusionNet)  # packaged weights, hash checked on load
+    assert card.metrics["isbi_20_29_vrand"] > 0.9  # the card records the score it reached

@@ -70,7 +70,7 @@ MEMBRANE_MODELS: dict[str, ModelCard] = {
 }
 
 # The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
-DEFAULT_MEMBRANE_MODEL = "unet-w0.1875-isbi"
+DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-isbi"
 
 
 def list_models() -> list[str]:
