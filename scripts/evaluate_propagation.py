@@ -452,6 +452,11 @@ def main() -> None:
         help=f"comma-separated rows to run, from: {','.join(METHODS)} (default: all)",
     )
     parser.add_argument("--device", default="cpu", help="torch device for the networks")
+    parser.add_argument(
+        "--membrane-model",
+        default=MEMBRANE_MODEL,
+        help=f"membrane map for every row (default {MEMBRANE_MODEL}, as docs/propagation.md)",
+    )
     parser.add_argument("--quick", action="store_true", help="16 slices of <= 256x256: smoke run")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -461,7 +466,7 @@ def main() -> None:
     command = " ".join([".venv/bin/python", "scripts/evaluate_propagation.py", *sys.argv[1:]])
 
     start = time.perf_counter()
-    default = MEMBRANE_MODEL
+    default = args.membrane_model
     datasets = load_datasets(args.data, args.quick)
     results = []
     for dataset in datasets:
