@@ -89,7 +89,7 @@ def _cpu_batch(
 
 
 class _BatchStream(torch.utils.data.IterableDataset):
-    """Augmented batches of epochs ``first..last-1``, ``steps`` each.
+    """Augmented batches of epochs ``first..last-1``, ``config.steps_per_epoch`` each.
 
     Without loader workers epoch ``e`` draws from ``(seed, e)``. With ``n`` workers, worker ``w``
     makes steps ``w, w + n, ...`` of each epoch from ``(seed, e, w)`` and the loader interleaves
@@ -301,6 +301,7 @@ def train_membrane(
             save_checkpoint(out / "best.pt", **content)
         if out_of_time:
             break
+    batches.close()  # ends the loader's worker processes now, not at garbage collection
 
     best_path = out / "best.pt"
     if not best_path.is_file():
