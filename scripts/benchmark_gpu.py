@@ -17,13 +17,11 @@ Measured on one CUDA device (medians of repeats after a warm-up):
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 import torch
 
-from napari_emseg.benchmark import network_flops_per_slice
+from napari_emseg.benchmark import median_seconds, network_flops_per_slice
 from napari_emseg.inference import _pad_to, _predict_on_gpu, predict_tiled
 from napari_emseg.membrane import build_model
 from napari_emseg.models import build_network
@@ -32,15 +30,14 @@ from napari_emseg.tiling import TileGrid
 
 
 def timed(run, repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
+    """Median seconds of ``run`` after one warm-up, waiting for the GPU each time."""
+
+    def synchronised() -> None:
         run()
         torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    synchronised()
+    return median_seconds(synchronised, repeats)
 
 
 def matmul_rate(repeats: int) -> float:
@@ -138,35 +135,22 @@ def membrane_rows(name, net, image, matmul, repeats):
 
 
 def pipeline_seconds(shape):
-    """One timed ``segment`` run of ``shape`` after a small warm-up run (kernel choice, loads)."""
+    """One timed ``segment`` run of ``shape`` after a small warm-up run (kernel choice, loads),
+    and the membrane stage of it alone."""
     from napari_emseg.pipeline import segment
     from napari_emseg.sample import make_synthetic_stack
 
     segment(make_synthetic_stack((6, 256, 256), seed=1).image, device="cuda")
     image = make_synthetic_stack(shape, seed=0).image
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    segment(image, device="cuda")
-    total = time.perf_counter() - start
-    membrane = predict_tiled(
-        build_model(get_card(None)),
-        image.astype(np.float32) / 255,
-        device=torch.device("cuda"),
-        tile=512,
-        batch_size=16,
+    total = median_seconds(lambda: segment(image, device="cuda"), 1)
+    net, normalised = build_model(get_card(None)), image.astype(np.float32) / 255
+    membrane = timed(
+        lambda: predict_tiled(
+            net, normalised, device=torch.device("cuda"), tile=512, batch_size=32
+        ),
+        1,
     )
-    del membrane
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    predict_tiled(
-        build_model(get_card(None)),
-        image.astype(np.float32) / 255,
-        device=torch.device("cuda"),
-        tile=512,
-        batch_size=16,
-    )
-    torch.cuda.synchronize()
-    return {"shape": list(shape), "pipeline_s": total, "membrane_s": time.perf_counter() - start}
+    return {"shape": list(shape), "pipeline_s": total, "membrane_s": membrane}
 
 
 def main() -> None:
