@@ -21,12 +21,12 @@ import json
 import numpy as np
 import torch
 
-from napari_emseg.benchmark import median_seconds, network_flops_per_slice
-from napari_emseg.inference import _pad_to, _predict_on_gpu, predict_tiled
-from napari_emseg.membrane import build_model
+from napari_emseg.benchmark.engine import median_seconds, network_flops_per_slice
+from napari_emseg.inference.membrane import build_model
+from napari_emseg.inference.tiled import _pad_to, _predict_on_gpu, predict_tiled
+from napari_emseg.inference.tiling import TileGrid
 from napari_emseg.models import build_network
-from napari_emseg.registry import get_card
-from napari_emseg.tiling import TileGrid
+from napari_emseg.models.cards import get_card
 
 
 def timed(run, repeats: int) -> float:
@@ -137,8 +137,8 @@ def membrane_rows(name, net, image, matmul, repeats):
 def pipeline_seconds(shape):
     """One timed ``segment`` run of ``shape`` after a small warm-up run (kernel choice, loads),
     and the membrane stage of it alone."""
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
     from napari_emseg.pipeline import segment
-    from napari_emseg.sample import make_synthetic_stack
 
     segment(make_synthetic_stack((6, 256, 256), seed=1).image, device="cuda")
     image = make_synthetic_stack(shape, seed=0).image

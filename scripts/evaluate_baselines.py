@@ -19,10 +19,10 @@ import numpy as np
 import tifffile
 from skimage.segmentation import expand_labels
 
-from napari_emseg.membrane import predict_membrane
+from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.metrics import adapted_rand_error, isbi2012_scores, variation_of_information
 from napari_emseg.propagation import propagate
-from napari_emseg.segmentation import watershed_slice
+from napari_emseg.segmentation.watershed import watershed_slice
 
 # The trained membrane map these docs were measured with (the default when they were made).
 MEMBRANE_MODEL = "unet-w0.1875-isbi"

@@ -44,7 +44,7 @@ from napari_emseg.io import read_volume
 from napari_emseg.metrics import adapted_rand_error
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "napari_emseg.cli"]
+CLI = [sys.executable, "-m", "napari_emseg.cli.commands"]
 # The wrapper runs a command and prints the largest peak RSS (KiB) among the processes it waited
 # for, i.e. the command and every child the command itself waited for.
 WRAPPER = (

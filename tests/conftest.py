@@ -56,7 +56,7 @@ def isbi_crop(shared_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_stack():
     """A small synthetic stack with ground truth (fast enough for every engine test)."""
-    from napari_emseg.sample import make_synthetic_stack
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
 
     return make_synthetic_stack((6, 96, 96), seed=3)
 

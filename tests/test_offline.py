@@ -37,9 +37,9 @@ def test_network_models_load_local_weights_only(no_network, tmp_path):
 
     import torch
 
-    from napari_emseg.membrane import predict_membrane
+    from napari_emseg.inference.membrane import predict_membrane
     from napari_emseg.models import build_network
-    from napari_emseg.registry import sha256_of
+    from napari_emseg.models.cards import sha256_of
 
     weights = tmp_path / "m.pt"
     torch.save(build_network("unet", width=0.0625, depth=2).state_dict(), weights)

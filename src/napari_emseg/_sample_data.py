@@ -3,7 +3,7 @@
 
 def synthetic_em_sample() -> list[tuple]:
     """The synthetic neuropil stack and its (hidden) 3D ground truth as napari layer data."""
-    from napari_emseg.sample import make_synthetic_stack
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
 
     stack = make_synthetic_stack()
     meta = {"scale": stack.scale, "metadata": {"unit": "nm"}}

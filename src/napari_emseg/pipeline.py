@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
-from napari_emseg.membrane import predict_membrane
+from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.propagation import propagate
 from napari_emseg.propagation.api import AUTOMATIC_METHOD
-from napari_emseg.segmentation import watershed_slice, watershed_stack
+from napari_emseg.segmentation.watershed import watershed_slice, watershed_stack
 
 NO_PROPAGATION = "none"
 
@@ -58,13 +58,13 @@ def segment(
     The default propagator is the consistent ConvLSTM (``AUTOMATIC_METHOD``), the better one
     from a watershed-made reference on held-out data (docs/propagation.md).
     ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
-    percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
+    percentiles; :mod:`napari_emseg.blockwise.run` passes the whole volume's).
     ``propagation_options`` go to the propagator (e.g. ``{"image_pixel_nm": 8.0}`` for
     ``cconvlstm``).
 
     Examples
     --------
-    >>> from napari_emseg.sample import make_synthetic_stack
+    >>> from napari_emseg.datasets.synthetic import make_synthetic_stack
     >>> stack = make_synthetic_stack((4, 96, 96))
     >>> result = segment(stack.image, model="ridge")
     >>> result.labels.shape, result.labels.dtype

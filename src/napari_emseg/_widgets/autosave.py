@@ -4,7 +4,7 @@ import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QObject, QTimer
 
-from napari_emseg.journal import SessionJournal, autosave_root
+from napari_emseg.proofreading.journal import SessionJournal, autosave_root
 
 
 class Autosaver(QObject):

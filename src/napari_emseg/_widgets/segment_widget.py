@@ -16,7 +16,7 @@ from napari_emseg._widgets.layers import (
     stack_of,
 )
 from napari_emseg._widgets.runner import JobRunner
-from napari_emseg.journal import pending_journals
+from napari_emseg.proofreading.journal import pending_journals
 
 
 class SegmentWidget(QWidget):
@@ -29,9 +29,9 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer):
         super().__init__()
-        from napari_emseg.devices import DEVICE_CHOICES
+        from napari_emseg.inference.devices import DEVICE_CHOICES
+        from napari_emseg.models.cards import list_models
         from napari_emseg.propagation import list_methods
-        from napari_emseg.registry import list_models
 
         self.viewer = napari_viewer
         self._membranes: dict[int, Image] = {}

@@ -190,7 +190,7 @@ def repropagate(
     region = (slice(z_lo, z_hi + 1), *box)
     before = labels[region]
     if membrane is None:
-        from napari_emseg.membrane import predict_membrane
+        from napari_emseg.inference.membrane import predict_membrane
 
         membrane = predict_membrane(
             image[region], model=model, device=device, progress=progress, cancel=cancel

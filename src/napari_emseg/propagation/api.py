@@ -155,7 +155,7 @@ def propagate(
         raise ValueError(f"reference slice {ref_slice} is outside 0..{labels.shape[0] - 1}")
     z_lo, z_hi = _resolve_range(z_range, ref_slice, labels.shape[0])
     if membrane is None:
-        from napari_emseg.membrane import predict_membrane
+        from napari_emseg.inference.membrane import predict_membrane
 
         membrane = predict_membrane(
             image, model=model, device=device, progress=progress, cancel=cancel

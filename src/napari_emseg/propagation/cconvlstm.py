@@ -21,11 +21,11 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg.binning import bin_ids, bin_mean, downsample_factor
-from napari_emseg.normalization import normalize_intensity
-from napari_emseg.propagation.models import get_propagation_card, load_propagation_network
+from napari_emseg.propagation.networks import get_propagation_card, load_propagation_network
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers
-from napari_emseg.segmentation import watershed_slice
+from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
+from napari_emseg.segmentation.normalization import normalize_intensity
+from napari_emseg.segmentation.watershed import watershed_slice
 
 DEFAULT_IMAGE_PIXEL_NM = 4.0  # the shipped membrane model's (ISBI 2012) pixel size
 

@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg.segmentation import watershed_slice
+from napari_emseg.segmentation.watershed import watershed_slice
 
 
 def eroded_seeds(labels_2d: np.ndarray, erosion: float) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training of membrane networks (numpy and torch only: no napari, no Qt).
 
-``train_membrane(TrainConfig(...))`` is the Python API; ``napari_emseg.training.cli`` wraps it as
+``train_membrane(TrainConfig(...))`` is the Python API; ``napari_emseg.cli.train`` wraps it as
 ``train membrane``.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from napari_emseg.registry import ModelCard, sha256_of
+from napari_emseg.models.cards import ModelCard, sha256_of
 
 NORMALIZATION = "percentile-0.5-99.5"  # normalize_intensity's defaults, as the registry names them
 

@@ -3,7 +3,7 @@
 A source is a known dataset folder (ISBI 2012, Gerhard et al. stack 1, gala's FIB-SEM block) or an
 explicit ``IMAGE,LABELS[,KIND]`` pair. Labels become a boolean membrane mask according to their
 kind; images are normalised over the whole stack with
-:func:`napari_emseg.normalization.normalize_intensity`, exactly as inference does.
+:func:`napari_emseg.segmentation.normalization.normalize_intensity`, exactly as inference does.
 """
 
 import hashlib
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_emseg.normalization import normalize_intensity
+from napari_emseg.segmentation.normalization import normalize_intensity
 
 LABEL_KINDS = ("auto", "membrane-low", "membrane-high", "instances")
 

@@ -185,7 +185,7 @@ def train_membrane(
     >>> cfg = TrainConfig(data="isbi2012/", out="runs/fusionnet", epochs=20)  # doctest: +SKIP
     >>> train_membrane(cfg)["best"]["vrand"]  # doctest: +SKIP
     """
-    from napari_emseg.devices import resolve_device
+    from napari_emseg.inference.devices import resolve_device
     from napari_emseg.models import build_network
 
     if config.command is None:
@@ -308,7 +308,7 @@ def train_membrane(
         raise RuntimeError(f"no epoch was run (epochs={config.epochs}); nothing to export")
     best_ckpt = load_checkpoint(best_path)
     weights, card = export_checkpoint(best_path)
-    from napari_emseg.registry import sha256_of
+    from napari_emseg.models.cards import sha256_of
 
     return {
         "best": best_ckpt["best"],

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_emseg.binning import bin_ids, bin_mean, downsample_factor
-from napari_emseg.normalization import normalize_intensity
+from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
+from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.training.data import ISBI2012_HELD_OUT
 
 # name -> (image, 3D ids, pixel size in nm, slices usable for training)
@@ -62,7 +62,7 @@ def load_sequence_stack(
     """
     import tifffile
 
-    from napari_emseg.membrane import predict_membrane
+    from napari_emseg.inference.membrane import predict_membrane
 
     image_file, ids_file, native_nm, usable = _source_files(name, str(folder))
     for file in (image_file, ids_file):

@@ -117,7 +117,7 @@ def _progress(step: int, total: int, elapsed: float, budget: float | None) -> fl
 
 def train_propagation(config: PropagationTrainConfig) -> dict[str, Any]:
     """Train, validate, checkpoint (``last.pt``, ``best.pt``) and export the best weights."""
-    from napari_emseg.devices import resolve_device
+    from napari_emseg.inference.devices import resolve_device
     from napari_emseg.models.cconvlstm import CConvLSTMNet
 
     out = Path(config.out)
@@ -215,7 +215,7 @@ def export_propagation_model(
     state: dict[str, torch.Tensor], out: Path, config: PropagationTrainConfig, best: dict
 ) -> tuple[Path, Path]:
     """``<name>.pt`` (float16 state dict) and ``<name>.propagation.json`` (its card)."""
-    from napari_emseg.registry import sha256_of
+    from napari_emseg.models.cards import sha256_of
 
     name = config.name or f"cconvlstm-{config.variant}-w{config.width}"
     weights = out / f"{name}.pt"

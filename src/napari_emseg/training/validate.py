@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_emseg.inference import predict_tiled
+from napari_emseg.inference.tiled import predict_tiled
 from napari_emseg.metrics import isbi2012_scores
 
 # The metric's default thresholds (0.05..0.95) plus lower ones: well-trained networks are so

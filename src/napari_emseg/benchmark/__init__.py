@@ -1,0 +1,1 @@
+"""Speed measurements: the engine (``napari-emseg benchmark``) and the proofreading tools."""

@@ -1,0 +1,430 @@
+"""Segment a volume larger than memory block by block, here or on a dask.distributed cluster.
+
+:func:`segment_blockwise` splits the volume into blocks (:mod:`napari_emseg.blockwise.grid`) and
+runs the ordinary :func:`napari_emseg.pipeline.segment` (membrane, watershed on the block's
+middle slice, propagation through z) on each block grown by a halo. Then:
+
+1. each block task writes its labels (local ids ``1..n``, on the whole block with halo) to a
+   scratch Zarr store beside the output, and the core of its membrane map to the output;
+2. the ids of neighbouring blocks are matched where their halos overlap and merged
+   (:mod:`~.stitching`: disjoint id ranges, mutual-majority matches, union-find);
+3. each block's core is relabelled to the final ids ``1..N`` and written to the output.
+
+Only one block (and its halo) is in memory per task, so peak memory is set by the block shape,
+not the volume. Outputs are OME-Zarr images built in hidden ``.partial`` folders and moved into
+place at the end; the scratch store is removed. With a ``client`` the three steps run as one
+task per block (or per overlap) on its cluster; the scratch and output folders must then be on a
+filesystem that every worker sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_emseg._progress import CancelCheck, ProgressCallback
+from napari_emseg.blockwise.executor import map_tasks
+from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
+from napari_emseg.blockwise.stitching import final_ids, id_offsets, match_overlap
+from napari_emseg.io.lazy import read_region
+from napari_emseg.io.ome_zarr import (
+    check_zarr_output,
+    create_image,
+    multiscales,
+    new_array,
+    new_group,
+    ome_unit,
+    open_group,
+    open_level,
+    partial_path,
+    replace_folder,
+)
+from napari_emseg.io.volume import InputError, short_error
+from napari_emseg.segmentation.normalization import intensity_range
+
+DEFAULT_BLOCK = (32, 512, 512)
+DEFAULT_HALO = (8, 32, 32)
+_CHUNK_LIMIT = (8, 256, 256)  # output chunks: divisors of the block shape up to this size
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """What a worker needs to segment one block (small and picklable)."""
+
+    block: Block
+    scratch: str
+    membrane: str | None
+    model: str | None
+    device: str
+    propagation: str
+    value_range: tuple[float, float] | None
+    propagation_options: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """What a block task returns: its number, its largest local id and the ids in its core."""
+
+    number: int
+    n_ids: int
+    core_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockwiseResult:
+    """Outcome of :func:`segment_blockwise`.
+
+    Attributes
+    ----------
+    labels, membrane : Path or None
+        The OME-Zarr stores written (``membrane`` None when not asked for).
+    objects : int
+        Objects in the output (ids ``1..objects``).
+    blocks : int
+        Number of blocks.
+    matches : int
+        Id pairs matched across block overlaps (merged by the stitching).
+    grid : BlockGrid
+        The block layout (shape, block shape and halo actually used).
+    """
+
+    labels: Path
+    membrane: Path | None
+    objects: int
+    blocks: int
+    matches: int
+    grid: BlockGrid
+
+
+def segment_blockwise(
+    source: str | os.PathLike[str] | Any,
+    output: str | os.PathLike[str],
+    *,
+    block_shape: Sequence[int] = DEFAULT_BLOCK,
+    halo: Sequence[int] = DEFAULT_HALO,
+    model: str | None = None,
+    device: str = "auto",
+    propagation: str = "watershed",
+    propagation_options: dict[str, Any] | None = None,
+    membrane_output: str | os.PathLike[str] | None = None,
+    scale: Sequence[float] | None = None,
+    unit: str | None = None,
+    threshold: float = 0.5,
+    client: Any = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> BlockwiseResult:
+    """Segment a (Z, Y, X) volume block by block into an OME-Zarr label image.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or array
+        An input spec for :func:`napari_emseg.io.read_volume`, opened with
+        :func:`~napari_emseg.io.open_volume` so that Zarr, HDF5 and uncompressed TIFF stay on
+        disk and each block reads only its region (other formats are read whole first); or a
+        (Z, Y, X) array: numpy, memory map, :class:`~napari_emseg.io.lazy.DiskArray`, Zarr or
+        dask. With a ``client``, pass a path (every worker opens it) or a Zarr array; a numpy
+        array is sent to every worker.
+    output : str or os.PathLike
+        The labels store to write, a folder ending in ``.zarr``.
+    block_shape : (int, int, int)
+        Core size of a block (z, y, x); peak memory grows with it. Output chunks divide it.
+    halo : (int, int, int)
+        Context on each side of a block, at most half the block shape. Neighbouring blocks
+        overlap by twice the halo, where their ids are matched. In y and x it should also cover
+        the membrane model's context (32 px is plenty for the shipped models).
+    model, device, propagation, propagation_options
+        As for :func:`napari_emseg.pipeline.segment`. Each block is segmented from its own
+        middle slice; intensities are normalised with the whole volume's percentiles.
+    membrane_output : str or os.PathLike, optional
+        Also write the membrane probability map (float32) to this ``.zarr`` store.
+    scale, unit : optional
+        Voxel size (z, y, x) and its unit for the output metadata; by default those read from
+        ``source`` (a path), else ``(1, 1, 1)`` pixels.
+    threshold : float
+        Matching rule of :func:`~.stitching.match_overlap`: two ids are one object
+        when their common voxels are more than this fraction of each id's voxels in the overlap.
+    client : distributed.Client, optional
+        Run one task per block on its cluster (see :func:`~.cluster.dask_client`).
+    overwrite : bool
+        Replace existing outputs.
+    progress, cancel : callable, optional
+        ``progress(done, total, message)``; ``cancel()`` is checked between blocks (raises
+        :class:`~napari_emseg._progress.Cancelled`, and nothing is written).
+
+    Returns
+    -------
+    BlockwiseResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from napari_emseg.datasets.synthetic import make_synthetic_stack
+    >>> image = make_synthetic_stack((8, 96, 96), seed=1).image
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     result = segment_blockwise(image, f"{folder}/seg.zarr", block_shape=(4, 96, 96),
+    ...                                halo=(2, 0, 0), model="ridge")
+    >>> result.blocks, result.grid.halo, result.labels.name
+    (2, (2, 0, 0), 'seg.zarr')
+    """
+    out = check_zarr_output(output, overwrite).absolute()  # workers may run elsewhere
+    membrane_out = None
+    if membrane_output is not None:
+        membrane_out = check_zarr_output(membrane_output, overwrite).absolute()
+        if membrane_out.resolve() == out.resolve():
+            raise ValueError(f"the labels and the membrane map would both be written to {out}")
+    array, shared_source, found_scale, found_unit = _open(source, client)
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"expected a non-empty (Z, Y, X) volume, got shape {array.shape}")
+    scale = tuple(float(s) for s in (scale if scale is not None else found_scale))
+    unit_name = ome_unit(unit if unit is not None else found_unit)
+    grid = BlockGrid(tuple(array.shape), tuple(block_shape), tuple(halo))  # type: ignore[arg-type]
+    chunks = _chunks(grid.block_shape)
+    value_range = intensity_range(array)
+
+    scratch = partial_path(out, "blocks")
+    labels_tmp = partial_path(out)
+    membrane_tmp = partial_path(membrane_out) if membrane_out is not None else None
+    try:
+        new_group(scratch)
+        if membrane_tmp is not None:
+            create_image(
+                membrane_tmp,
+                shape=grid.shape,
+                dtype=np.float32,
+                chunks=chunks,
+                attrs=multiscales(membrane_out.name, scale, unit_name),  # type: ignore[union-attr]
+            )
+        blocks = grid.blocks()
+        jobs = [
+            BlockJob(
+                block=block,
+                scratch=str(scratch),
+                membrane=str(membrane_tmp) if membrane_tmp is not None else None,
+                model=model,
+                device=device,
+                propagation=propagation,
+                value_range=value_range,
+                propagation_options=propagation_options,
+            )
+            for block in blocks
+        ]
+        summaries = map_tasks(
+            segment_block,
+            jobs,
+            client=client,
+            shared={"source": shared_source},
+            progress=_share(progress, 0.0, 0.85),
+            cancel=cancel,
+            message="segmenting block",
+        )
+        table, offsets, matches = _stitch(
+            grid,
+            summaries,
+            scratch=str(scratch),
+            threshold=threshold,
+            client=client,
+            progress=_share(progress, 0.85, 0.9),
+            cancel=cancel,
+        )
+        objects = int(table.max(initial=0))
+        create_image(
+            labels_tmp,
+            shape=grid.shape,
+            dtype=_label_dtype(objects),
+            chunks=chunks,
+            attrs=multiscales(out.name, scale, unit_name),
+        )
+        relabel_jobs = [
+            (block, table[offsets[s.number] : offsets[s.number] + s.n_ids + 1].copy())
+            for block, s in zip(blocks, summaries, strict=True)
+        ]
+        for _, lut in relabel_jobs:
+            lut[0] = 0  # the slice starts at the previous block's last id
+        map_tasks(
+            relabel_block,
+            relabel_jobs,
+            client=client,
+            shared={"scratch": str(scratch), "labels": str(labels_tmp)},
+            progress=_share(progress, 0.9, 1.0),
+            cancel=cancel,
+            message="writing block",
+        )
+        replace_folder(labels_tmp, out)
+        if membrane_tmp is not None and membrane_out is not None:
+            replace_folder(membrane_tmp, membrane_out)
+    finally:
+        for folder in (scratch, labels_tmp, membrane_tmp):
+            if folder is not None:
+                with suppress(OSError):
+                    shutil.rmtree(folder)
+    return BlockwiseResult(
+        labels=out,
+        membrane=membrane_out,
+        objects=objects,
+        blocks=len(grid),
+        matches=matches,
+        grid=grid,
+    )
+
+
+def _stitch(
+    grid: BlockGrid,
+    summaries: list[BlockSummary],
+    *,
+    scratch: str,
+    threshold: float,
+    client: Any,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(global id -> output id table, each block's id offset, number of matched pairs)."""
+    blocks = grid.blocks()
+    offsets = id_offsets([s.n_ids for s in summaries])
+    pairs = [(blocks[a], blocks[b]) for a, b in grid.neighbour_pairs()]
+    matched = map_tasks(
+        match_blocks,
+        pairs,
+        client=client,
+        shared={"scratch": scratch, "threshold": threshold},
+        progress=progress,
+        cancel=cancel,
+        message="matching overlap",
+    )
+    merges = [
+        found + offsets[[a.number, b.number]] for (a, b), found in zip(pairs, matched, strict=True)
+    ]
+    present = np.concatenate([s.core_ids.astype(np.int64) + offsets[s.number] for s in summaries])
+    total = int(offsets[-1] + summaries[-1].n_ids)
+    table = final_ids(total, np.concatenate([np.zeros((0, 2), np.int64), *merges]), present)
+    return table, offsets, sum(len(m) for m in merges)
+
+
+def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
+    """Segment one block with its halo; write its labels to scratch, its membrane core out.
+
+    A dask task: ``source`` is the volume (an array, or an input spec the worker opens).
+    """
+    from napari_emseg.pipeline import segment
+
+    try:
+        image = read_region(_worker_source(source), job.block.outer)
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # zarr, h5py and codecs raise many types on damaged data
+        raise InputError(
+            f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
+            "may be truncated or corrupt; copy or export it again"
+        ) from exc
+    result = segment(
+        image,
+        model=job.model,
+        device=job.device,
+        propagation=job.propagation,
+        value_range=job.value_range,
+        propagation_options=job.propagation_options,
+    )
+    core = job.block.core_in_outer
+    if job.membrane is not None:
+        open_level(job.membrane)[job.block.core] = result.membrane[core]
+    labels = result.labels
+    n_ids = int(labels.max(initial=0))
+    dtype = np.uint32 if n_ids <= np.iinfo(np.uint32).max else np.uint64
+    stored = new_array(
+        open_group(job.scratch),
+        job.block.name,
+        shape=labels.shape,
+        dtype=dtype,
+        chunks=labels.shape,
+    )
+    stored[...] = labels.astype(dtype, copy=False)
+    core_ids = np.unique(labels[core])
+    return BlockSummary(job.block.number, n_ids, core_ids[core_ids != 0])
+
+
+def match_blocks(pair: tuple[Block, Block], *, scratch: str, threshold: float) -> np.ndarray:
+    """Local id pairs ``(id in a, id in b)`` matched in the overlap of two blocks (a dask task)."""
+    a, b = pair
+    region = intersection(a.outer, b.outer)
+    group = open_group(scratch, mode="r")
+    labels_a = group[a.name][local(region, a.outer)]
+    labels_b = group[b.name][local(region, b.outer)]
+    return match_overlap(np.asarray(labels_a), np.asarray(labels_b), threshold=threshold)
+
+
+def relabel_block(job: tuple[Block, np.ndarray], *, scratch: str, labels: str) -> None:
+    """Write one block's core with final ids: ``lut[local id]`` (a dask task)."""
+    block, lut = job
+    local_ids = np.asarray(open_group(scratch, mode="r")[block.name][block.core_in_outer])
+    target = open_level(labels)
+    target[block.core] = lut[local_ids].astype(target.dtype, copy=False)
+
+
+def _open(source: Any, client: Any) -> tuple[Any, Any, tuple[float, ...], str]:
+    """(array to read here, what tasks get as ``source``, scale, unit) of a source."""
+    if isinstance(source, (str, os.PathLike)):
+        from napari_emseg.io import open_volume
+
+        volume = open_volume(source, as_labels=False)
+        # Workers open the file themselves, maybe with another working directory.
+        shared = os.path.abspath(os.fspath(source)) if client is not None else volume.data
+        return volume.data, shared, volume.scale, volume.unit
+    array = source
+    shared: Any = array
+    if client is not None and isinstance(array, np.ndarray):
+        shared = client.scatter(np.asarray(array), broadcast=True)
+    return array, shared, (1.0, 1.0, 1.0), "pixel"
+
+
+@functools.lru_cache(maxsize=2)
+def _open_spec(spec: str) -> Any:
+    """The volume behind an input spec, opened once per worker process."""
+    from napari_emseg.io import open_volume
+
+    return open_volume(spec, as_labels=False).data
+
+
+def _worker_source(source: Any) -> Any:
+    return _open_spec(source) if isinstance(source, str) else source
+
+
+def _chunks(block_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Output chunks: per axis the largest divisor of the block size within the chunk limit.
+
+    Examples
+    --------
+    >>> _chunks((32, 512, 500))
+    (8, 256, 250)
+    """
+    z, y, x = (
+        max(d for d in range(1, min(b, limit) + 1) if b % d == 0)
+        for b, limit in zip(block_shape, _CHUNK_LIMIT, strict=True)
+    )
+    return z, y, x
+
+
+def _label_dtype(objects: int) -> type[np.unsignedinteger]:
+    if objects <= np.iinfo(np.uint16).max:
+        return np.uint16
+    return np.uint32 if objects <= np.iinfo(np.uint32).max else np.uint64
+
+
+def _share(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
+    """Report a step's progress as the share ``start..end`` of the whole (per mille)."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str) -> None:
+        fraction = start + (end - start) * done / max(total, 1)
+        progress(int(round(1000 * fraction)), 1000, message)
+
+    return report

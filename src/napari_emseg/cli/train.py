@@ -1,0 +1,266 @@
+"""``train membrane``: the training loop from the command line.
+
+Standalone::
+
+    python -m napari_emseg.cli.train train membrane --data ../shared/data/isbi2012 \\
+        --model fusionnet --width 0.125 --epochs 20 --out runs/fusionnet
+
+or, once :func:`add_train_parser` is wired into ``napari_emseg.cli.commands``, ``napari-emseg train
+membrane ...``. The handler is ``args.run(args)`` like the other subcommands.
+"""
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _recorded_command(argv: Sequence[str] | None) -> str:
+    """The command line as a user would retype it, for the model card."""
+    if argv is not None:
+        return "python -m napari_emseg.cli.train " + shlex.join(argv)
+    program = sys.argv[0]
+    if program.endswith(("training/cli.py", "training\\cli.py")):
+        program = "python -m napari_emseg.cli.train"
+    else:
+        program = Path(program).name
+    return f"{program} {shlex.join(sys.argv[1:])}"
+
+
+def _cmd_train_membrane(args: argparse.Namespace) -> int:
+    from napari_emseg.training import AugmentConfig, TrainConfig, train_membrane
+
+    augment = (
+        AugmentConfig.off() if args.no_augment else AugmentConfig(artefact_prob=args.artefacts)
+    )
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        extra_data=list(args.extra_data or []),
+        extra_fraction=args.extra_fraction,
+        train_slices=args.train_slices,
+        val_slices=args.val_slices,
+        allow_held_out=args.allow_held_out,
+        model=args.model,
+        width=args.width,
+        depth=args.depth,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        time_budget_min=args.time_budget_min,
+        pos_weight=args.pos_weight,
+        dice_weight=args.dice_weight,
+        augment=augment,
+        device=args.device,
+        seed=args.seed,
+        resume=args.resume,
+        val_tile=args.val_tile,
+        threads=args.threads,
+        workers=args.workers,
+        name=args.name,
+        command=getattr(args, "recorded_command", None) or _recorded_command(None),
+    )
+    result = train_membrane(config)
+    summary = {k: v for k, v in result.items() if k != "history"}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_train_propagation(args: argparse.Namespace) -> int:
+    from napari_emseg.training.sequence_data import SEQUENCE_SOURCES
+    from napari_emseg.training.sequence_loop import PropagationTrainConfig, train_propagation
+
+    data = {}
+    for entry in args.data:
+        name, _, folder = entry.partition("=")
+        if not name or not folder:
+            known = ", ".join(f"{n}=FOLDER" for n in SEQUENCE_SOURCES)
+            raise ValueError(f"--data takes {known} or NAME=IMAGE,IDS,PIXEL_NM; got {entry!r}")
+        data[name] = folder
+    config = PropagationTrainConfig(
+        data=data,
+        out=args.out,
+        variant=args.variant,
+        width=args.width,
+        levels=args.levels,
+        hidden=args.hidden,
+        mask_prior=args.mask_prior,
+        refine_full_res=not args.recurrent_full_res,
+        pixel_nm=args.pixel_nm,
+        membrane_model=args.membrane_model,
+        length=args.length,
+        crop=args.crop,
+        max_objects=args.max_objects,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        lr=args.lr,
+        teacher_fraction=args.teacher_fraction,
+        bce_weight=args.bce_weight,
+        artefact_prob=args.artefacts,
+        val_every=args.val_every,
+        time_budget_min=args.time_budget_min,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        resume=args.resume,
+        name=args.name,
+        command=getattr(args, "recorded_command", None) or _recorded_command(None),
+    )
+    result = train_propagation(config)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
+    from napari_emseg.inference.devices import DEVICE_CHOICES
+    from napari_emseg.models.cconvlstm import VARIANTS
+
+    p = kinds.add_parser(
+        "propagation",
+        help="train the consistent ConvLSTM propagation network",
+        description=(
+            "Train the consistent ConvLSTM on sequences cut from 3D ground truth "
+            "(isbi2012: slices 0-19 only; gala-train). Exports float16 weights and a card."
+        ),
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="NAME=FOLDER",
+        help="sources, e.g. isbi2012=../shared/data/isbi2012 "
+        "gala-train=../shared/data/gala_fibsem_medulla, or NAME=IMAGE.tif,IDS.tif,PIXEL_NM",
+    )
+    p.add_argument("--variant", default="stc", choices=VARIANTS)
+    p.add_argument("--width", type=int, default=8, help="channels of the finest encoder level")
+    p.add_argument("--levels", type=int, default=3, help="encoder/decoder resolutions")
+    p.add_argument("--hidden", type=int, default=12, help="ConvLSTM hidden channels")
+    p.add_argument("--mask-prior", type=float, default=3.0, help="0 = the paper's plain head")
+    p.add_argument(
+        "--recurrent-full-res",
+        action="store_true",
+        help="a CConvLSTM at full resolution too (about 4x the compute of the refinement)",
+    )
+    p.add_argument("--pixel-nm", type=float, default=8.0, help="pixel size the net works at")
+    p.add_argument("--membrane-model", default=None, help="membrane model for the input map")
+    p.add_argument("--length", type=int, default=5, help="frames per training sequence")
+    p.add_argument("--crop", type=int, default=64, help="xy crop edge (binned px)")
+    p.add_argument("--max-objects", type=int, default=6, help="objects per sequence")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
+    p.add_argument(
+        "--teacher-fraction",
+        type=float,
+        default=0.3,
+        help="share of steps fed the ground-truth previous masks",
+    )
+    p.add_argument("--bce-weight", type=float, default=1.0, help="pixel BCE added to soft IoU")
+    p.add_argument(
+        "--artefacts",
+        type=float,
+        default=0.05,
+        help="chance per frame of a missing or shifted section",
+    )
+    p.add_argument("--val-every", type=int, default=250, help="steps between validations")
+    p.add_argument("--time-budget-min", type=float, default=None, help="stop after N minutes")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
+    p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="model name (default cconvlstm-<variant>-w<width>)")
+    p.set_defaults(run=_cmd_train_propagation)
+
+
+def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    """Add ``train membrane`` and ``train propagation``; returns the ``train`` parser."""
+    from napari_emseg.inference.devices import DEVICE_CHOICES
+    from napari_emseg.models import ARCHITECTURES
+
+    train = subparsers.add_parser("train", help="train a network (membrane, propagation)")
+    kinds = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
+    p = kinds.add_parser(
+        "membrane",
+        help="train a membrane network; exports float16 weights and a model card",
+        description=(
+            "Train a membrane network on EM stacks with membrane labels. ISBI 2012 slices 20-29 "
+            "are held out: they are refused for training and validation."
+        ),
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset folder (isbi2012, Gerhard stack1, gala train block) or IMAGE,LABELS[,KIND] "
+        "with KIND auto|membrane-low|membrane-high|instances",
+    )
+    p.add_argument("--extra-data", nargs="+", help="more sources, used whole for training only")
+    p.add_argument("--extra-fraction", type=float, default=0.25, help="share of extra crops")
+    p.add_argument("--train-slices", default="0-17", help="training slices of --data (0-17)")
+    p.add_argument("--val-slices", default="18,19", help="model-selection slices (18,19)")
+    p.add_argument(
+        "--allow-held-out",
+        action="store_true",
+        help="allow ISBI 2012 slices 20-29 (the held-out test set) in training or validation",
+    )
+    p.add_argument("--model", default="fusionnet", choices=sorted(ARCHITECTURES))
+    p.add_argument("--width", type=float, default=0.125, help="channel multiplier")
+    p.add_argument("--depth", type=int, default=4, help="pooling levels")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=200)
+    p.add_argument("--crop", type=int, default=256, help="training crop edge (px)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="stop after this many minutes, with the cosine schedule annealed by time",
+    )
+    p.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of membrane pixels")
+    p.add_argument("--dice-weight", type=float, default=1.0, help="weight of the Dice term")
+    p.add_argument("--artefacts", type=float, default=0.0, help="probability of section artefacts")
+    p.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes that augment batches (use 2+ on a GPU)"
+    )
+    p.add_argument("--val-tile", type=int, default=256, help="tile edge for validation")
+    p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
+    p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="model name (default <model>-w<width>)")
+    p.set_defaults(run=_cmd_train_membrane)
+    _add_propagation_parser(kinds)
+    return train
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``train membrane ...`` standalone; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m napari_emseg.cli.train")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    add_train_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    args.recorded_command = _recorded_command(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as err:
+        if args.debug:
+            raise
+        print(f"train: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

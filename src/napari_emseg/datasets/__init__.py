@@ -1,0 +1,2 @@
+"""Data the project makes itself: the synthetic EM neuropil generator (sample data, tests,
+propagation pretraining)."""

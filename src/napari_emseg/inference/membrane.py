@@ -1,0 +1,101 @@
+"""Membrane prediction over a stack with any registered model (classical or network)."""
+
+import numpy as np
+
+from napari_emseg._progress import CancelCheck, ProgressCallback
+from napari_emseg.models.cards import (
+    ModelCard,
+    get_card,
+    load_checked_state_dict,
+    weights_path,
+)
+from napari_emseg.segmentation.normalization import normalize_intensity
+from napari_emseg.segmentation.ridge import ridge_membrane
+
+
+def build_model(card: ModelCard):
+    """The network of a card with its checked weights loaded, in eval mode."""
+    from napari_emseg.models import build_network
+
+    net = build_network(card.architecture, width=card.width, depth=card.depth)
+    if card.sha256 is None:
+        raise ValueError(f"model {card.name!r} has no sha256: its weights will not be loaded")
+    state = load_checked_state_dict(weights_path(card), card.sha256)
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net.eval()
+
+
+def default_tile(device_type: str) -> int:
+    # CPU caches favour mid-sized tiles; GPUs want big ones to fill the device.
+    return 512 if device_type == "cuda" else 256
+
+
+def predict_membrane(
+    image: np.ndarray,
+    *,
+    model: str | ModelCard | None = None,
+    device: str = "auto",
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int | None = None,
+    value_range: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """Membrane probability (float32, [0, 1], 1 = membrane) of a (Z, Y, X) EM stack.
+
+    Parameters
+    ----------
+    image : ndarray, shape (Z, Y, X) or (Y, X)
+        Raw intensities, any numeric dtype.
+    model : str or ModelCard, optional
+        A registered model name (see :func:`napari_emseg.models.cards.list_models`) or the path of
+        a model card ``.json``; the default model when omitted.
+    device : {"auto", "cpu", "cuda", "mps"}
+        Where a network runs; ``auto`` prefers CUDA, then MPS, then the CPU.
+    value_range : (float, float), optional
+        Raw intensities mapped to 0 and 1 before prediction; by default the 0.5 and 99.5
+        percentiles of ``image`` (see :func:`~.normalization.normalize_intensity`).
+        Blockwise processing passes the whole volume's range so that every block matches.
+
+    Examples
+    --------
+    >>> stack = np.full((1, 32, 32), 200, np.uint8); stack[:, 16] = 40
+    >>> prob = predict_membrane(stack, model="ridge")
+    >>> prob.shape, bool(prob[0, 16, 8] > 0.5)
+    ((1, 32, 32), True)
+    """
+    card = model if isinstance(model, ModelCard) else get_card(model)
+    image = np.asarray(image)
+    squeeze = image.ndim == 2
+    stack = normalize_intensity(image[None] if squeeze else image, value_range=value_range)
+    if not card.needs_torch:
+        prob = ridge_membrane(stack, progress=progress, cancel=cancel)
+    else:
+        from napari_emseg.inference.devices import resolve_device
+        from napari_emseg.inference.fallback import run_with_fallback
+        from napari_emseg.inference.tiled import predict_tiled
+
+        torch_device = resolve_device(device)
+        net = build_model(card)
+
+        def predict(where, size: int, batch: int) -> np.ndarray:
+            return predict_tiled(
+                net,
+                stack,
+                device=where,
+                tile=size,
+                overlap=overlap,
+                batch_size=batch,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        prob = run_with_fallback(
+            predict,
+            device=torch_device,
+            tile=tile or default_tile(torch_device.type),
+            batch_size=batch_size
+            or (32 if torch_device.type == "cuda" else 2),  # by docs/performance.md
+        )
+    return prob[0] if squeeze else prob

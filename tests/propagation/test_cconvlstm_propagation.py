@@ -1,0 +1,213 @@
+"""The learned propagator end to end: training on sequences, cards, patches, guarantees."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_emseg.datasets.synthetic import make_synthetic_stack
+from napari_emseg.models.cards import WeightsError
+from napari_emseg.models.cconvlstm import VARIANTS, CConvLSTMNet
+from napari_emseg.propagation import list_methods, propagate
+from napari_emseg.propagation.cconvlstm import predict_window
+from napari_emseg.propagation.networks import get_propagation_card
+from napari_emseg.training.checkpoint import half_state_dict
+from napari_emseg.training.sequence_data import SequenceSampler, SequenceStack
+from napari_emseg.training.sequence_loop import PropagationTrainConfig, train_propagation
+
+NET = {"in_channels": 2, "width": 4, "levels": 2, "hidden": 4, "refine_full_res": True}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return make_synthetic_stack((6, 64, 64), seed=3)
+
+
+def write_card(folder, variant="stc", pixel_nm=8.0, seed=0):
+    """An untrained network saved as a propagation card (the code path of a trained one)."""
+    from napari_emseg.models.cards import sha256_of
+
+    torch.manual_seed(seed)
+    net = CConvLSTMNet(**NET, variant=variant)
+    weights = folder / f"net-{variant}.pt"
+    torch.save(half_state_dict(net.state_dict()), weights)
+    card = {
+        "name": f"test-{variant}",
+        "variant": variant,
+        "network": {**NET, "variant": variant},
+        "pixel_nm": pixel_nm,
+        "weights": weights.name,
+        "sha256": sha256_of(weights),
+    }
+    path = folder / f"net-{variant}.propagation.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+def reference_labels(stack, ref):
+    labels = np.zeros(stack.labels.shape, np.uint32)
+    labels[ref] = stack.labels[ref]
+    return labels
+
+
+def test_cconvlstm_is_a_registered_method():
+    assert "cconvlstm" in list_methods()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_propagates_and_keeps_reference_and_ids(tmp_path, stack, variant):
+    card = write_card(tmp_path, variant)
+    labels = reference_labels(stack, 3)
+    membrane = (stack.labels == 0).astype(np.float32)
+    out = propagate(
+        stack.image,
+        labels,
+        3,
+        membrane=membrane,
+        method="cconvlstm",
+        weights=str(card),
+        image_pixel_nm=8.0,
+        patch=32,
+        overlap=8,
+        window=3,
+        newcomers=False,
+    )
+    assert out.shape == labels.shape
+    np.testing.assert_array_equal(out[3], labels[3])
+    # Without newcomers every id comes from the reference slice.
+    assert set(np.unique(out)) <= set(np.unique(labels[3])) | {0}
+    assert all(out[z].any() for z in range(6))  # every slice was filled
+
+
+def test_targeted_propagation_leaves_other_objects_alone(tmp_path, stack):
+    card = write_card(tmp_path)
+    labels = stack.labels.astype(np.uint32).copy()
+    target = int(np.unique(labels[3])[1])
+    out = propagate(
+        stack.image,
+        labels,
+        3,
+        membrane=(labels == 0).astype(np.float32),
+        method="cconvlstm",
+        weights=str(card),
+        image_pixel_nm=8.0,
+        objects=[target],
+        patch=32,
+        overlap=8,
+    )
+    others = (labels != target) & (labels != 0)
+    np.testing.assert_array_equal(out[others], labels[others])
+    assert set(np.unique(out)) <= set(np.unique(labels))
+
+
+def test_patches_stitch_to_the_whole_frame_result():
+    """Each pixel comes from the patch whose core holds it: with a net that copies the
+    previous mask, the stitched result of small patches equals the reference (no seams)."""
+    net = CConvLSTMNet(**NET, mask_prior=50.0).eval()  # the prior dominates: a copying net
+    reference = np.zeros((40, 52), np.uint32)
+    reference[:, :20], reference[:, 20:35], reference[:, 35:] = 1, 2, 3
+    reference[10:30, 5:15] = 4
+    frames = np.zeros((3, 2, 40, 52), np.float32)
+    out = predict_window(
+        net, frames, reference, patch=24, overlap=8, batch=3, device=torch.device("cpu")
+    )
+    assert out.shape == (2, 40, 52)
+    np.testing.assert_array_equal(out[0], reference)
+    np.testing.assert_array_equal(out[1], reference)
+
+
+def test_unknown_variant_and_altered_weights_are_refused(tmp_path, stack):
+    with pytest.raises(FileNotFoundError, match="train propagation"):
+        get_propagation_card(str(tmp_path / "missing.propagation.json"))
+    card = write_card(tmp_path)
+    (tmp_path / "net-stc.pt").write_bytes(b"not the trained weights")
+    with pytest.raises(WeightsError, match="sha256"):
+        propagate(
+            stack.image,
+            reference_labels(stack, 3),
+            3,
+            method="cconvlstm",
+            weights=str(card),
+            membrane=np.zeros(stack.image.shape, np.float32),
+        )
+
+
+def test_sampler_masks_follow_the_reference_objects(stack):
+    data = SequenceStack(
+        "synthetic",
+        stack.image.astype(np.float32),
+        (stack.labels == 0).astype(np.float32),
+        stack.labels.astype(np.uint32),
+    )
+    sampler = SequenceSampler([data], length=4, crop=32, max_objects=5, artefact_prob=0.0)
+    sample = sampler.sample(np.random.default_rng(0))
+    assert sample.frames.shape == (4, 2, 32, 32) and sample.masks.shape == (4, 5, 32, 32)
+    present = sample.masks[0].reshape(5, -1).any(axis=1)
+    assert present[0]  # at least one object, packed from slot 0
+    assert not sample.masks[:, ~present].any()  # empty slots stay empty in every frame
+    assert (sample.masks.sum(axis=1) <= 1).all()  # objects never overlap
+
+
+def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, stack):
+    image, ids = tmp_path / "image.tif", tmp_path / "ids.tif"
+    tifffile.imwrite(image, stack.image)
+    tifffile.imwrite(ids, stack.labels.astype(np.uint32))
+    config = PropagationTrainConfig(
+        data={"synthetic": f"{image},{ids},8"},
+        out=str(tmp_path / "run"),
+        width=4,
+        levels=2,
+        hidden=4,
+        membrane_model="ridge",
+        length=3,
+        crop=32,
+        max_objects=3,
+        batch_size=2,
+        steps=4,
+        val_every=2,
+        val_sequences=2,
+        device="cpu",
+    )
+    result = train_propagation(config)
+    assert result["steps"] == 4
+    log = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in log] == [2, 4]
+    card = get_propagation_card(result["card"])
+    assert card.network["width"] == 4 and card.metrics["step"] in (2, 4)
+    out = propagate(
+        stack.image,
+        reference_labels(stack, 2),
+        2,
+        method="cconvlstm",
+        weights=result["card"],
+        image_pixel_nm=8.0,
+        membrane=(stack.labels == 0).astype(np.float32),
+    )
+    np.testing.assert_array_equal(out[2], stack.labels[2])
+    resumed = PropagationTrainConfig.from_dict(
+        {**config.__dict__, "steps": 6, "resume": str(tmp_path / "run" / "last.pt")}
+    )
+    assert train_propagation(resumed)["steps"] == 6
+
+
+def test_widgets_pass_the_layer_pixel_size_only_to_the_learned_method():
+    from types import SimpleNamespace
+
+    from napari_emseg._widgets.layers import method_options_for
+
+    layer = SimpleNamespace(scale=(40.0, 8.0, 8.0))
+    assert method_options_for("cconvlstm", layer) == {"image_pixel_nm": 8.0}
+    assert method_options_for("watershed", layer) == {}
+    assert method_options_for("cconvlstm", SimpleNamespace(scale=(1.0, 1.0, 1.0))) == {}

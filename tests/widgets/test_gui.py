@@ -1,0 +1,151 @@
+"""The widget driven through the manifest, as a user would (Qt under Xvfb)."""
+
+import numpy as np
+import pytest
+
+from napari_emseg.io import read_volume
+
+pytestmark = pytest.mark.gui
+
+WIDGET = ("napari-emseg", "Segment and propagate")
+
+
+@pytest.fixture()
+def loop(make_napari_viewer, qtbot):
+    """A viewer with a small synthetic stack, segmented through the widget."""
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    viewer = make_napari_viewer()
+    stack = make_synthetic_stack((6, 128, 128), seed=1)
+    image = viewer.add_image(stack.image, name="em", scale=stack.scale)
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    widget.image_layer.value = image
+    widget.segment_button.native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    return viewer, widget, stack
+
+
+def test_manifest_contributions_are_reachable(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-emseg", "synthetic_em")
+    assert [layer.name for layer in layers] == ["synthetic EM", "synthetic ground truth"]
+    assert layers[0].scale.tolist() == [50.0, 4.0, 4.0]
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert widget.image_layer.value is layers[0]
+    assert widget.labels_layer.value is layers[1]
+
+
+def test_segment_correct_propagate_export_and_undo(loop, qtbot, tmp_path, monkeypatch):
+    viewer, widget, stack = loop
+    labels_layer = viewer.layers["em labels"]
+    assert viewer.layers["em membrane"].data.shape == stack.image.shape
+    assert labels_layer.scale.tolist() == [50.0, 4.0, 4.0]
+    assert widget.labels_layer.value is labels_layer
+    ref = 2
+    before = np.array(labels_layer.data)
+    assert 5 <= len(np.unique(before[ref])) <= 40
+
+    # Correct the reference slice as a user would: erase one object, give another a new id.
+    ids, sizes = np.unique(before[ref], return_counts=True)
+    erased, renamed = (int(i) for i in ids[np.argsort(sizes)[::-1][:2]])
+    new_id = int(before.max()) + 1
+    labels_layer.fill((ref, *np.argwhere(before[ref] == erased)[0]), 0)
+    labels_layer.fill((ref, *np.argwhere(before[ref] == renamed)[0]), new_id)
+    edited = np.array(labels_layer.data[ref])
+    assert (edited == new_id).any() and not (edited == erased).any()
+
+    viewer.dims.set_current_step(0, ref)
+    widget.set_ref_button.native.click()
+    assert widget.ref_slice.value == ref
+    widget.propagate_button.native.click()
+    assert not labels_layer.editable  # no edit can slip in while it runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert labels_layer.editable
+    after = np.array(labels_layer.data)
+    np.testing.assert_array_equal(after[ref], edited)  # the reference slice is never changed
+    for z in (ref - 1, ref + 1):
+        assert (after[z] == new_id).any()  # the new object reached the neighbours
+        assert not (after[z] == erased).any()  # the erased one did not come back
+    assert "Ctrl+Z" in widget.status.value
+
+    # Export through the button (the save dialog is answered by the test).
+    target = tmp_path / "exported.tif"
+    monkeypatch.setattr(
+        "napari_emseg._widgets.segment_widget.QFileDialog.getSaveFileName",
+        lambda *args, **kwargs: (str(target), "TIFF (*.tif *.tiff)"),
+    )
+    widget.export_button.native.click()
+    exported = read_volume(target)
+    np.testing.assert_array_equal(exported.data, after)
+    assert exported.scale == pytest.approx((50.0, 4.0, 4.0)) and exported.is_labels
+
+    # One undo takes back the whole propagation, and only it.
+    labels_layer.undo()
+    np.testing.assert_array_equal(np.array(labels_layer.data)[ref], edited)
+    restored = np.array(labels_layer.data)
+    others = [z for z in range(restored.shape[0]) if z != ref]
+    np.testing.assert_array_equal(restored[others], before[others])
+    labels_layer.redo()
+    np.testing.assert_array_equal(np.array(labels_layer.data), after)
+
+
+def test_cancel_leaves_the_layers_as_they_were(loop, qtbot):
+    viewer, widget, _ = loop
+    labels_layer = viewer.layers["em labels"]
+    before = np.array(labels_layer.data)
+    n_layers = len(viewer.layers)
+    widget.ref_slice.value = 1
+    # Cancel as soon as the job starts: the engine checks between slices.
+    widget.runner.progressed.connect(lambda *_: widget.cancel_button.native.click())
+    widget.propagate_button.native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "cancelled" in widget.status.value
+    np.testing.assert_array_equal(np.array(labels_layer.data), before)
+    assert len(viewer.layers) == n_layers and labels_layer.editable
+
+
+def test_a_second_run_is_refused_while_one_is_running(loop, qtbot):
+    _, widget, _ = loop
+    assert widget.propagate()
+    assert not widget.propagate()  # refused: a job is running
+    assert not widget.segment_button.enabled
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.segment_button.enabled
+
+
+def test_mismatched_layers_give_a_message_not_an_error(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 32, 32), np.uint8), name="em")
+    viewer.add_labels(np.zeros((3, 32, 30), np.uint32), name="labels")
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert not widget.propagate()
+    assert "must be the same 3D shape" in widget.status.value
+
+
+def test_edits_are_journalled_and_offered_back_after_a_crash(make_napari_viewer, qtbot):
+    from napari_emseg.proofreading.journal import pending_journals
+
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((2, 40, 40), np.uint32), name="work", scale=(50, 4, 4))
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert widget.labels_layer.value is labels
+    labels.paint((0, 10, 10), 3)
+    labels.paint((1, 30, 30), 4)
+    qtbot.waitUntil(lambda: len(widget.autosaver.journal_of(labels).edits) > 0, timeout=5_000)
+    qtbot.waitUntil(
+        lambda: np.array_equal(widget.autosaver.journal_of(labels).final_state(), labels.data),
+        timeout=5_000,
+    )
+    expected = np.array(labels.data)
+
+    # A crash: the journal stays behind; the next widget offers it back.
+    viewer2 = make_napari_viewer()
+    _, widget2 = viewer2.window.add_plugin_dock_widget(*WIDGET)
+    assert not widget2.restore_button.native.isHidden() and "restore" in widget2.status.value
+    assert len(pending_journals()) == 1
+    (restored,) = widget2.restore_autosaved()
+    np.testing.assert_array_equal(np.array(restored.data), expected)
+    assert restored.scale.tolist() == [50.0, 4.0, 4.0]
+    restored.undo()  # the replayed edits are undoable, one by one
+    assert not np.array_equal(np.array(restored.data), expected)
+    assert widget2.restore_button.native.isHidden()
