@@ -29,12 +29,12 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.flop_counter import FlopCounterMode
 
+from napari_emseg.inference.loading import load_checked_state_dict
 from napari_emseg.inference.membrane import default_tile, predict_membrane
 from napari_emseg.inference.tiled import predict_tiled
 from napari_emseg.inference.tta import predict_tiled_tta
 from napari_emseg.metrics import isbi2012_scores
 from napari_emseg.models import build_network
-from napari_emseg.models.cards import load_checked_state_dict
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.training.validate import VALIDATION_THRESHOLDS
 

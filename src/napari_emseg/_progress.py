@@ -22,3 +22,28 @@ def report(progress: ProgressCallback | None, done: int, total: int, message: st
 def check_cancel(cancel: CancelCheck | None) -> None:
     if cancel is not None and cancel():
         raise Cancelled("cancelled by the user")
+
+
+def stage_progress(
+    progress: ProgressCallback | None, start: float, end: float, name: str | None = None
+) -> ProgressCallback | None:
+    """Report a stage's progress as the share ``start..end`` of the whole (per mille).
+
+    ``name`` prefixes the stage's messages, so the user sees which stage is running.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> stage = stage_progress(lambda *a: seen.append(a), 0.5, 1.0, "propagation")
+    >>> stage(1, 2, "slice 3")
+    >>> seen
+    [(750, 1000, 'propagation: slice 3')]
+    """
+    if progress is None:
+        return None
+
+    def relay(done: int, total: int, message: str) -> None:
+        fraction = start + (end - start) * done / max(total, 1)
+        progress(int(round(1000 * fraction)), 1000, f"{name}: {message}" if name else message)
+
+    return relay

@@ -1,19 +1,35 @@
-"""The engine's top-level operations, shared by the CLI, the widgets and the Python API.
+"""The one facade of the engine: the CLI, the widgets and Python users call only this.
 
-Each takes and returns ndarrays; progress is a plain callback and ``cancel`` a plain callable.
+It owns the defaults (membrane model, propagation method, reference slice, voxel size) and
+resolves the device once per call, so every entry point behaves the same. Images may be plain
+arrays or :class:`~napari_emseg.io.Volume` objects, whose voxel size then travels with them.
+Progress is a plain callback ``progress(done, total, message)``; ``cancel`` a plain callable.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_emseg._progress import CancelCheck, ProgressCallback
-from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.propagation import propagate
-from napari_emseg.propagation.api import AUTOMATIC_METHOD
-from napari_emseg.segmentation.watershed import watershed_slice, watershed_stack
+from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
+from napari_emseg.segmentation.normalization import check_has_content
 
+if TYPE_CHECKING:
+    from napari_emseg.io import Volume
+
+VoxelSize = tuple[float, float, float]
 NO_PROPAGATION = "none"
+# The membrane networks and ISBI 2012 are 4 nm ssTEM: the size assumed when a file gives none.
+ASSUMED_PIXEL_NM = 4.0
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
+
+
+class VoxelSizeWarning(UserWarning):
+    """The voxel size matters for this operation but is unknown: a default is assumed."""
 
 
 @dataclass
@@ -25,24 +41,168 @@ class Segmentation:
     ref_slice: int | None
 
 
-def _stage(progress: ProgressCallback | None, name: str, weight: tuple[float, float]):
-    """Map a sub-task's progress into a share ``weight`` = (start, end) of the whole."""
-    if progress is None:
-        return None
-    start, end = weight
+# -- defaults and choices -------------------------------------------------------------------------
+def list_models() -> list[str]:
+    """Registered membrane models, the default first."""
+    from napari_emseg.models.cards import list_models as registered
 
-    def report(done: int, total: int, message: str) -> None:
-        fraction = start + (end - start) * done / max(total, 1)
-        progress(int(round(1000 * fraction)), 1000, f"{name}: {message}")
-
-    return report
+    return registered()
 
 
-def segment(
-    image: np.ndarray,
+def list_methods() -> list[str]:
+    """Registered propagation methods, the default (from a corrected reference) first."""
+    from napari_emseg.propagation import list_methods as registered
+
+    return registered()
+
+
+def default_method(*, automatic: bool = False) -> str:
+    """The propagation method used when none is given.
+
+    ``automatic`` is for a reference made by the 2D watershed (Segment), where another method
+    measured best than from a reference the user corrected (docs/propagation.md).
+    """
+    from napari_emseg.propagation.api import AUTOMATIC_METHOD, DEFAULT_METHOD
+
+    return AUTOMATIC_METHOD if automatic else DEFAULT_METHOD
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """The device a network will run on (``"cpu"``, ``"cuda:0"``, ...), checked once.
+
+    Raises ``ValueError`` with a one-line message when the device is unknown or absent.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    from napari_emseg.inference.devices import resolve_device as to_torch
+
+    return str(to_torch(device or "auto"))
+
+
+# -- data -----------------------------------------------------------------------------------------
+def read_volume(
+    spec: str,
+    *,
+    voxel_size: VoxelSize | None = None,
+    as_labels: bool | None = None,
+    lazy: bool = False,
+) -> Volume:
+    """Read a stack (TIFF, slice folder, HDF5, Zarr); ``voxel_size`` (nm) overrides the file's.
+
+    See :func:`napari_emseg.io.read_volume` for the formats and the labels guess.
+    """
+    from napari_emseg.io import read_volume as read
+
+    volume = read(spec, as_labels=as_labels, lazy=lazy)
+    if voxel_size is not None:
+        volume = replace(volume, scale=_checked_voxel_size(voxel_size), unit="nm")
+    return volume
+
+
+def _checked_voxel_size(voxel_size: Iterable[float]) -> VoxelSize:
+    size = tuple(float(v) for v in voxel_size)
+    if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
+        raise ValueError(f"voxel size must be three positive numbers (z, y, x) in nm, got {size}")
+    return size  # type: ignore[return-value]
+
+
+def _unpack(image: Any, voxel_size: VoxelSize | None) -> tuple[np.ndarray, VoxelSize | None]:
+    """The array of an image or Volume, and its voxel size in nm (``voxel_size`` wins)."""
+    from napari_emseg.io import Volume
+
+    if isinstance(image, Volume):
+        if voxel_size is None and image.unit == "nm":
+            voxel_size = image.scale
+        image = image.data
+    size = None if voxel_size is None else _checked_voxel_size(voxel_size)
+    return np.asarray(image), size
+
+
+def _pixel_nm(voxel_size: VoxelSize | None, *, why: str) -> float:
+    """In-plane pixel size; when unknown, say once which one is assumed."""
+    if voxel_size is not None:
+        return float(voxel_size[-1])
+    warnings.warn(
+        f"voxel size unknown: assuming {ASSUMED_PIXEL_NM:g} nm pixels for {why}; give the "
+        "voxel size if it differs",
+        VoxelSizeWarning,
+        stacklevel=3,
+    )
+    return ASSUMED_PIXEL_NM
+
+
+def method_options(
+    method: str,
+    voxel_size: VoxelSize | None,
+    *,
+    variant: str | None = None,
+    weights: str | None = None,
+) -> dict:
+    """Options a propagation method takes from the data: the learned one's network and pixel size.
+
+    Examples
+    --------
+    >>> method_options("watershed", None)
+    {}
+    >>> method_options("cconvlstm", (50.0, 4.0, 4.0))
+    {'image_pixel_nm': 4.0}
+    """
+    if method != "cconvlstm":
+        if variant is not None or weights is not None:
+            raise ValueError("a network variant or weights apply to the cconvlstm method only")
+        return {}
+    options: dict[str, Any] = {"image_pixel_nm": _pixel_nm(voxel_size, why="the cconvlstm")}
+    if variant is not None:
+        options["variant"] = variant
+    if weights is not None:
+        options["weights"] = weights
+    return options
+
+
+# -- operations -----------------------------------------------------------------------------------
+def predict_membrane(
+    image: Any,
     *,
     model: str | None = None,
     device: str = "auto",
+    voxel_size: VoxelSize | None = None,
+    value_range: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """Membrane probability (float32, [0, 1], 1 = membrane) of a (Z, Y, X) stack.
+
+    Examples
+    --------
+    >>> stack = np.full((1, 32, 32), 200, np.uint8); stack[:, 16] = 40
+    >>> prob = predict_membrane(stack, model="ridge")
+    >>> prob.shape, bool(prob[0, 16, 8] > 0.5)
+    ((1, 32, 32), True)
+    """
+    from napari_emseg.inference.membrane import predict_membrane as predict
+
+    array, _ = _unpack(image, voxel_size)
+    if value_range is None:  # a block of a larger volume may be blank; a whole volume not
+        check_has_content(array)
+    return predict(
+        array,
+        model=model,
+        device=device,
+        value_range=value_range,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def segment(
+    image: Any,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    voxel_size: VoxelSize | None = None,
     ref_slice: int | None = None,
     propagation: str | None = None,
     value_range: tuple[float, float] | None = None,
@@ -55,58 +215,173 @@ def segment(
     A 2D watershed labels the reference slice (the middle slice by default) and the chosen
     propagator carries its objects through z, so ids are consistent in 3D. With
     ``propagation="none"`` every slice is segmented on its own (ids unique, not linked in z).
-    The default propagator is the consistent ConvLSTM (``AUTOMATIC_METHOD``), the better one
-    from a watershed-made reference on held-out data (docs/propagation.md).
+    The default propagator is :func:`default_method` ``(automatic=True)``.
     ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
-    percentiles; :mod:`napari_emseg.blockwise.run` passes the whole volume's).
-    ``propagation_options`` go to the propagator (e.g. ``{"image_pixel_nm": 8.0}`` for
-    ``cconvlstm``).
+    percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
+    ``propagation_options`` go to the propagator on top of those :func:`method_options` derives.
 
     Examples
     --------
     >>> from napari_emseg.datasets.synthetic import make_synthetic_stack
     >>> stack = make_synthetic_stack((4, 96, 96))
-    >>> result = segment(stack.image, model="ridge")
+    >>> result = segment(stack.image, model="ridge", propagation="watershed")
     >>> result.labels.shape, result.labels.dtype
     ((4, 96, 96), dtype('uint32'))
     """
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[None]
-    if image.ndim != 3 or 0 in image.shape:
-        raise ValueError(f"expected a non-empty (Z, Y, X) stack, got shape {image.shape}")
-    membrane = predict_membrane(
-        image,
+    from napari_emseg.segmentation.watershed import watershed_slice, watershed_stack
+
+    array, voxel = _unpack(image, voxel_size)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"expected a non-empty (Z, Y, X) stack, got shape {array.shape}")
+    if value_range is None:
+        check_has_content(array)
+    depth = array.shape[0]
+    ref = depth // 2 if ref_slice is None else int(ref_slice)
+    if propagation != NO_PROPAGATION and not 0 <= ref < depth:
+        raise ValueError(f"reference slice {ref} is outside 0..{depth - 1}")
+    method = propagation or default_method(automatic=True)
+    options = {} if method == NO_PROPAGATION else method_options(method, voxel)
+    device = resolve_device(device) if _needs_network(model, method) else "cpu"
+    from napari_emseg.inference.membrane import predict_membrane as predict
+
+    membrane = predict(
+        array,
         model=model,
         device=device,
         value_range=value_range,
-        progress=_stage(progress, "membrane", (0.0, 0.5)),
+        progress=stage_progress(progress, 0.0, 0.5, "membrane"),
         cancel=cancel,
     )
-    if propagation == NO_PROPAGATION:
+    if method == NO_PROPAGATION:
         labels = watershed_stack(
-            membrane, progress=_stage(progress, "watershed", (0.5, 1.0)), cancel=cancel
+            membrane, progress=stage_progress(progress, 0.5, 1.0, "watershed"), cancel=cancel
         )
         return Segmentation(membrane, labels, None)
-    propagation = propagation or AUTOMATIC_METHOD
-    depth = image.shape[0]
-    ref = depth // 2 if ref_slice is None else int(ref_slice)
-    if not 0 <= ref < depth:
-        raise ValueError(f"reference slice {ref} is outside 0..{depth - 1}")
-    labels = np.zeros(image.shape, np.uint32)
+    labels = np.zeros(array.shape, np.uint32)
     labels[ref] = watershed_slice(membrane[ref])
-    labels = propagate(
-        image,
+    from napari_emseg.propagation import propagate as run_propagation
+
+    labels = run_propagation(
+        array,
         labels,
         ref,
         membrane=membrane,
-        method=propagation,
+        method=method,
         device=device,
-        progress=_stage(progress, "propagation", (0.5, 1.0)),
+        progress=stage_progress(progress, 0.5, 1.0, "propagation"),
         cancel=cancel,
-        **(propagation_options or {}),
+        **{**options, **(propagation_options or {})},
     )
     return Segmentation(membrane, labels, ref)
+
+
+def _needs_network(model: str | None, method: str | None) -> bool:
+    from napari_emseg.models.cards import get_card
+
+    return get_card(model).needs_torch or method == "cconvlstm"
+
+
+def propagate(
+    image: Any,
+    labels: np.ndarray,
+    ref_slice: int,
+    *,
+    membrane: np.ndarray | None = None,
+    method: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    voxel_size: VoxelSize | None = None,
+    variant: str | None = None,
+    weights: str | None = None,
+    z_range: tuple[int, int] | None = None,
+    objects: Iterable[int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
+
+    ``method`` defaults to :func:`default_method`; ``variant`` and ``weights`` choose the
+    network of ``cconvlstm``; the membrane map is predicted with ``model`` when not given.
+    See :func:`napari_emseg.propagation.propagate` for the guarantees.
+
+    Examples
+    --------
+    >>> image = np.full((3, 40, 40), 200, np.uint8); image[:, :, 19:21] = 30
+    >>> labels = np.zeros((3, 40, 40), np.uint32)
+    >>> labels[1, :, :19], labels[1, :, 21:] = 1, 2
+    >>> out = propagate(image, labels, 1, model="ridge")
+    >>> [sorted(np.unique(out[z]).tolist()) for z in range(3)]
+    [[1, 2], [0, 1, 2], [1, 2]]
+    """
+    from napari_emseg.propagation import propagate as run_propagation
+
+    array, voxel = _unpack(image, voxel_size)
+    method = method or default_method()
+    options = method_options(method, voxel, variant=variant, weights=weights)
+    return run_propagation(
+        array,
+        np.asarray(labels),
+        ref_slice,
+        membrane=membrane,
+        method=method,
+        z_range=z_range,
+        objects=objects,
+        model=model,
+        device=_device_for(model, method, membrane, device),
+        progress=progress,
+        cancel=cancel,
+        **options,
+    )
+
+
+def _device_for(model: str | None, method: str, membrane: Any, device: str) -> str:
+    needs = method == "cconvlstm" or (membrane is None and _needs_network(model, None))
+    return resolve_device(device) if needs else "cpu"
+
+
+def repropagate(
+    image: Any,
+    labels: np.ndarray,
+    *,
+    references: Iterable[int],
+    objects: Iterable[int] | None = None,
+    locked: Iterable[int] = (),
+    frozen_slices: Iterable[int] = (),
+    z_range: tuple[int, int] | None = None,
+    membrane: np.ndarray | None = None,
+    method: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    voxel_size: VoxelSize | None = None,
+    variant: str | None = None,
+    weights: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """Propagate again from corrected reference slices, keeping locked objects and hand-edited
+    slices; see :func:`napari_emseg.proofreading.repropagate`."""
+    from napari_emseg.proofreading import repropagate as run_repropagation
+
+    array, voxel = _unpack(image, voxel_size)
+    method = method or default_method()
+    return run_repropagation(
+        array,
+        np.asarray(labels),
+        references=references,
+        objects=objects,
+        locked=locked,
+        frozen_slices=frozen_slices,
+        z_range=z_range,
+        membrane=membrane,
+        method=method,
+        model=model,
+        device=_device_for(model, method, membrane, device),
+        method_options=method_options(method, voxel, variant=variant, weights=weights),
+        progress=progress,
+        cancel=cancel,
+    )
 
 
 def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -117,6 +392,7 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     and its adapted Rand error and VOI are those of its 2D watershed segmentation.
     """
     from napari_emseg import metrics
+    from napari_emseg.segmentation.watershed import watershed_stack
 
     pred = np.asarray(pred)
     gt = np.asarray(gt)

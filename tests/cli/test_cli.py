@@ -106,7 +106,7 @@ def test_evaluate_of_ground_truth_against_itself_is_perfect(tmp_path, capsys):
         (["segment", "{crop}", "-o", "{tmp}/no/such/dir/x.tif"], "does not exist: create it"),
         (
             ["segment", "{crop}", "-o", "{existing}"],
-            "exists; pass overwrite=True / --overwrite",
+            "exists and was left as it is; pass --overwrite to replace it",
         ),
         (["segment", "{crop}", "-o", "{tmp}/x.png"], "must end in .tif"),
         (

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_emseg.inference.tiled import predict_tiled
-from napari_emseg.models import FusionNet
+from napari_emseg.models.fusionnet import FusionNet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from napari_emseg.inference.tiled import predict_tiled
 from napari_emseg.inference.tiling import TileGrid, blend_window, tile_starts
-from napari_emseg.models import FusionNet
+from napari_emseg.models.fusionnet import FusionNet
 
 CPU = torch.device("cpu")
 

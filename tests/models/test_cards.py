@@ -5,15 +5,9 @@ import pytest
 import torch
 
 from napari_emseg.inference.devices import resolve_device
+from napari_emseg.inference.loading import WeightsError, load_checked_state_dict
 from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.models.cards import (
-    DEFAULT_MEMBRANE_MODEL,
-    WeightsError,
-    get_card,
-    list_models,
-    load_checked_state_dict,
-    sha256_of,
-)
+from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL, get_card, list_models, sha256_of
 
 
 def test_default_model_is_listed_first_and_resolves():
@@ -113,7 +107,7 @@ def test_model_files_without_a_card_or_hash_are_refused(tmp_path):
 def test_cli_default_model_is_the_shipped_fusionnet():
     from napari_emseg.cli.commands import build_parser
     from napari_emseg.inference.membrane import build_model
-    from napari_emseg.models import FusionNet
+    from napari_emseg.models.fusionnet import FusionNet
 
     args = build_parser().parse_args(["segment", "in.tif", "-o", "out.tif"])
     card = get_card(args.model)

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from napari_emseg.models import ARCHITECTURES, build_network
+from napari_emseg.models import ARCHITECTURE_CLASSES as ARCHITECTURES
+from napari_emseg.models import build_network
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))

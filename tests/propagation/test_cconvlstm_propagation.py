@@ -8,11 +8,11 @@ import tifffile
 import torch
 
 from napari_emseg.datasets.synthetic import make_synthetic_stack
-from napari_emseg.models.cards import WeightsError
+from napari_emseg.inference.loading import WeightsError
+from napari_emseg.models.cards import get_propagation_card
 from napari_emseg.models.cconvlstm import VARIANTS, CConvLSTMNet
 from napari_emseg.propagation import list_methods, propagate
 from napari_emseg.propagation.cconvlstm import predict_window
-from napari_emseg.propagation.networks import get_propagation_card
 from napari_emseg.training.checkpoint import half_state_dict
 from napari_emseg.training.sequence_data import SequenceSampler, SequenceStack
 from napari_emseg.training.sequence_loop import PropagationTrainConfig, train_propagation

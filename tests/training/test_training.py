@@ -6,9 +6,11 @@ import tifffile
 import torch
 from scipy import ndimage as ndi
 
-from napari_emseg.cli.train import main as train_main
-from napari_emseg.models import ARCHITECTURES, build_network
-from napari_emseg.models.cards import ModelCard, load_checked_state_dict, sha256_of
+from napari_emseg.cli import main as train_main
+from napari_emseg.inference.loading import load_checked_state_dict
+from napari_emseg.models import ARCHITECTURE_CLASSES as ARCHITECTURES
+from napari_emseg.models import build_network
+from napari_emseg.models.cards import ModelCard, sha256_of
 from napari_emseg.training import AugmentConfig, HeldOutError, TrainConfig, train_membrane
 from napari_emseg.training.augment import augment_pair, dihedral, inverse_dihedral
 from napari_emseg.training.data import (
@@ -35,7 +37,7 @@ def test_every_architecture_keeps_odd_sizes(architecture, size):
 def test_fakhry_is_registered_and_documented_as_a_reconstruction():
     from napari_emseg.models import fakhry
 
-    assert ARCHITECTURES["fakhry"] is fakhry.FakhryNet
+    assert isinstance(build_network("fakhry", width=0.125), fakhry.FakhryNet)
     assert "reconstruction" in fakhry.__doc__
     assert build_network("fakhry", width=0.125).size_divisor == 16
 

@@ -66,8 +66,8 @@ def cpu_name() -> str:
 
 def _learned_propagation_seconds(image, reference, ref, membrane, device, repeats) -> float | None:
     """Median seconds of ``cconvlstm`` propagation, or None when no weights are shipped."""
+    from napari_emseg.models.cards import get_propagation_card
     from napari_emseg.propagation import propagate
-    from napari_emseg.propagation.networks import get_propagation_card
 
     try:
         get_propagation_card("stc")

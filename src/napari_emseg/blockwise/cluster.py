@@ -23,7 +23,8 @@ def _distributed() -> Any:
         import distributed
     except ImportError as exc:
         raise ClusterError(
-            f"dask.distributed is not installed, so --dask/--scheduler cannot run: {INSTALL_HINT}"
+            "dask.distributed is not installed, so blocks cannot run on a Dask cluster: "
+            f"{INSTALL_HINT}"
         ) from exc
     return distributed
 
@@ -79,7 +80,7 @@ def dask_client(
         else:
             count = workers if workers is not None else min(4, os.cpu_count() or 1)
             if count < 1:
-                raise ClusterError(f"--workers {count}: give at least 1")
+                raise ClusterError(f"a cluster needs at least 1 worker, not {count}")
             cluster = stack.enter_context(
                 distributed.LocalCluster(
                     n_workers=count,

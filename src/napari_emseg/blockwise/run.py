@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_emseg._progress import CancelCheck, ProgressCallback
+from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
 from napari_emseg.blockwise.executor import map_tasks
 from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
 from napari_emseg.blockwise.stitching import final_ids, id_offsets, match_overlap
@@ -223,7 +223,7 @@ def segment_blockwise(
             jobs,
             client=client,
             shared={"source": shared_source},
-            progress=_share(progress, 0.0, 0.85),
+            progress=stage_progress(progress, 0.0, 0.85),
             cancel=cancel,
             message="segmenting block",
         )
@@ -233,7 +233,7 @@ def segment_blockwise(
             scratch=str(scratch),
             threshold=threshold,
             client=client,
-            progress=_share(progress, 0.85, 0.9),
+            progress=stage_progress(progress, 0.85, 0.9),
             cancel=cancel,
         )
         objects = int(table.max(initial=0))
@@ -255,7 +255,7 @@ def segment_blockwise(
             relabel_jobs,
             client=client,
             shared={"scratch": str(scratch), "labels": str(labels_tmp)},
-            progress=_share(progress, 0.9, 1.0),
+            progress=stage_progress(progress, 0.9, 1.0),
             cancel=cancel,
             message="writing block",
         )
@@ -416,15 +416,3 @@ def _label_dtype(objects: int) -> type[np.unsignedinteger]:
     if objects <= np.iinfo(np.uint16).max:
         return np.uint16
     return np.uint32 if objects <= np.iinfo(np.uint32).max else np.uint64
-
-
-def _share(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
-    """Report a step's progress as the share ``start..end`` of the whole (per mille)."""
-    if progress is None:
-        return None
-
-    def report(done: int, total: int, message: str) -> None:
-        fraction = start + (end - start) * done / max(total, 1)
-        progress(int(round(1000 * fraction)), 1000, message)
-
-    return report

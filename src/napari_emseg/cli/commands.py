@@ -1,34 +1,60 @@
-"""The ``napari-emseg`` command line: the engine without a GUI.
+"""The ``napari-emseg`` command line: the engine without a GUI, through the one facade.
 
 Errors a user can fix print one line on stderr and exit with status 2; no traceback unless
 ``--debug`` is given. An existing output is never overwritten without ``--overwrite``, and
-outputs are checked before any long computation starts.
+outputs are checked before any long computation starts. Everything heavy (torch, the engine)
+is imported inside the handlers, so ``--help`` answers at once.
 """
 
 import argparse
 import json
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
 MODEL_COMMANDS = ("segment", "predict-membrane", "propagate", "benchmark")  # --model is a card
+# Without a terminal (a Slurm log, a pipe), one progress line at most this often.
+LOG_EVERY_S = 5.0
 
 
 class UsageError(Exception):
     """A problem the user can fix; its message is one line."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, unless it has none or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = (None, False, argparse.SUPPRESS)
+        if "default" in text or action.default in quiet or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _progress_printer(quiet: bool):
-    if quiet or not sys.stderr.isatty():
+    """Progress on stderr: a live line on a terminal, else a plain line every few seconds."""
+    if quiet:
         return None
+    live = sys.stderr.isatty()
+    last = [0.0]
 
     def show(done: int, total: int, message: str) -> None:
         percent = 100 * done // max(total, 1)
-        sys.stderr.write(f"\r{message[:60]:<60} {percent:3d}%")
-        if done >= total:
-            sys.stderr.write("\n")
+        if live:
+            sys.stderr.write(f"\r{message[:60]:<60} {percent:3d}%")
+            if done >= total:
+                sys.stderr.write("\n")
+        else:
+            now = time.monotonic()
+            if now - last[0] < LOG_EVERY_S and done < total:
+                return
+            last[0] = now
+            stamp = time.strftime("%H:%M:%S")
+            sys.stderr.write(f"{stamp} {percent:3d}% ({done}/{total}) {message}\n")
         sys.stderr.flush()
 
     return show
@@ -41,10 +67,10 @@ def _check_output(path: str, overwrite: bool) -> Path:
     return check_output_path(path, overwrite)
 
 
-def _read_image(spec: str):
-    from napari_emseg.io import read_volume
+def _read_image(spec: str, voxel_size=None):
+    from napari_emseg.pipeline import read_volume
 
-    volume = read_volume(spec, as_labels=False)
+    volume = read_volume(spec, as_labels=False, voxel_size=voxel_size)
     if volume.data.shape[0] == 1:
         warnings.warn(
             f"{spec} holds one 2D image: it is treated as a one-slice stack (nothing to propagate)",
@@ -57,7 +83,6 @@ def _read_image(spec: str):
 def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_emseg.io import write_image_tiff, write_labels_tiff
     from napari_emseg.pipeline import segment
-    from napari_emseg.propagation.api import AUTOMATIC_METHOD
 
     if Path(args.output).suffix.lower() == ".zarr":
         return _cmd_segment_blockwise(args)
@@ -75,15 +100,13 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         )
     out = _check_output(args.output, args.overwrite)
     membrane_out = _check_output(args.membrane_out, args.overwrite) if args.membrane_out else None
-    volume = _read_image(args.input)
-    method = args.propagation or AUTOMATIC_METHOD
+    volume = _read_image(args.input, args.voxel_size)
     result = segment(
-        volume.data,
+        volume,
         model=args.model,
         device=args.device,
         ref_slice=args.ref_slice,
-        propagation=method,
-        propagation_options=_method_options(method, volume),
+        propagation=args.propagation,
         progress=_progress_printer(args.quiet),
     )
     write_labels_tiff(
@@ -97,17 +120,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
             unit=volume.unit,
             overwrite=args.overwrite,
         )
-    per_slice = [len(set(plane.ravel().tolist()) - {0}) for plane in result.labels[:, ::4, ::4]]
-    print(
-        json.dumps(
-            {
-                "output": str(out),
-                "objects": int(len(set(result.labels.ravel().tolist()) - {0})),
-                "median_objects_per_slice": float(sorted(per_slice)[len(per_slice) // 2]),
-                "ref_slice": result.ref_slice,
-            }
-        )
-    )
+    print(json.dumps(_summary(out, result.labels, result.ref_slice)))
     return 0
 
 
@@ -119,6 +132,7 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
     from napari_emseg.blockwise.run import DEFAULT_BLOCK, DEFAULT_HALO, segment_blockwise
     from napari_emseg.io import open_volume
     from napari_emseg.io.ome_zarr import check_zarr_output
+    from napari_emseg.pipeline import method_options
 
     if args.ref_slice is not None:
         raise UsageError(
@@ -133,7 +147,8 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
     options = None
     args.propagation = args.propagation or "watershed"  # blockwise is measured with it
     if args.propagation == "cconvlstm":  # the learned propagator needs the pixel size
-        options = _method_options(args.propagation, open_volume(args.input))
+        voxel = args.voxel_size or open_volume(args.input).voxel_size_nm
+        options = method_options(args.propagation, voxel)
     if args.dask == "local" or args.scheduler:
         cluster = dask_client(scheduler=args.scheduler, workers=args.workers)
     else:
@@ -170,6 +185,7 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
 
 
 def _summary(out: Path, labels, ref_slice: int | None) -> dict:
+    """What ``segment`` prints: the output, its object count and objects per slice."""
     import numpy as np
 
     per_slice = [np.count_nonzero(np.unique(plane)) for plane in labels]
@@ -212,27 +228,16 @@ def _reference_labels(labels, shape: tuple[int, ...], ref_slice: int):
     return volume
 
 
-def _method_options(method: str, volume, *, variant: str = "stc", weights=None) -> dict:
-    """Options of the learned propagator: network, and the pixel size read from the file."""
-    if method != "cconvlstm":
-        return {}
-    return {
-        "variant": variant,
-        "weights": weights,
-        "image_pixel_nm": volume.scale[-1] if volume.unit == "nm" else None,
-    }
-
-
 def _cmd_propagate(args: argparse.Namespace) -> int:
-    from napari_emseg.io import read_volume, write_labels_tiff
-    from napari_emseg.propagation import propagate
+    from napari_emseg.io import write_labels_tiff
+    from napari_emseg.pipeline import propagate, read_volume
 
     out = _check_output(args.output, args.overwrite)
-    volume = _read_image(args.input)
+    volume = _read_image(args.input, args.voxel_size)
     depth = volume.data.shape[0]
     if not 0 <= args.ref_slice < depth:
         raise UsageError(f"--ref-slice {args.ref_slice} is outside 0..{depth - 1} of {args.input}")
-    if args.method != "cconvlstm" and (args.variant != "stc" or args.propagation_weights):
+    if args.method != "cconvlstm" and (args.variant or args.propagation_weights):
         raise UsageError("--variant and --propagation-weights apply to --method cconvlstm")
     labels_volume = read_volume(args.labels, as_labels=True)
     if labels_volume.data.dtype.kind not in "iu":
@@ -247,17 +252,16 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
                 f"{volume.data.shape}; predict it from the same input"
             )
     result = propagate(
-        volume.data,
+        volume,
         labels,
         args.ref_slice,
         membrane=membrane,
         method=args.method,
         model=args.model,
         device=args.device,
+        variant=args.variant,
+        weights=args.propagation_weights,
         progress=_progress_printer(args.quiet),
-        **_method_options(
-            args.method, volume, variant=args.variant, weights=args.propagation_weights
-        ),
     )
     write_labels_tiff(out, result, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
     return 0
@@ -305,16 +309,17 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from napari_emseg.inference.devices import DEVICE_CHOICES
-    from napari_emseg.models.cards import list_models
-    from napari_emseg.propagation import list_methods
+    from napari_emseg import __version__
+    from napari_emseg.pipeline import DEVICE_CHOICES, default_method, list_methods, list_models
 
     models = list_models()
     methods = list_methods()
     parser = argparse.ArgumentParser(
         prog="napari-emseg",
         description="Segment neurons in EM stacks: membrane prediction, watershed, z-propagation.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"napari-emseg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -333,8 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--device",
             default="auto",
-            choices=DEVICE_CHOICES,
-            help="where networks run (default auto: cuda > mps > cpu)",
+            metavar="DEVICE",
+            help=f"where networks run: {', '.join(DEVICE_CHOICES)} or cuda:N "
+            "(default auto: cuda > mps > cpu)",
+        )
+
+    def voxel_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--voxel-size",
+            type=float,
+            nargs=3,
+            metavar=("Z", "Y", "X"),
+            help="voxel size in nm (default: from the file's metadata)",
         )
 
     inputs = "a TIFF stack, a folder of slices, file.h5[:dataset] or a Zarr array"
@@ -345,13 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--membrane-out", help="also write the membrane probability TIFF (.zarr when blockwise)"
     )
     model_options(p)
+    voxel_option(p)
     p.add_argument("--ref-slice", type=int, default=None, help="reference slice (default middle)")
     p.add_argument(
         "--propagation",
         default=None,
         choices=[*methods, "none"],
-        help="how ids are carried through z ('none': slices independent; default cconvlstm, "
-        "or watershed for blockwise .zarr output)",
+        help="how ids are carried through z ('none': slices independent; default "
+        f"{default_method(automatic=True)}, or watershed for blockwise .zarr output)",
     )
     blockwise = p.add_argument_group(
         "blockwise (volumes larger than memory; -o must end in .zarr; docs/large-volumes.md)"
@@ -390,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=inputs)
     common(p, output_help="probability TIFF to write")
     model_options(p)
+    voxel_option(p)
     p.set_defaults(run=_cmd_predict)
 
     p = sub.add_parser("propagate", help="propagate a reference slice's labels through z")
@@ -401,15 +418,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ref-slice", type=int, required=True, help="index Z of the reference slice")
     common(p, output_help="propagated labels TIFF to write")
-    p.add_argument("--method", default=methods[0], choices=methods, help="propagation method")
+    p.add_argument("--method", default=default_method(), choices=methods, help="propagation method")
     p.add_argument("--membrane", help="membrane probability TIFF (computed when omitted)")
     p.add_argument(
         "--variant",
-        default="stc",
-        help="cconvlstm variant: st, stl, stn or stc (the paper's best, default)",
+        default=None,
+        help="cconvlstm variant: st, stl, stn or stc (default stc, the paper's best)",
     )
     p.add_argument("--propagation-weights", help="a trained .propagation.json card (cconvlstm)")
     model_options(p)
+    voxel_option(p)
     p.set_defaults(run=_cmd_propagate)
 
     p = sub.add_parser("evaluate", help="score labels or a membrane map against ground truth")
@@ -433,7 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_emseg.cli.train import add_train_parser
 
     add_train_parser(sub)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's --help lists the defaults."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _show_defaults(child)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -446,8 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from napari_emseg._progress import Cancelled
     from napari_emseg.blockwise.cluster import ClusterError
-    from napari_emseg.io import InputError
-    from napari_emseg.models.cards import WeightsError
+    from napari_emseg.inference.loading import WeightsError
+    from napari_emseg.io import InputError, OutputExistsError
 
     warnings.showwarning = _one_line_warning
     try:
@@ -464,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, OutputExistsError):
+            message = f"{err.path} exists and was left as it is; pass --overwrite to replace it"
         print(f"napari-emseg {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, MemoryError) as err:

@@ -1,33 +1,25 @@
-"""``train membrane``: the training loop from the command line.
+"""``napari-emseg train membrane`` and ``train propagation``: the training loops from the CLI.
 
-Standalone::
+For example::
 
-    python -m napari_emseg.cli.train train membrane --data ../shared/data/isbi2012 \\
+    napari-emseg train membrane --data ../shared/data/isbi2012 \\
         --model fusionnet --width 0.125 --epochs 20 --out runs/fusionnet
 
-or, once :func:`add_train_parser` is wired into ``napari_emseg.cli.commands``, ``napari-emseg train
-membrane ...``. The handler is ``args.run(args)`` like the other subcommands.
+The handlers are ``args.run(args)`` like the other subcommands.
 """
 
 import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_USAGE = 2
 
-
-def _recorded_command(argv: Sequence[str] | None) -> str:
+def _recorded_command() -> str:
     """The command line as a user would retype it, for the model card."""
-    if argv is not None:
-        return "python -m napari_emseg.cli.train " + shlex.join(argv)
-    program = sys.argv[0]
-    if program.endswith(("training/cli.py", "training\\cli.py")):
-        program = "python -m napari_emseg.cli.train"
-    else:
-        program = Path(program).name
+    program = Path(sys.argv[0]).name
+    if program in ("__main__.py", "-c", ""):
+        program = "napari-emseg"
     return f"{program} {shlex.join(sys.argv[1:])}"
 
 
@@ -66,7 +58,7 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         threads=args.threads,
         workers=args.workers,
         name=args.name,
-        command=getattr(args, "recorded_command", None) or _recorded_command(None),
+        command=_recorded_command(),
     )
     result = train_membrane(config)
     summary = {k: v for k, v in result.items() if k != "history"}
@@ -112,7 +104,7 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         name=args.name,
-        command=getattr(args, "recorded_command", None) or _recorded_command(None),
+        command=_recorded_command(),
     )
     result = train_propagation(config)
     print(json.dumps(result, indent=2))
@@ -121,7 +113,7 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
 
 def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
     from napari_emseg.inference.devices import DEVICE_CHOICES
-    from napari_emseg.models.cconvlstm import VARIANTS
+    from napari_emseg.models.cards import PROPAGATION_VARIANTS
 
     p = kinds.add_parser(
         "propagation",
@@ -139,7 +131,7 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
         help="sources, e.g. isbi2012=../shared/data/isbi2012 "
         "gala-train=../shared/data/gala_fibsem_medulla, or NAME=IMAGE.tif,IDS.tif,PIXEL_NM",
     )
-    p.add_argument("--variant", default="stc", choices=VARIANTS)
+    p.add_argument("--variant", default="stc", choices=PROPAGATION_VARIANTS)
     p.add_argument("--width", type=int, default=8, help="channels of the finest encoder level")
     p.add_argument("--levels", type=int, default=3, help="encoder/decoder resolutions")
     p.add_argument("--hidden", type=int, default=12, help="ConvLSTM hidden channels")
@@ -184,7 +176,7 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
 def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     """Add ``train membrane`` and ``train propagation``; returns the ``train`` parser."""
     from napari_emseg.inference.devices import DEVICE_CHOICES
-    from napari_emseg.models import ARCHITECTURES
+    from napari_emseg.models import ARCHITECTURE_CLASSES
 
     train = subparsers.add_parser("train", help="train a network (membrane, propagation)")
     kinds = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
@@ -211,7 +203,7 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         action="store_true",
         help="allow ISBI 2012 slices 20-29 (the held-out test set) in training or validation",
     )
-    p.add_argument("--model", default="fusionnet", choices=sorted(ARCHITECTURES))
+    p.add_argument("--model", default="fusionnet", choices=sorted(ARCHITECTURE_CLASSES))
     p.add_argument("--width", type=float, default=0.125, help="channel multiplier")
     p.add_argument("--depth", type=int, default=4, help="pooling levels")
     p.add_argument("--epochs", type=int, default=20)
@@ -244,23 +236,3 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.set_defaults(run=_cmd_train_membrane)
     _add_propagation_parser(kinds)
     return train
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``train membrane ...`` standalone; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m napari_emseg.cli.train")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    add_train_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    args.recorded_command = _recorded_command(argv)
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError) as err:
-        if args.debug:
-            raise
-        print(f"train: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

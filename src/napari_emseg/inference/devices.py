@@ -1,17 +1,22 @@
-"""Choosing a torch device: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
+"""Choosing a torch device: ``auto`` prefers CUDA, then Apple MPS, then the CPU.
 
-import torch
+torch is imported inside the functions, so that the device names are known without it.
+"""
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N" for the N-th GPU
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def available_devices() -> list[str]:
     """Devices usable on this machine, in order of preference."""
+    import torch
+
     found = []
     if torch.cuda.is_available():
         found.append("cuda")
@@ -20,7 +25,7 @@ def available_devices() -> list[str]:
     return [*found, "cpu"]
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto"):
     """Turn a user's device choice into a ``torch.device``.
 
     Raises ``ValueError`` with a one-line message when the device is unknown or absent.
@@ -30,12 +35,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    import torch
+
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device(available_devices()[0])
-    base = name.split(":")[0]
-    if base not in DEVICE_CHOICES:
-        raise ValueError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
+    base, _, index = name.partition(":")
+    if base not in DEVICE_CHOICES or (index and (base != "cuda" or not index.isdigit())):
+        raise ValueError(
+            f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)} or cuda:N"
+        )
     if base not in available_devices():
-        raise ValueError(f"device {name!r} is not available on this machine; use --device cpu")
+        raise ValueError(f"device {name!r} is not available on this machine; choose the CPU")
+    if index and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA GPU(s)")
     return torch.device(name)

@@ -3,26 +3,15 @@
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
-from napari_emseg.models.cards import (
-    ModelCard,
-    get_card,
-    load_checked_state_dict,
-    weights_path,
-)
+from napari_emseg.inference.loading import load_network
+from napari_emseg.models.cards import ModelCard, get_card
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.ridge import ridge_membrane
 
 
 def build_model(card: ModelCard):
-    """The network of a card with its checked weights loaded, in eval mode."""
-    from napari_emseg.models import build_network
-
-    net = build_network(card.architecture, width=card.width, depth=card.depth)
-    if card.sha256 is None:
-        raise ValueError(f"model {card.name!r} has no sha256: its weights will not be loaded")
-    state = load_checked_state_dict(weights_path(card), card.sha256)
-    net.load_state_dict({k: v.float() for k, v in state.items()})
-    return net.eval()
+    """A fresh network of a membrane card with its checked weights (see ``load_network``)."""
+    return load_network(card)
 
 
 def default_tile(device_type: str) -> int:
@@ -74,10 +63,11 @@ def predict_membrane(
     else:
         from napari_emseg.inference.devices import resolve_device
         from napari_emseg.inference.fallback import run_with_fallback
+        from napari_emseg.inference.loading import cached_network
         from napari_emseg.inference.tiled import predict_tiled
 
         torch_device = resolve_device(device)
-        net = build_model(card)
+        net = cached_network(card, str(torch_device))
 
         def predict(where, size: int, batch: int) -> np.ndarray:
             return predict_tiled(

@@ -56,7 +56,7 @@ def predict_tiled(
 
     Examples
     --------
-    >>> from napari_emseg.models import FusionNet
+    >>> from napari_emseg.models.fusionnet import FusionNet
     >>> net = FusionNet(width=0.0625, depth=2).eval()
     >>> predict_tiled(net, np.zeros((2, 40, 50), np.float32), device=torch.device("cpu")).shape
     (2, 40, 50)

@@ -22,7 +22,7 @@ def predict_tiled_tta(
 
     Examples
     --------
-    >>> from napari_emseg.models import UNet
+    >>> from napari_emseg.models.unet import UNet
     >>> net = UNet(width=0.0625, depth=2)
     >>> predict_tiled_tta(net, np.zeros((1, 24, 40), np.float32), device=torch.device("cpu")).shape
     (1, 24, 40)

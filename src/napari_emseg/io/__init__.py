@@ -37,11 +37,12 @@ from napari_emseg.io.spec import TIFF_SUFFIXES as TIFF_SUFFIXES
 from napari_emseg.io.spec import ZARR_SUFFIXES as ZARR_SUFFIXES
 from napari_emseg.io.spec import is_supported_path, parse_input_spec
 from napari_emseg.io.tiff_writer import write_image_tiff, write_labels_tiff
-from napari_emseg.io.volume import InputError, Volume
+from napari_emseg.io.volume import InputError, OutputExistsError, Volume
 
 __all__ = [
     "LABELS_MARKER",
     "InputError",
+    "OutputExistsError",
     "Volume",
     "is_supported_path",
     "open_volume",

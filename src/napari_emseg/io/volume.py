@@ -23,6 +23,14 @@ class InputError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+class OutputExistsError(InputError):
+    """An output that exists and may not be replaced; the CLI names its own flag instead."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        super().__init__(f"{path} exists and was left as it is (overwrite=True replaces it)")
+
+
 @dataclass
 class Volume:
     """A volume read from disk, ready to become a napari layer.
@@ -55,6 +63,11 @@ class Volume:
     unit: str
     is_labels: bool
     name: str
+
+    @property
+    def voxel_size_nm(self) -> tuple[float, float, float] | None:
+        """The voxel size (z, y, x) in nm, or None when the file did not say."""
+        return tuple(self.scale) if self.unit == "nm" else None
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 
 from napari_emseg.io.spec import TIFF_SUFFIXES
 from napari_emseg.io.units import all_positive
-from napari_emseg.io.volume import InputError
+from napari_emseg.io.volume import InputError, OutputExistsError
 
 
 def check_output_path(
@@ -40,7 +40,7 @@ def check_output_path(
     if not folder and out.is_dir():
         raise InputError(f"{out} is a folder: give a file name ending in {suffixes[0]}")
     if out.exists() and not overwrite:
-        raise InputError(f"{out} exists; pass overwrite=True / --overwrite to replace it")
+        raise OutputExistsError(out)
     parent = out.parent
     if not parent.is_dir():
         raise InputError(f"output folder {parent} does not exist: create it or choose another")

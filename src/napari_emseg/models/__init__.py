@@ -1,16 +1,19 @@
-"""Membrane networks (torch ``nn.Module`` only: no I/O, no Qt)."""
+"""Networks (torch ``nn.Module`` only: no I/O, no Qt) and the typed registry of model cards.
 
-from napari_emseg.models.fakhry import FakhryNet
-from napari_emseg.models.fusionnet import FusionNet
-from napari_emseg.models.unet import UNet
+``cards`` needs no torch, so listing models stays fast; the network classes load on first use.
+"""
 
-ARCHITECTURES = {"fakhry": FakhryNet, "fusionnet": FusionNet, "unet": UNet}
+ARCHITECTURE_CLASSES = {
+    "fakhry": "napari_emseg.models.fakhry:FakhryNet",
+    "fusionnet": "napari_emseg.models.fusionnet:FusionNet",
+    "unet": "napari_emseg.models.unet:UNet",
+}
 
-__all__ = ["ARCHITECTURES", "FakhryNet", "FusionNet", "UNet", "build_network"]
+__all__ = ["ARCHITECTURE_CLASSES", "build_network"]
 
 
 def build_network(architecture: str, *, width: float = 1.0, **kwargs):
-    """Instantiate a registered architecture by name.
+    """Instantiate a registered membrane architecture by name.
 
     Examples
     --------
@@ -18,9 +21,11 @@ def build_network(architecture: str, *, width: float = 1.0, **kwargs):
     >>> net.depth
     4
     """
+    from importlib import import_module
+
     try:
-        cls = ARCHITECTURES[architecture]
+        module, name = ARCHITECTURE_CLASSES[architecture].split(":")
     except KeyError:
-        known = ", ".join(sorted(ARCHITECTURES))
+        known = ", ".join(sorted(ARCHITECTURE_CLASSES))
         raise ValueError(f"unknown architecture {architecture!r}; choose one of: {known}") from None
-    return cls(width=width, **kwargs)
+    return getattr(import_module(module), name)(width=width, **kwargs)

@@ -1,6 +1,11 @@
-"""The model registry: typed model cards, and weights that load only after a sha256 check.
+"""The one registry of model cards: membrane networks and propagation networks.
 
-The GUI and the CLI list models from here, never from a hard-coded list.
+A card says what a model is, the pixel size it was trained at, its weights file and their
+sha256, the command that trained it and what it scored. Shipped cards lie beside their weights
+in the package's ``weights`` folder (``NAME.json`` for membrane models, ``NAME.propagation.json``
+for propagation networks); a user's card is any such file, with weights relative to it.
+The GUI and the CLI list models from here, never from a hard-coded list. This module needs no
+torch: weights are read by :mod:`napari_emseg.inference.loading`, after the hash check.
 """
 
 import dataclasses
@@ -8,19 +13,25 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 CLASSICAL = "classical"
+PROPAGATION_SUFFIX = ".propagation.json"
+PROPAGATION_VARIANTS = ("st", "stl", "stn", "stc")
+# The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
+DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-isbi"
 
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a membrane model is, how it was made and what it scored.
+    """A membrane model: how it was made and what it scored.
 
     ``architecture`` is ``"classical"`` for filter-based models (no weights) or a name in
-    :data:`napari_emseg.models.ARCHITECTURES`. ``weights`` is a file name inside the package's
-    ``weights`` folder, checked against ``sha256`` before torch ever reads it.
+    :data:`napari_emseg.models.ARCHITECTURE_CLASSES`. ``weights`` is a file name inside the
+    package's ``weights`` folder, or an absolute path for a user's card.
     """
 
     name: str
@@ -34,53 +45,91 @@ class ModelCard:
     sha256: str | None = None
     training_command: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    base_model: str | None = None  # for a model adapted from another one
 
     @property
     def needs_torch(self) -> bool:
         return self.architecture != CLASSICAL
 
+    @property
+    def pixel_nm(self) -> float | None:
+        """The in-plane pixel size the model was trained at, when recorded."""
+        return float(self.voxel_size_nm[-1]) if self.voxel_size_nm else None
+
+
+@dataclass(frozen=True)
+class PropagationCard:
+    """A trained consistent ConvLSTM: its settings, pixel size, weights, provenance, scores."""
+
+    name: str
+    variant: str
+    network: dict[str, Any]
+    pixel_nm: float
+    weights: str
+    sha256: str
+    membrane_model: str | None = None
+    description: str = ""
+    training_command: str | None = None
+    sources: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+RIDGE = ModelCard(
+    name="ridge",
+    architecture=CLASSICAL,
+    description=(
+        "Classical boundary map: multi-scale dark-ridge (Sato) filter blended with smoothed "
+        "darkness. No training; works on any EM contrast where membranes are dark."
+    ),
+)
+
+
+def _card(kind: type, fields: dict, *, folder: Path | None = None):
+    """A card of ``kind`` from a JSON dict; a user card's weights become an absolute path."""
+    known = {f.name for f in dataclasses.fields(kind)}
+    values = {k: v for k, v in fields.items() if k in known}
+    if values.get("voxel_size_nm") is not None:
+        values["voxel_size_nm"] = tuple(values["voxel_size_nm"])
+    if folder is not None and values.get("weights"):
+        values["weights"] = str((folder / values["weights"]).resolve())
+    return kind(**values)
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> tuple[dict[str, ModelCard], dict[str, PropagationCard]]:
+    """Shipped cards by name, read once per process."""
+    membrane: dict[str, ModelCard] = {}
+    propagation: dict[str, PropagationCard] = {}
+    folder = resources.files("napari_emseg") / "weights"
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        if entry.name.endswith(PROPAGATION_SUFFIX):
+            card = _card(PropagationCard, json.loads(entry.read_text()))
+            propagation[card.name] = card
+        elif entry.name.endswith(".json"):
+            card = _card(ModelCard, json.loads(entry.read_text()))
+            membrane[card.name] = card
+    membrane[RIDGE.name] = RIDGE
+    return membrane, propagation
+
 
 def packaged_cards() -> list[ModelCard]:
-    """The trained models shipped in the package: one card ``.json`` beside each weights file."""
-    folder = resources.files("napari_emseg") / "weights"
-    known = {f.name for f in dataclasses.fields(ModelCard)}
-    cards = []
-    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
-        # ``*.propagation.json`` cards belong to propagation networks (propagation/models.py).
-        if entry.name.endswith(".json") and not entry.name.endswith(".propagation.json"):
-            fields = json.loads(entry.read_text())
-            fields["voxel_size_nm"] = tuple(fields.get("voxel_size_nm") or ()) or None
-            cards.append(ModelCard(**{k: v for k, v in fields.items() if k in known}))
-    return cards
+    """The membrane models shipped in the package (the classical ``ridge`` included)."""
+    return list(_packaged()[0].values())
 
 
-MEMBRANE_MODELS: dict[str, ModelCard] = {
-    card.name: card
-    for card in (
-        *packaged_cards(),
-        ModelCard(
-            name="ridge",
-            architecture=CLASSICAL,
-            description=(
-                "Classical boundary map: multi-scale dark-ridge (Sato) filter blended with "
-                "smoothed darkness. No training; works on any EM contrast where membranes are dark."
-            ),
-        ),
-    )
-}
-
-# The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
-DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-isbi"
+def packaged_propagation_cards() -> dict[str, PropagationCard]:
+    """Shipped propagation networks by name."""
+    return dict(_packaged()[1])
 
 
 def list_models() -> list[str]:
     """Names of the registered membrane models, the default first."""
-    others = sorted(name for name in MEMBRANE_MODELS if name != DEFAULT_MEMBRANE_MODEL)
+    others = sorted(name for name in _packaged()[0] if name != DEFAULT_MEMBRANE_MODEL)
     return [DEFAULT_MEMBRANE_MODEL, *others]
 
 
 def get_card(name: str | os.PathLike | None) -> ModelCard:
-    """The card of a registered model, or of a model card file the user names.
+    """The card of a registered membrane model, or of a model card file the user names.
 
     ``None`` or ``"default"`` gives the default. A path to a card ``.json`` (or to a ``.pt`` with
     a ``.json`` card beside it) is the only other way in: weights never load without a card
@@ -88,8 +137,9 @@ def get_card(name: str | os.PathLike | None) -> ModelCard:
     """
     if name in (None, "", "default"):
         name = DEFAULT_MEMBRANE_MODEL
-    if str(name) in MEMBRANE_MODELS:
-        return MEMBRANE_MODELS[str(name)]
+    registered = _packaged()[0]
+    if str(name) in registered:
+        return registered[str(name)]
     path = Path(name)
     if path.suffix.lower() in (".json", ".pt", ".pth") or path.exists():
         return card_from_file(path)
@@ -98,7 +148,7 @@ def get_card(name: str | os.PathLike | None) -> ModelCard:
 
 
 def card_from_file(path: Path) -> ModelCard:
-    """Read a user's model card (JSON with ModelCard fields; ``weights`` relative to it)."""
+    """Read a user's membrane model card (ModelCard fields; ``weights`` relative to it)."""
     card_path = path if path.suffix.lower() == ".json" else path.with_suffix(".json")
     if not card_path.is_file():
         raise ValueError(
@@ -107,16 +157,10 @@ def card_from_file(path: Path) -> ModelCard:
         )
     try:
         fields = json.loads(card_path.read_text())
-        weights = Path(fields.get("weights") or path.with_suffix(".pt").name)
-        if not weights.is_absolute():
-            weights = (card_path.parent / weights).resolve()
-        fields["weights"] = str(weights)
+        fields.setdefault("weights", path.with_suffix(".pt").name)
         fields.setdefault("name", card_path.stem)
         fields.setdefault("description", f"user model from {card_path}")
-        if "voxel_size_nm" in fields and fields["voxel_size_nm"] is not None:
-            fields["voxel_size_nm"] = tuple(fields["voxel_size_nm"])
-        known = {f.name for f in dataclasses.fields(ModelCard)}
-        card = ModelCard(**{k: v for k, v in fields.items() if k in known})
+        card = _card(ModelCard, fields, folder=card_path.parent)
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(f"model card {card_path} is not valid: {err}") from None
     if not card.sha256:
@@ -124,45 +168,23 @@ def card_from_file(path: Path) -> ModelCard:
     return card
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def get_propagation_card(name: str) -> PropagationCard:
+    """A propagation card by name, by variant (``"stc"`` -> ``cconvlstm-stc``), or a card path."""
+    cards = _packaged()[1]
+    for candidate in (name, f"cconvlstm-{name}"):
+        if candidate in cards:
+            return cards[candidate]
+    path = Path(name)
+    if path.name.endswith(PROPAGATION_SUFFIX) and path.is_file():
+        return _card(PropagationCard, json.loads(path.read_text()), folder=path.parent)
+    known = ", ".join(cards) or "none shipped"
+    raise FileNotFoundError(
+        f"no trained propagation weights for {name!r} (known: {known}); train them with "
+        "the train propagation command or give a .propagation.json card"
+    )
 
 
-class WeightsError(ValueError):
-    """Weights that are missing, altered, or not plain tensors."""
-
-
-def load_checked_state_dict(path: Path, sha256: str) -> dict:
-    """Read a state dict after verifying its hash, refusing anything but tensors.
-
-    ``weights_only=True`` makes torch refuse pickled code, and the hash check means a file
-    that was swapped or corrupted is never unpickled at all.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} is missing; reinstall napari-emseg")
-    actual = sha256_of(path)
-    if actual != sha256:
-        raise WeightsError(
-            f"weights file {path} has sha256 {actual[:12]}..., expected {sha256[:12]}...; "
-            "the file was altered or corrupted: reinstall napari-emseg"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError and others for unsafe content
-        raise WeightsError(f"weights file {path} is not a plain tensor file: {err}") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    return state
-
-
-def weights_path(card: ModelCard) -> Path:
+def weights_path(card: ModelCard | PropagationCard) -> Path:
     """Where a card's weights are: inside the package, or the path a user card gave."""
     if card.weights is None:
         raise ValueError(f"model {card.name!r} has no trained weights registered")
@@ -170,3 +192,12 @@ def weights_path(card: ModelCard) -> Path:
     if path.is_absolute():
         return path
     return Path(str(resources.files("napari_emseg") / "weights" / card.weights))
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

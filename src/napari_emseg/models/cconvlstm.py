@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_emseg.models.blocks import pad_to_multiple
+from napari_emseg.models.cards import PROPAGATION_VARIANTS
 from napari_emseg.models.convlstm import ConvLSTMCell
 
-VARIANTS = ("st", "stl", "stn", "stc")
+VARIANTS = PROPAGATION_VARIANTS
 
 
 def _norm(channels: int) -> nn.GroupNorm:

@@ -21,7 +21,8 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg.propagation.networks import get_propagation_card, load_propagation_network
+from napari_emseg.inference.loading import cached_network
+from napari_emseg.models.cards import get_propagation_card
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers
 from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
 from napari_emseg.segmentation.normalization import normalize_intensity
@@ -179,7 +180,7 @@ def propagate_cconvlstm(
     propagated by the network too, which costs time).
     """
     card = get_propagation_card(weights or variant)
-    net = load_propagation_network(card, device)
+    net = cached_network(card, device)
     torch_device = next(net.parameters()).device
     factor = downsample_factor(image_pixel_nm or DEFAULT_IMAGE_PIXEL_NM, card.pixel_nm)
     binned_image = normalize_intensity(bin_mean(image, factor))

@@ -95,6 +95,29 @@ def _histogram_percentiles(
     return found[0], found[1]
 
 
+def check_has_content(image: np.ndarray) -> None:
+    """Refuse an image with nothing to segment: no finite value, or one value everywhere.
+
+    Examples
+    --------
+    >>> check_has_content(np.full((2, 4, 4), 7, np.uint8))
+    Traceback (most recent call last):
+    ...
+    ValueError: the image is constant (every voxel is 7): nothing to segment
+    """
+    values = np.asarray(image)
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise ValueError("the image has no finite values (all NaN or Inf): nothing to segment")
+        if not finite.all():
+            values = values[finite]
+    if values.size and values.min() == values.max():
+        raise ValueError(
+            f"the image is constant (every voxel is {values.flat[0]:g}): nothing to segment"
+        )
+
+
 def normalize_intensity(
     image: np.ndarray,
     *,

@@ -26,7 +26,7 @@ class TrainConfig:
         Slices of ``data``, as ``"0-17"`` or ``"18,19"``. The ISBI 2012 held-out slices 20-29
         are refused unless ``allow_held_out`` is True.
     model, width, depth : str, float, int
-        Architecture (see :data:`napari_emseg.models.ARCHITECTURES`) and its size.
+        Architecture (see :data:`napari_emseg.models.ARCHITECTURE_CLASSES`) and its size.
     epochs, steps_per_epoch, batch_size, crop : int
         Schedule and batch shape (crop edge in pixels).
     lr, weight_decay, warmup_steps : float, float, int
