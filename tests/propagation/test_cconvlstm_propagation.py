@@ -200,14 +200,3 @@ def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, 
         {**config.__dict__, "steps": 6, "resume": str(tmp_path / "run" / "last.pt")}
     )
     assert train_propagation(resumed)["steps"] == 6
-
-
-def test_widgets_pass_the_layer_pixel_size_only_to_the_learned_method():
-    from types import SimpleNamespace
-
-    from napari_emseg._widgets.layers import method_options_for
-
-    layer = SimpleNamespace(scale=(40.0, 8.0, 8.0))
-    assert method_options_for("cconvlstm", layer) == {"image_pixel_nm": 8.0}
-    assert method_options_for("watershed", layer) == {}
-    assert method_options_for("cconvlstm", SimpleNamespace(scale=(1.0, 1.0, 1.0))) == {}

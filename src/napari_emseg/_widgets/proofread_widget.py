@@ -12,16 +12,10 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, S
 from napari.layers import Image, Labels, Points
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from napari_emseg._widgets.layer_sessions import LayerSession, session_of
-from napari_emseg._widgets.layers import (
-    apply_as_undoable_edit,
-    choices_of,
-    membrane_layer_of,
-    method_options_for,
-    stack_of,
-)
+from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
 from napari_emseg._widgets.runner import JobRunner
 from napari_emseg._widgets.shortcuts import bind_shortcuts
+from napari_emseg._widgets.viewer_session import LayerSession, session_of_viewer
 from napari_emseg.proofreading import (
     ProofreadingSession,
     delete_object,
@@ -29,7 +23,6 @@ from napari_emseg.proofreading import (
     merge_objects,
     next_free_id,
     object_extent,
-    repropagate,
     split_object,
     suspicion_map,
 )
@@ -43,11 +36,13 @@ class ProofreadWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        self.viewer_session = session_of_viewer(napari_viewer)
         self.suspicious: list = []
         self._next_index = 0
         self._watched: Labels | None = None
         self._layer_session: LayerSession | None = None
         self.status = Label(value="ready")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.runner = JobRunner(self._set_status, parent=self)
 
         self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
@@ -136,6 +131,7 @@ class ProofreadWidget(QWidget):
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
         bind_shortcuts(napari_viewer, self)
+        self.viewer_session.references_changed.connect(self._show_references)
         self._refresh_layers()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -165,16 +161,21 @@ class ProofreadWidget(QWidget):
         if self._watched is not None:
             self._watched.events.selected_label.disconnect(self._on_selected_label)
         self._watched = layer
-        self._layer_session = None if layer is None else session_of(layer)
+        self._layer_session = None if layer is None else self.viewer_session.layer(layer)
         if layer is None:
             return
         layer.events.selected_label.connect(self._on_selected_label)
-        self.references.value = f"references: {sorted(self.session.reference_slices) or 'none'}"
+        self._show_references(layer)
         depth = layer.data.shape[0] if layer.data.ndim == 3 else 1
         for box in (self.z_first, self.z_last):
             box.max = depth - 1
         self.z_last.value = depth - 1
         self.object.value = int(layer.selected_label)
+
+    def _show_references(self, layer=None) -> None:
+        if layer is not None and layer is self._watched:
+            shown = self.viewer_session.references(layer) or "none"
+            self.references.value = f"references: {shown}"
 
     def _on_selected_label(self, _event=None) -> None:
         if self._watched is not None and self.object.value != self._watched.selected_label:
@@ -198,7 +199,7 @@ class ProofreadWidget(QWidget):
 
     def _apply_diff(self, layer, diff, message: str) -> None:
         if diff.size:
-            with session_of(layer).tool_edit():
+            with self.viewer_session.layer(layer).tool_edit():
                 layer.data_setitem(diff.indices, diff.values.astype(layer.data.dtype))
         self._set_status(f"{message} ({diff.size} voxels; Ctrl+Z undoes it)")
 
@@ -327,7 +328,7 @@ class ProofreadWidget(QWidget):
             tuple(int(round(c)) for c in layer.world_to_data(points.data_to_world(p)))
             for p in points.data
         ]
-        membrane = membrane_layer_of(self.viewer, self.image_layer.value, data.shape)
+        membrane = self.viewer_session.membrane_for(self.image_layer.value, data.shape)
         try:
             diff = split_object(data, obj, seeds, membrane=membrane)
         except ValueError as err:
@@ -344,9 +345,8 @@ class ProofreadWidget(QWidget):
         if layer is None:
             return None
         z = self._current_z(layer)
-        self.session.add_reference(z)
+        self.viewer_session.add_reference(layer, z)
         self.session.snapshot_reference(data)
-        self.references.value = f"references: {sorted(self.session.reference_slices)}"
         self._set_status(f"slice {z} is a reference: correct it, then repropagate")
         return z
 
@@ -376,46 +376,32 @@ class ProofreadWidget(QWidget):
         if image_layer is None or stack_of(image_layer).shape != data.shape:
             self._set_status("choose the image the labels belong to (same shape)")
             return False
-        image = stack_of(image_layer)
-        membrane = membrane_layer_of(self.viewer, image_layer, data.shape)
         labels = np.array(data)
         session = self.session
         z_range = (int(self.z_first.value), int(self.z_last.value))
         if not z_range[0] <= min(session.reference_slices) <= z_range[1]:
             self._set_status(f"z range {z_range} must contain the reference slices")
             return False
-
-        def job(progress, cancel):
-            return repropagate(
-                image,
-                labels,
-                references=sorted(session.reference_slices),
-                objects=objects,
-                locked=session.locked,
-                frozen_slices=session.frozen_slices(),
-                z_range=z_range,
-                membrane=membrane,
-                method_options=method_options_for(None, image_layer),
-                progress=progress,
-                cancel=cancel,
-            )
+        job = self.viewer_session.repropagate_job(
+            image_layer,
+            layer,
+            labels,
+            references=sorted(session.reference_slices),
+            objects=objects,
+            z_range=z_range,
+        )
 
         def done(result) -> None:
-            with session_of(layer).tool_edit():
-                changed = apply_as_undoable_edit(layer, result)
-            session.snapshot_reference(result)
+            with self.viewer_session.layer(layer).tool_edit():
+                changed = apply_as_undoable_edit(layer, result, since=labels)
+            session.snapshot_reference(np.asarray(layer.data))
             self._set_status(
                 f"repropagated objects {sorted(objects)}: {changed} voxels changed "
                 "(Ctrl+Z undoes it)"
             )
 
-        def end() -> None:
-            layer.editable = True
-            self._set_running(False)
-
-        if not self.runner.start("repropagate", job, done, end):
+        if not self.runner.start("repropagate", job, done, lambda: self._set_running(False)):
             return False
-        layer.editable = False
         self._set_running(True)
         return True
 
@@ -429,7 +415,7 @@ class ProofreadWidget(QWidget):
         if layer is None:
             return False
         labels = np.array(data)
-        membrane = membrane_layer_of(self.viewer, self.image_layer.value, data.shape)
+        membrane = self.viewer_session.membrane_for(self.image_layer.value, data.shape)
 
         def job(progress, cancel):
             items = find_suspicious(labels, membrane=membrane, progress=progress, cancel=cancel)

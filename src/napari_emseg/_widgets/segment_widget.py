@@ -1,4 +1,8 @@
-"""The "Segment and propagate" dock widget: Segment, set reference, Propagate, Export."""
+"""The "Segment and propagate" dock widget: Segment, set reference, Propagate, Export.
+
+A view over the viewer's :class:`~napari_emseg._widgets.viewer_session.ViewerSession`: the
+model, device and reference slices chosen here are the ones the Proofread widget uses.
+"""
 
 from pathlib import Path
 
@@ -7,15 +11,11 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from napari_emseg._widgets.autosave import Autosaver, restore_journal
-from napari_emseg._widgets.layer_sessions import session_of
-from napari_emseg._widgets.layers import (
-    apply_as_undoable_edit,
-    choices_of,
-    method_options_for,
-    stack_of,
-)
+from napari_emseg import pipeline
+from napari_emseg._widgets.autosave import restore_journal
+from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
 from napari_emseg._widgets.runner import JobRunner
+from napari_emseg._widgets.viewer_session import session_of_viewer
 from napari_emseg.proofreading.journal import pending_journals
 
 
@@ -23,29 +23,33 @@ class SegmentWidget(QWidget):
     """Segment an EM stack, correct a reference slice, propagate it through z, export.
 
     Long work runs in a worker thread (progress in napari's activity dock, Cancel leaves every
-    layer as it was). Propagation is applied as one undoable edit of the labels layer, and the
-    labels layer is read-only while a propagation runs so that no edit is lost.
+    layer as it was). Propagation is applied as one undoable edit of the labels layer; the
+    layer stays editable (napari keeps its undo history) and voxels painted while a job runs
+    keep the painted value.
     """
 
     def __init__(self, napari_viewer):
         super().__init__()
-        from napari_emseg.inference.devices import DEVICE_CHOICES
-        from napari_emseg.models.cards import list_models
-        from napari_emseg.propagation import list_methods
-
         self.viewer = napari_viewer
-        self._membranes: dict[int, Image] = {}
+        self.session = session_of_viewer(napari_viewer)
         self.status = Label(value="ready")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.runner = JobRunner(self._set_status, parent=self)
 
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
-        self.model = ComboBox(label="model", choices=list_models())
-        self.device = ComboBox(label="device", choices=list(DEVICE_CHOICES), value="auto")
+        self.model = ComboBox(
+            label="model", choices=pipeline.list_models(), value=self.session.model
+        )
+        self.device = ComboBox(
+            label="device", choices=list(pipeline.DEVICE_CHOICES), value=self.session.device
+        )
         self.segment_button = PushButton(text="Segment")
         self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
         self.ref_slice = SpinBox(label="reference slice", min=0, max=0)
         self.set_ref_button = PushButton(text="Set reference slice (current z)")
-        self.method = ComboBox(label="propagation", choices=list_methods())
+        self.method = ComboBox(
+            label="propagation", choices=pipeline.list_methods(), value=pipeline.default_method()
+        )
         self.propagate_button = PushButton(text="Propagate")
         self.export_button = PushButton(text="Export labels...")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -78,7 +82,10 @@ class SegmentWidget(QWidget):
         self.propagate_button.changed.connect(self.propagate)
         self.export_button.changed.connect(self._export_clicked)
         self.cancel_button.changed.connect(self.runner.cancel)
+        self.model.changed.connect(lambda name: setattr(self.session, "model", name))
+        self.device.changed.connect(lambda name: setattr(self.session, "device", name))
         self.labels_layer.changed.connect(self._update_ref_range)
+        self.session.references_changed.connect(self._show_references)
         self.labels_layer.changed.connect(self._watch_labels)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
@@ -104,6 +111,14 @@ class SegmentWidget(QWidget):
         layer = self.labels_layer.value
         depth = layer.data.shape[0] if layer is not None and layer.data.ndim == 3 else 1
         self.ref_slice.max = max(depth - 1, 0)
+        self._show_references(layer)
+
+    def _show_references(self, layer=None) -> None:
+        """The reference slice shown is the layer's latest one, whichever widget set it."""
+        if layer is not None and layer is self.labels_layer.value:
+            references = self.session.references(layer)
+            if references and self.ref_slice.value not in references:
+                self.ref_slice.value = references[-1]
 
     def _set_running(self, running: bool) -> None:
         for button in (self.segment_button, self.propagate_button, self.export_button):
@@ -124,7 +139,7 @@ class SegmentWidget(QWidget):
     # -- autosave --------------------------------------------------------------------------
     def _setup_autosave(self) -> None:
         """Journal edited labels; offer back what a crashed session left."""
-        self.autosaver = Autosaver(parent=self)
+        self.autosaver = self.session.autosaver
         self._pending = pending_journals(self.autosaver.root)
         if self._pending:
             self.restore_button.text = f"Restore autosaved session ({len(self._pending)} layers)"
@@ -168,9 +183,6 @@ class SegmentWidget(QWidget):
     # -- actions -----------------------------------------------------------------------------
     def segment(self, _value=None) -> bool:
         """Membrane map and initial 3D labels of the chosen image (new layers)."""
-        from napari_emseg.pipeline import segment
-        from napari_emseg.propagation.api import AUTOMATIC_METHOD
-
         layer = self.image_layer.value
         if layer is None:
             self._set_status("add an image layer first (File > Open or the sample data)")
@@ -179,18 +191,6 @@ class SegmentWidget(QWidget):
             self._set_status(f"{layer.name} is RGB; convert it to a single-channel stack")
             return False
         image = stack_of(layer)
-        model, device = self.model.value, self.device.value
-        options = method_options_for(AUTOMATIC_METHOD, layer)
-
-        def job(progress, cancel):
-            return segment(
-                image,
-                model=model,
-                device=device,
-                propagation_options=options,
-                progress=progress,
-                cancel=cancel,
-            )
 
         def done(result) -> None:
             scale, translate = tuple(layer.scale)[-3:], tuple(layer.translate)[-3:]
@@ -217,16 +217,21 @@ class SegmentWidget(QWidget):
                 opacity=0.5,
                 metadata=meta,
             )
-            self._membranes[id(layer)] = membrane
+            self.session.remember_membrane(layer, membrane)
             self.image_layer.value = layer
             self.labels_layer.value = labels
-            self.ref_slice.value = result.ref_slice or 0
+            ref = result.ref_slice or 0
+            self.ref_slice.value = ref
+            self.session.add_reference(labels, ref)
+            self.session.layer(labels).session.snapshot_reference(result.labels)
+            self.viewer.dims.set_current_step(0, ref)  # show the slice the user should correct
+            objects = int(np.count_nonzero(np.unique(result.labels)))
             self._set_status(
-                f"segmented {layer.name}: {int(result.labels.max())} objects; correct slice "
-                f"{self.ref_slice.value} and press Propagate"
+                f"segmented {layer.name}: {objects} objects; correct slice {ref} (shown) and "
+                "press Propagate"
             )
 
-        return self._start("segment", job, done)
+        return self._start("segment", self.session.segment_job(layer, image), done)
 
     def set_reference_slice(self, _value=None) -> int | None:
         """Use the z currently shown in the viewer as the reference slice."""
@@ -240,20 +245,11 @@ class SegmentWidget(QWidget):
         self._set_status(f"reference slice: {z}")
         return z
 
-    def _membrane_for(self, image_layer, shape) -> np.ndarray | None:
-        membrane = self._membranes.get(id(image_layer))
-        if membrane is None or membrane not in self.viewer.layers:
-            return None
-        data = np.asarray(membrane.data)
-        return data if data.shape == shape else None
-
     def propagate(self, _value=None) -> bool:
         """Propagate the reference slice up and down (one undoable edit).
 
         Objects locked and slices painted by hand in the Proofread widget are left as they are.
         """
-        from napari_emseg.proofreading import repropagate
-
         labels_layer, image_layer = self.labels_layer.value, self.image_layer.value
         if labels_layer is None or image_layer is None:
             self._set_status("choose an image and a labels layer first")
@@ -264,46 +260,31 @@ class SegmentWidget(QWidget):
                 f"labels {labels.shape} and image {image.shape} must be the same 3D shape"
             )
             return False
-        ref, method = int(self.ref_slice.value), self.method.value
-        membrane = self._membrane_for(image_layer, image.shape)
-        model, device = self.model.value, self.device.value
-        layer_session = session_of(labels_layer)
+        ref = int(self.ref_slice.value)
+        layer_session = self.session.layer(labels_layer)
         session = layer_session.session
-
-        def job(progress, cancel):
-            return repropagate(
-                image,
-                labels,
-                references=[ref],
-                locked=session.locked,
-                frozen_slices=session.frozen_slices() - {ref},
-                membrane=membrane,
-                method=method,
-                model=model,
-                device=device,
-                method_options=method_options_for(method, image_layer),
-                progress=progress,
-                cancel=cancel,
-            )
+        frozen = session.frozen_slices() - {ref}
+        job = self.session.repropagate_job(
+            image_layer,
+            labels_layer,
+            labels,
+            references=[ref],
+            frozen=frozen,
+            method=self.method.value,
+        )
 
         def done(result) -> None:
             with layer_session.tool_edit():
-                changed = apply_as_undoable_edit(labels_layer, result)
-            session.add_reference(ref)
-            session.snapshot_reference(result)
-            kept = sorted(session.frozen_slices() - {ref})
+                changed = apply_as_undoable_edit(labels_layer, result, since=labels)
+            self.session.add_reference(labels_layer, ref)
+            session.snapshot_reference(np.asarray(labels_layer.data))
+            kept = sorted(frozen)
             self._set_status(
                 f"propagated from slice {ref}: {changed} voxels changed (Ctrl+Z undoes it)"
                 + (f"; hand-edited slices kept: {kept}" if kept else "")
             )
 
-        def unlock() -> None:
-            labels_layer.editable = True
-
-        if not self._start("propagate", job, done, unlock):
-            return False
-        labels_layer.editable = False  # edits made now would be overwritten by the result
-        return True
+        return self._start("propagate", job, done)
 
     def _export_clicked(self, _value=None) -> None:
         layer = self.labels_layer.value

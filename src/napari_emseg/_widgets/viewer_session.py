@@ -1,0 +1,209 @@
+"""One session per napari viewer: the state both dock widgets show and change.
+
+It owns the membrane model and device the user chose, the proofreading session of every labels
+layer (reference slices, locked objects, slices painted by hand), the membrane map Segment made
+for each image, and autosave. The widgets are views over it: a choice made in one is what the
+other uses. Engine work goes through :mod:`napari_emseg.pipeline` only. Nothing is global: a
+session lives as long as its viewer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from weakref import WeakKeyDictionary
+
+import numpy as np
+from napari.layers import Image, Labels
+from psygnal import Signal
+
+from napari_emseg import pipeline
+from napari_emseg._widgets.autosave import Autosaver
+from napari_emseg.proofreading import ProofreadingSession
+
+
+def painted_slices(atoms) -> set[int]:
+    """The z indices a napari paint event touched (its history atoms)."""
+    slices: set[int] = set()
+    for atom in atoms or ():
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            first = key[0]
+            if isinstance(first, slice):
+                slices.update(range(first.start or 0, first.stop))
+            else:
+                slices.add(int(first))
+        else:
+            slices.update(int(z) for z in np.unique(atom[0][0]))
+    return slices
+
+
+class LayerSession:
+    """A labels layer's :class:`ProofreadingSession`, fed with the slices painted by hand."""
+
+    def __init__(self, layer: Labels):
+        self.session = ProofreadingSession()
+        self._quiet = 0
+        layer.events.paint.connect(self._on_paint)
+
+    def _on_paint(self, event) -> None:
+        if not self._quiet and getattr(event.source, "ndim", 3) == 3:
+            self.session.mark_edited(painted_slices(getattr(event, "value", None)))
+
+    @contextmanager
+    def tool_edit(self):
+        """Edits made by our tools and propagations are not hand edits of whole slices."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+
+class ViewerSession:
+    """The per-viewer state behind the Segment and Proofread widgets."""
+
+    #: Emitted with the labels layer whose reference slices changed.
+    references_changed = Signal(object)
+    #: Emitted when the model or device choice changes.
+    choice_changed = Signal()
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self._model = pipeline.list_models()[0]
+        self._device = "auto"
+        self._layers: WeakKeyDictionary[Labels, LayerSession] = WeakKeyDictionary()
+        self._membranes: WeakKeyDictionary[Image, Image] = WeakKeyDictionary()
+        self.autosaver = Autosaver()
+
+    # -- choices --------------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @model.setter
+    def model(self, name: str) -> None:
+        if name != self._model:
+            self._model = name
+            self.choice_changed.emit()
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @device.setter
+    def device(self, name: str) -> None:
+        if name != self._device:
+            self._device = name
+            self.choice_changed.emit()
+
+    # -- layers -------------------------------------------------------------------------------
+    def layer(self, labels: Labels) -> LayerSession:
+        """The proofreading session of a labels layer, made on first use."""
+        if labels not in self._layers:
+            self._layers[labels] = LayerSession(labels)
+        return self._layers[labels]
+
+    def add_reference(self, labels: Labels, z: int) -> None:
+        self.layer(labels).session.add_reference(z)
+        self.references_changed.emit(labels)
+
+    def references(self, labels: Labels | None) -> list[int]:
+        return [] if labels is None else sorted(self.layer(labels).session.reference_slices)
+
+    def remember_membrane(self, image: Image, membrane: Image) -> None:
+        self._membranes[image] = membrane
+
+    def membrane_for(self, image: Image | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The membrane map Segment made for this image (or a layer named ``<image> membrane``),
+        if it is still there and fits."""
+        if image is None:
+            return None
+        membrane = self._membranes.get(image)
+        if membrane is None or membrane not in self.viewer.layers:
+            name = f"{image.name} membrane"
+            by_name = [layer for layer in self.viewer.layers if layer.name == name]
+            membrane = by_name[0] if by_name else None
+        if membrane is None:
+            return None
+        data = np.asarray(membrane.data)
+        return data if data.shape == tuple(shape) else None
+
+    @staticmethod
+    def voxel_size(layer) -> tuple[float, float, float] | None:
+        """The layer's voxel size in nm, or None when unknown.
+
+        Readers put the size in nm into ``scale`` when the file records it and leave 1.0
+        otherwise (no EM stack has 1 nm voxels), so an all-ones scale means unknown.
+        """
+        if layer is None:
+            return None
+        scale = tuple(float(s) for s in layer.scale)[-3:]
+        if len(scale) == 2:
+            scale = (1.0, *scale)
+        return None if all(s == 1.0 for s in scale) else scale  # type: ignore[return-value]
+
+    # -- engine jobs: callables taking (progress, cancel), run by a widget's JobRunner ------------
+    def segment_job(self, image: Image, data: np.ndarray):
+        model, device, voxel = self.model, self.device, self.voxel_size(image)
+
+        def job(progress, cancel):
+            return pipeline.segment(
+                data,
+                model=model,
+                device=device,
+                voxel_size=voxel,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        return job
+
+    def repropagate_job(
+        self,
+        image: Image,
+        labels_layer: Labels,
+        labels: np.ndarray,
+        *,
+        references: list[int],
+        objects: set[int] | None = None,
+        frozen: set[int] | None = None,
+        z_range: tuple[int, int] | None = None,
+        method: str | None = None,
+    ):
+        """Propagation from the reference slices that keeps locked objects and hand edits."""
+        session = self.layer(labels_layer).session
+        array = np.asarray(image.data[0] if getattr(image, "multiscale", False) else image.data)
+        membrane = self.membrane_for(image, labels.shape)
+        frozen = session.frozen_slices() if frozen is None else frozen
+        locked = set(session.locked)
+        model, device, voxel = self.model, self.device, self.voxel_size(image)
+
+        def job(progress, cancel):
+            return pipeline.repropagate(
+                array,
+                labels,
+                references=references,
+                objects=objects,
+                locked=locked,
+                frozen_slices=frozen,
+                z_range=z_range,
+                membrane=membrane,
+                method=method,
+                model=model,
+                device=device,
+                voxel_size=voxel,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        return job
+
+
+_SESSIONS: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def session_of_viewer(viewer) -> ViewerSession:
+    """The session of this viewer, made on first use and shared by every widget in it."""
+    if viewer not in _SESSIONS:
+        _SESSIONS[viewer] = ViewerSession(viewer)
+    return _SESSIONS[viewer]

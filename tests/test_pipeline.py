@@ -1,0 +1,99 @@
+"""The facade: one set of defaults, voxel size and device rules for the CLI, widgets and API."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import napari_emseg
+from napari_emseg import pipeline
+from napari_emseg.io import Volume
+
+
+def test_the_public_api_is_the_facade_and_lazy():
+    for name in napari_emseg.__all__:
+        assert getattr(napari_emseg, name) is not None
+    assert napari_emseg.segment is pipeline.segment and napari_emseg.Volume is Volume
+    with pytest.raises(AttributeError):
+        napari_emseg.no_such_function  # noqa: B018
+    code = (
+        "import sys, napari_emseg; napari_emseg.list_models(); napari_emseg.read_volume; "
+        "print(sorted(m for m in ('torch', 'napari', 'qtpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_imports_no_torch():
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "napari_emseg", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()}
+    assert "segment" in out.stdout and "torch" not in imported and "napari" not in imported
+
+
+def test_voxel_size_comes_from_the_volume_unless_given():
+    volume = Volume(np.zeros((2, 4, 4), np.uint8), (40.0, 8.0, 8.0), "nm", False, "v")
+    assert pipeline._unpack(volume, None)[1] == (40.0, 8.0, 8.0)
+    assert pipeline._unpack(volume, (30, 5, 5))[1] == (30.0, 5.0, 5.0)
+    unknown = Volume(np.zeros((2, 4, 4), np.uint8), (1.0, 1.0, 1.0), "pixel", False, "v")
+    assert pipeline._unpack(unknown, None)[1] is None
+    with pytest.raises(ValueError, match="three positive numbers"):
+        pipeline._unpack(volume, (0, 4, 4))
+
+
+def test_only_the_learned_method_takes_the_pixel_size_and_an_unknown_one_is_said():
+    assert pipeline.method_options("cconvlstm", (40.0, 8.0, 8.0)) == {"image_pixel_nm": 8.0}
+    assert pipeline.method_options("watershed", (40.0, 8.0, 8.0)) == {}
+    with pytest.warns(pipeline.VoxelSizeWarning, match="assuming 4 nm"):
+        assert pipeline.method_options("cconvlstm", None) == {"image_pixel_nm": 4.0}
+    with pytest.raises(ValueError, match="cconvlstm method only"):
+        pipeline.method_options("watershed", None, variant="stc")
+
+
+def test_widgets_read_the_voxel_size_from_the_layer_scale():
+    from napari_emseg._widgets.viewer_session import ViewerSession
+
+    assert ViewerSession.voxel_size(SimpleNamespace(scale=(40.0, 8.0, 8.0))) == (40.0, 8.0, 8.0)
+    assert ViewerSession.voxel_size(SimpleNamespace(scale=(1.0, 1.0, 1.0))) is None
+    assert ViewerSession.voxel_size(SimpleNamespace(scale=(4.0, 4.0))) == (1.0, 4.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((2, 16, 16), np.nan, np.float32), "no finite values"),
+        (np.full((2, 16, 16), 9, np.uint8), "constant"),
+    ],
+)
+def test_images_with_nothing_to_segment_are_refused(image, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.segment(image, model="ridge", propagation="watershed")
+    with pytest.raises(ValueError, match=message):
+        pipeline.predict_membrane(image, model="ridge")
+
+
+def test_a_partly_nan_image_is_segmented_with_a_warning():
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    image = make_synthetic_stack((3, 48, 48), seed=3).image.astype(np.float32)
+    image[0, :4] = np.nan
+    with pytest.warns(UserWarning, match="NaN"):
+        result = pipeline.segment(image, model="ridge", propagation="watershed")
+    assert result.labels.max() > 0
+
+
+def test_devices_are_checked_with_one_line_errors():
+    assert pipeline.resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        pipeline.resolve_device("tpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        pipeline.resolve_device("cpu:1")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            pipeline.resolve_device("cuda:0")
