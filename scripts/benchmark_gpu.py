@@ -23,7 +23,7 @@ import torch
 
 from napari_emseg.benchmark.engine import median_seconds, network_flops_per_slice
 from napari_emseg.inference.membrane import build_model
-from napari_emseg.inference.tiled import _pad_to, _predict_on_gpu, predict_tiled
+from napari_emseg.inference.tiled import pad_to, predict_on_gpu, predict_tiled
 from napari_emseg.inference.tiling import TileGrid
 from napari_emseg.models import build_network
 from napari_emseg.models.cards import get_card
@@ -63,7 +63,7 @@ def legacy_predict(net, image, *, tile=512, overlap=32, batch_size=16):
         batch = jobs[first : first + batch_size]
         tiles = []
         for z, y, x in batch:
-            padded = _pad_to(image[z], ph - 2 * halo, pw - 2 * halo, halo)
+            padded = pad_to(image[z], ph - 2 * halo, pw - 2 * halo, halo)
             tiles.append(padded[y : y + grid.tile_y, x : x + grid.tile_x])
         inputs = torch.from_numpy(np.stack(tiles)[:, None]).cuda()
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
@@ -82,7 +82,7 @@ def gpu_predict(net, image, *, dtype, batch_size, tile=512, overlap=32):
         height + 2 * halo, width + 2 * halo, tile=tile, overlap=overlap, divisor=16
     )
     padded = (max(height + 2 * halo, grid.tile_y), max(width + 2 * halo, grid.tile_x))
-    return _predict_on_gpu(
+    return predict_on_gpu(
         net,
         image,
         grid=grid,

@@ -19,22 +19,21 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
 import torch
 from PIL import Image, ImageDraw
-from torch.utils.flop_counter import FlopCounterMode
 
-from napari_emseg.inference.loading import load_checked_state_dict
+from napari_emseg.benchmark.engine import median_seconds, network_flops_per_slice
+from napari_emseg.inference.loading import load_network
 from napari_emseg.inference.membrane import default_tile, predict_membrane
 from napari_emseg.inference.tiled import predict_tiled
 from napari_emseg.inference.tta import predict_tiled_tta
 from napari_emseg.metrics import isbi2012_scores
 from napari_emseg.models import build_network
+from napari_emseg.models.cards import get_card
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.training.validate import VALIDATION_THRESHOLDS
 
@@ -46,40 +45,27 @@ SCORED = slice(18, 30)  # predicted once: 18-19 pick the threshold, 20-29 are sc
 
 def load_model(path: Path) -> tuple[str, torch.nn.Module, dict]:
     """A network from an exported card (hash-checked) or a training checkpoint."""
-    if path.suffix == ".json":
-        card = json.loads(path.read_text())
-        state = load_checked_state_dict(path.parent / card["weights"], card["sha256"])
-        info = {
-            "architecture": card["architecture"],
-            "width": card["width"],
-            "depth": card["depth"],
-        }
-        name = card["name"]
-    else:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state, config = ckpt["model"], ckpt["config"]
-        info = {k: config[k] for k in ("model", "width", "depth")}
-        info["architecture"] = info.pop("model")
-        name = f"{path.parent.name}/{path.name}"
+    if path.suffix == ".json":  # the package's one loading path: hash check, safe load
+        card = get_card(path)
+        info = {"architecture": card.architecture, "width": card.width, "depth": card.depth}
+        return card.name, load_network(card), info
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state, config = ckpt["model"], ckpt["config"]
+    info = {k: config[k] for k in ("model", "width", "depth")}
+    info["architecture"] = info.pop("model")
+    name = f"{path.parent.name}/{path.name}"
     net = build_network(info["architecture"], width=info["width"], depth=info["depth"])
     net.load_state_dict({k: v.float() for k, v in state.items()})
     return name, net.eval(), info
 
 
 def gflops_per_slice(net: torch.nn.Module) -> float:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net.cpu()(torch.zeros(1, 1, 512, 512))
-    return counter.get_total_flops() / 1e9
+    return network_flops_per_slice(net.cpu(), 512, 512) / 1e9
 
 
-def median_seconds(function, repeats: int) -> float:
+def warm_median_seconds(function, repeats: int) -> float:
     function()  # warm-up: first calls allocate and pick kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(function, repeats)
 
 
 def scores_of(prob: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -121,13 +107,13 @@ def network_rows(name, net, info, stack, labels, repeats, device):
     for tta in (False, True):
         if tta:
             prob = predict_tiled_tta(net, stack[SCORED], **kwargs)
-            seconds = median_seconds(
+            seconds = warm_median_seconds(
                 lambda: predict_tiled_tta(net, timed, **kwargs), max(1, repeats // 3)
             )
         else:
             prob = predict_tiled(net, stack[SCORED], **kwargs)
             plain = prob[2:]
-            seconds = median_seconds(lambda: predict_tiled(net, timed, **kwargs), repeats)
+            seconds = warm_median_seconds(lambda: predict_tiled(net, timed, **kwargs), repeats)
         scores = scores_of(prob, labels)
         rows.append(
             {
@@ -148,7 +134,7 @@ def network_rows(name, net, info, stack, labels, repeats, device):
 
 def ridge_row(volume, labels, repeats):
     prob = predict_membrane(volume, model="ridge")[SCORED]
-    seconds = median_seconds(lambda: predict_membrane(volume[20], model="ridge"), repeats)
+    seconds = warm_median_seconds(lambda: predict_membrane(volume[20], model="ridge"), repeats)
     scores = scores_of(prob, labels)
     row = {
         "model": "ridge",

@@ -35,13 +35,14 @@ from skimage.segmentation import expand_labels
 
 from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.metrics import adapted_rand_error, variation_of_information
+from napari_emseg.models.cards import PROPAGATION_VARIANTS
 from napari_emseg.propagation import list_methods, propagate
 from napari_emseg.segmentation.watershed import watershed_slice
 
 # The trained membrane map these docs were measured with (the default when they were made).
 MEMBRANE_MODEL = "unet-w0.1875-isbi"
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("st", "stl", "stn", "stc")
+VARIANTS = PROPAGATION_VARIANTS
 METHODS = ("copy", "watershed", "waterz", *VARIANTS, "auto-watershed", "auto-stc")
 LEARNED = "cconvlstm"
 # waterz scoring functions (both ship prebuilt in the waterz wheel): the mean affinity of an edge,

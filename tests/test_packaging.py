@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MANIFEST = REPO / "napari.yaml"
+MANIFEST = REPO / "src" / "napari_emseg" / "napari.yaml"
 
 
 def python_names() -> list[str]:
@@ -18,11 +18,29 @@ def python_names() -> list[str]:
     return [command["python_name"] for command in manifest["contributions"]["commands"]]
 
 
-def test_root_manifest_is_the_one_shipped_in_the_package():
+def test_there_is_one_manifest_and_it_is_shipped_in_the_package():
     from importlib import resources
 
     shipped = resources.files("napari_emseg") / "napari.yaml"
     assert shipped.read_text() == MANIFEST.read_text()
+    root = REPO / "napari.yaml"  # a link for readers of the repository, not a second copy
+    assert root.is_symlink() and root.resolve() == MANIFEST.resolve()
+
+
+def test_the_engine_installs_and_runs_without_napari_or_qt():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    gui = ("napari", "npe2", "magicgui", "qtpy", "pyqt", "pyside")
+    assert not [d for d in project["dependencies"] if d.lower().startswith(gui)]
+    assert "napari" in " ".join(project["optional-dependencies"]["napari"])
+    code = (
+        "import sys; import napari_emseg.cli.commands, napari_emseg.pipeline, "
+        "napari_emseg.proofreading, napari_emseg.blockwise.run, napari_emseg.training; "
+        "print(sorted(m for m in ('napari', 'qtpy', 'magicgui') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("python_name", python_names())

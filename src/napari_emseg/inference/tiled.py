@@ -16,7 +16,7 @@ from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, 
 from napari_emseg.inference.tiling import TileGrid
 
 
-def _pad_to(slice_2d: np.ndarray, height: int, width: int, halo: int) -> np.ndarray:
+def pad_to(slice_2d: np.ndarray, height: int, width: int, halo: int) -> np.ndarray:
     """Mirror-pad so the network sees context beyond the border and tiles fit."""
     pad_y = max(0, height - slice_2d.shape[0])
     pad_x = max(0, width - slice_2d.shape[1])
@@ -75,7 +75,7 @@ def predict_tiled(
     use_cuda = device.type == "cuda"
     net = net.to(device=device, memory_format=torch.channels_last).eval()
     if use_cuda:
-        out = _predict_on_gpu(
+        out = predict_on_gpu(
             net,
             image,
             grid=grid,
@@ -100,7 +100,7 @@ def predict_tiled(
         for z, y, x in batch:
             if z not in padded_cache:
                 padded_cache.clear()  # slices arrive in order: keep only the current one
-                padded_cache[z] = _pad_to(image[z], padded_h - 2 * halo, padded_w - 2 * halo, halo)
+                padded_cache[z] = pad_to(image[z], padded_h - 2 * halo, padded_w - 2 * halo, halo)
             tiles.append(padded_cache[z][y : y + grid.tile_y, x : x + grid.tile_x])
         inputs = torch.from_numpy(np.stack(tiles)[:, None]).to(device)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -114,7 +114,7 @@ def predict_tiled(
     return out[:, halo : halo + height, halo : halo + width]
 
 
-def _predict_on_gpu(
+def predict_on_gpu(
     net: nn.Module,
     image: np.ndarray,
     *,
@@ -160,7 +160,7 @@ def _predict_on_gpu(
         host_in = torch.from_numpy(
             np.stack(
                 [
-                    _pad_to(image[z], padded[0] - 2 * halo, padded[1] - 2 * halo, halo)
+                    pad_to(image[z], padded[0] - 2 * halo, padded[1] - 2 * halo, halo)
                     for z in range(start, stop)
                 ]
             )

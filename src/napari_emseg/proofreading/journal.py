@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_emseg.io.atomic import atomic_write
+
 META = "meta.json"
 BASE = "base.npy"
 
@@ -27,15 +29,13 @@ def autosave_root() -> Path:
 
 
 def _save_atomic(path: Path, writer) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "wb") as handle:
+    """``writer(handle)`` into ``path`` atomically and durably (journals must survive a crash)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
             writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+
+    atomic_write(path, write, durable=True)
 
 
 class SessionJournal:

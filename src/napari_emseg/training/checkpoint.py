@@ -6,21 +6,19 @@ never leaves a truncated checkpoint behind.
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from napari_emseg.io.atomic import atomic_write
 from napari_emseg.models.cards import ModelCard, sha256_of
 
 NORMALIZATION = "percentile-0.5-99.5"  # normalize_intensity's defaults, as the registry names them
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: Path, **content: Any) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
 from napari_emseg.segmentation.normalization import normalize_intensity
+from napari_emseg.training.augment import dihedral
 from napari_emseg.training.data import ISBI2012_HELD_OUT
 
 # name -> (image, 3D ids, pixel size in nm, slices usable for training)
@@ -94,12 +95,6 @@ class SequenceSample:
 
     frames: np.ndarray  # float32 (T, 2, S, S): image, membrane
     masks: np.ndarray  # float32 (T, M, S, S): object m in every frame
-
-
-def _dihedral(array: np.ndarray, k: int) -> np.ndarray:
-    """One of the 8 flips/rotations of the last two axes."""
-    out = np.rot90(array, k % 4, axes=(-2, -1))
-    return np.ascontiguousarray(out[..., ::-1] if k >= 4 else out)
 
 
 def _shift(array: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -181,7 +176,8 @@ class SequenceSampler:
         self, frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         k = int(rng.integers(8))
-        frames, masks = _dihedral(frames, k), _dihedral(masks, k)
+        frames = np.ascontiguousarray(dihedral(frames, k))
+        masks = np.ascontiguousarray(dihedral(masks, k))
         gain, bias = rng.uniform(0.8, 1.25), rng.uniform(-0.1, 0.1)
         frames[:, 0] = frames[:, 0] * gain + bias
         frames[:, 0] += rng.normal(0, rng.uniform(0, 0.05), frames[:, 0].shape).astype(np.float32)
