@@ -3,6 +3,8 @@
 import numpy as np
 from napari.layers import Labels
 
+from napari_emseg.proofreading.edits import diff_between
+
 
 def choices_of(kind: type, viewer):
     """A magicgui ``choices`` callable listing the viewer's layers of one kind."""
@@ -36,7 +38,7 @@ def apply_as_undoable_edit(
         layer.data = data.astype(np.uint32)  # new ids would not fit the user's dtype
         data = layer.data
         current = np.asarray(data)
-    changed = np.nonzero(current != new)
-    if changed[0].size:
-        layer.data_setitem(changed, new[changed].astype(data.dtype))
-    return int(changed[0].size)
+    diff = diff_between(current, new)
+    if diff.size:
+        layer.data_setitem(diff.indices, diff.values.astype(data.dtype))
+    return diff.size
