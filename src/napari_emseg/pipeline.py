@@ -67,6 +67,14 @@ def default_method(*, automatic: bool = False) -> str:
     return AUTOMATIC_METHOD if automatic else DEFAULT_METHOD
 
 
+def check_model(model: str | None) -> str:
+    """The name of a registered membrane model or the path of a model card; a one-line
+    ``ValueError`` for anything else."""
+    from napari_emseg.models.cards import get_card
+
+    return get_card(model).name
+
+
 def resolve_device(device: str | None = "auto") -> str:
     """The device a network will run on (``"cpu"``, ``"cuda:0"``, ...), checked once.
 

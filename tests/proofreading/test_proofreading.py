@@ -394,3 +394,15 @@ def test_ome_zarr_round_trip_metadata_and_overwrite_refusal(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["seg.zarr"]  # no temporary left
     with pytest.raises(InputError, match="unit"):
         write_ome_zarr(tmp_path / "other.zarr", labels, scale=(1, 1, 1), unit="pixel")
+
+
+def test_slices_the_user_corrected_are_not_listed_as_suspicious():
+    from napari_emseg.proofreading import find_suspicious
+
+    labels = np.zeros((5, 20, 20), np.uint16)
+    labels[:, 2:18, 2:10], labels[:, 2:18, 10:18] = 1, 2
+    labels[2, 2:18, 2:10], labels[2, 2:18, 10:18] = 2, 1  # ids swapped in slice 2
+    assert {s.z for s in find_suspicious(labels)} == {2}
+    assert find_suspicious(labels, trusted_slices=[2]) == []  # the user says slice 2 is right
+    listed = find_suspicious(labels, trusted_slices=[1])
+    assert {s.z for s in listed} == {2}  # a trusted neighbour leaves the blame on slice 2

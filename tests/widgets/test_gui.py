@@ -139,6 +139,7 @@ def test_cancel_leaves_the_layers_as_they_were(loop, qtbot):
 
 def test_a_second_run_is_refused_while_one_is_running(loop, qtbot):
     _, widget, _ = loop
+    widget.ref_slice.value = 1  # a slice not propagated from yet: a full propagation
     assert widget.propagate()
     assert not widget.propagate()  # refused: a job is running
     assert not widget.segment_button.enabled
@@ -182,3 +183,38 @@ def test_edits_are_journalled_and_offered_back_after_a_crash(make_napari_viewer,
     restored.undo()  # the replayed edits are undoable, one by one
     assert not np.array_equal(np.array(restored.data), expected)
     assert widget2.restore_button.native.isHidden()
+
+
+def test_after_segment_a_correction_is_propagated_alone(loop, qtbot):
+    viewer, widget, _ = loop
+    labels_layer = viewer.layers["em labels"]
+    ref = widget.ref_slice.value
+    assert viewer.dims.current_step[0] == ref  # the slice to correct is the one shown
+    before = np.array(labels_layer.data)
+    ids, sizes = np.unique(before[ref][before[ref] > 0], return_counts=True)
+    keep, gone = (int(i) for i in ids[np.argsort(sizes)[::-1][:2]])
+    labels_layer.fill((ref, *np.argwhere(before[ref] == gone)[0]), keep)  # a 2D merge
+    widget.propagate_button.native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    after = np.array(labels_layer.data)
+    changed = after != before
+    assert changed.any() and f"objects [{keep}, {gone}]" in widget.status.value
+    # Only the two objects (and unlabelled voxels) were touched: everything else is as it was.
+    assert np.isin(before[changed], [0, keep, gone]).all()
+
+
+def test_both_widgets_fit_a_1600x1000_screen_and_leave_the_canvas_room(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1600, 1000)
+    viewer.open_sample("napari-emseg", "synthetic_em")
+    _, segment = viewer.window.add_plugin_dock_widget(*WIDGET)
+    _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
+    segment.status.value = "a long status message that must wrap, not widen the dock " * 6
+    qtbot.wait(300)
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert window.height() <= 1000 and window.width() <= 1600
+    assert canvas.width() >= 0.6 * window.width()
+    table = proofread.table
+    rows = table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= 8 * rows  # the suspicious-places table shows 8 rows

@@ -132,6 +132,39 @@ def test_find_and_walk_through_suspicious_places(proofread, qtbot):
     widget.buttons["next"].native.click()
     first = widget.suspicious[0]
     assert viewer.dims.current_step[0] == first.z and widget.object.value == first.obj
+    ring = viewer.layers["suspicious object"]  # the object meant is ringed ...
+    np.testing.assert_allclose(ring.data[0], [first.z, *first.centroid])
+    assert viewer.layers.selection.active is labels  # ... and the paint tools stay at hand
+
+
+def test_a_corrected_slice_is_not_ranked_suspicious_again(proofread, qtbot):
+    viewer, widget, labels, _ = proofread
+    data = np.array(labels.data)
+    a, b = two_touching_ids(data[3])
+    swapped = data.copy()
+    swapped[3][data[3] == a], swapped[3][data[3] == b] = b, a
+    labels.data = swapped
+    viewer.dims.set_current_step(0, 3)
+    widget.buttons["reference"].native.click()  # the user vouches for slice 3
+    widget.buttons["find"].native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert all(s.z != 3 for s in widget.suspicious)
+
+
+def test_repropagate_keeps_the_undo_history(proofread, qtbot):
+    viewer, widget, labels, _ = proofread
+    original = np.array(labels.data)
+    viewer.dims.set_current_step(0, 3)
+    widget.buttons["reference"].native.click()
+    a, b = two_touching_ids(original[3])
+    labels.paint((1, 5, 5), 98)  # a hand edit elsewhere
+    labels.fill((3, *np.argwhere(original[3] == b)[0]), a)  # a correction on the reference
+    widget.buttons["repropagate"].native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert not np.array_equal(np.array(labels.data), original)
+    for _ in range(3):  # the repropagation, the fill, the paint
+        labels.undo()
+    np.testing.assert_array_equal(np.array(labels.data), original)
 
 
 def test_export_tiff_csv_and_ome_zarr(proofread, tmp_path):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels, Points
-from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem
 
+from napari_emseg._widgets.base import DockWidget, camera_of
 from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
-from napari_emseg._widgets.runner import JobRunner
 from napari_emseg._widgets.shortcuts import bind_shortcuts
-from napari_emseg._widgets.viewer_session import LayerSession, session_of_viewer
+from napari_emseg._widgets.viewer_session import LayerSession
 from napari_emseg.proofreading import (
     ProofreadingSession,
     delete_object,
@@ -28,22 +28,18 @@ from napari_emseg.proofreading import (
 )
 
 SEED_LAYER = "split seeds"
+MARK_LAYER = "suspicious object"
 
 
-class ProofreadWidget(QWidget):
+class ProofreadWidget(DockWidget):
     """Correct a segmentation object by object and find where it is wrong."""
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.viewer_session = session_of_viewer(napari_viewer)
+        super().__init__(napari_viewer)
         self.suspicious: list = []
         self._next_index = 0
         self._watched: Labels | None = None
         self._layer_session: LayerSession | None = None
-        self.status = Label(value="ready")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        self.runner = JobRunner(self._set_status, parent=self)
 
         self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
@@ -90,21 +86,29 @@ class ProofreadWidget(QWidget):
                 self.labels_layer,
                 self.image_layer,
                 self.object,
-                row(b["new"], b["jump"], b["extent"], b["lock"], b["delete"]),
+                row(b["new"], b["jump"], b["extent"]),
+                row(b["lock"], b["delete"]),
                 self.other,
-                row(b["merge"], b["seeds"], b["split"]),
+                row(b["merge"]),
+                row(b["seeds"], b["split"]),
                 self.this_slice_only,
-                row(b["reference"], self.references),
-                row(self.z_first, self.z_last, labels=True),
-                row(b["repropagate"], b["repropagate_one"]),
-                row(b["find"], b["next"]),
-                row(b["export"], b["export_zarr"], b["cancel"]),
+                row(b["reference"]),
+                self.references,
+                self.z_first,
+                self.z_last,
+                row(b["repropagate"]),
+                row(b["repropagate_one"]),
+                row(b["find"]),
+                row(b["next"]),
+                row(b["export"], b["export_zarr"]),
+                b["cancel"],
                 self.status,
             ]
         )
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.container.native)
-        layout.addWidget(self.table)
+        rows = self.table.verticalHeader().defaultSectionSize()
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setMinimumHeight(header + 8 * rows + 4)  # at least 8 suspicious places
+        self._scrolling_layout(self.container, self.table)
 
         actions = {
             "new": self.new_id,
@@ -136,18 +140,11 @@ class ProofreadWidget(QWidget):
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
-    def busy(self) -> bool:
-        return self.runner.busy
-
-    @property
     def session(self) -> ProofreadingSession:
         """The chosen labels layer's session, shared with the Segment widget."""
         if self._layer_session is None:
             return ProofreadingSession()
         return self._layer_session.session
-
-    def _set_status(self, message: str) -> None:
-        self.status.value = message
 
     def _refresh_layers(self, _event=None) -> None:
         self.labels_layer.reset_choices()
@@ -232,7 +229,7 @@ class ProofreadWidget(QWidget):
                 centre = [z, ys.mean(), xs.mean()]
         world = layer.data_to_world(centre)
         self.viewer.dims.set_current_step(0, int(round(centre[0])))
-        self.viewer.camera.center = tuple(world[-2:])
+        camera_of(self.viewer).center = tuple(world[-2:])
         self.object.value = obj
         return True
 
@@ -400,7 +397,7 @@ class ProofreadWidget(QWidget):
                 "(Ctrl+Z undoes it)"
             )
 
-        if not self.runner.start("repropagate", job, done, lambda: self._set_running(False)):
+        if not self._start_job("repropagate", job, done, lambda: self._set_running(False)):
             return False
         self._set_running(True)
         return True
@@ -416,9 +413,12 @@ class ProofreadWidget(QWidget):
             return False
         labels = np.array(data)
         membrane = self.viewer_session.membrane_for(self.image_layer.value, data.shape)
+        trusted = self.session.reference_slices | self.session.hand_edited
 
         def job(progress, cancel):
-            items = find_suspicious(labels, membrane=membrane, progress=progress, cancel=cancel)
+            items = find_suspicious(
+                labels, membrane=membrane, trusted_slices=trusted, progress=progress, cancel=cancel
+            )
             return items, suspicion_map(labels, items)
 
         def done(result) -> None:
@@ -439,10 +439,11 @@ class ProofreadWidget(QWidget):
                     opacity=0.5,
                     contrast_limits=(0, 1),
                 )
+            self.viewer.layers.selection.active = layer  # keep the paint tools at hand
             self._set_status(f"{len(self.suspicious)} suspicious places; press Next suspicious")
 
         end = lambda: self._set_running(False)  # noqa: E731
-        if self.runner.start("find suspicious", job, done, end):
+        if self._start_job("find suspicious", job, done, end):
             self._set_running(True)
             return True
         return False
@@ -460,11 +461,38 @@ class ProofreadWidget(QWidget):
         item = self.suspicious[row]
         self.table.selectRow(row)
         self.jump_to_object(item.obj, z=item.z)
+        self._mark(item)
         self._set_status(
             f"{row + 1}/{len(self.suspicious)}: object {item.obj} at z {item.z}: "
             f"{item.reason} (score {item.score:.2f})"
         )
         return True
+
+    def _mark(self, item) -> None:
+        """Ring the object meant (a point layer), leaving the labels layer active."""
+        layer, data = self._layer_and_data()
+        if layer is None:
+            return
+        mask = data[item.z] == item.obj
+        radius = float(np.sqrt(mask.sum() / np.pi)) if mask.any() else 10.0
+        centre = [[item.z, *item.centroid]]
+        if MARK_LAYER in self.viewer.layers:
+            marker = self.viewer.layers[MARK_LAYER]
+            marker.data = centre
+            marker.size = 2 * radius + 12
+        else:
+            marker = self.viewer.add_points(
+                centre,
+                name=MARK_LAYER,
+                ndim=3,
+                scale=layer.scale,
+                translate=layer.translate,
+                size=2 * radius + 12,
+                face_color="transparent",
+                border_color="red",
+                border_width=0.08,
+            )
+        self.viewer.layers.selection.active = layer  # keep the paint tools at hand
 
     def next_suspicious(self) -> bool:
         if not self.suspicious:

@@ -94,7 +94,8 @@ class JobRunner(QObject):
         bar = self._bar  # a queued update may arrive after the job has ended
         if bar is None:
             return
-        bar.total = max(total, 1)
-        bar.n = min(done, bar.total)
-        bar.set_description(message)
+        # A fixed total: napari's bar keeps the range it was made with, so a changing total
+        # would show a percentage that disagrees with the counter.
+        bar.n = min(round(1000 * done / max(total, 1)), 1000)
+        bar.set_description(f"{message} ({done}/{total})")
         bar.refresh()

@@ -7,19 +7,18 @@ model, device and reference slices chosen here are the ones the Proofread widget
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog
 
 from napari_emseg import pipeline
 from napari_emseg._widgets.autosave import restore_journal
+from napari_emseg._widgets.base import DockWidget
 from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
-from napari_emseg._widgets.runner import JobRunner
-from napari_emseg._widgets.viewer_session import session_of_viewer
 from napari_emseg.proofreading.journal import pending_journals
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(DockWidget):
     """Segment an EM stack, correct a reference slice, propagate it through z, export.
 
     Long work runs in a worker thread (progress in napari's activity dock, Cancel leaves every
@@ -29,12 +28,8 @@ class SegmentWidget(QWidget):
     """
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.session = session_of_viewer(napari_viewer)
-        self.status = Label(value="ready")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        self.runner = JobRunner(self._set_status, parent=self)
+        super().__init__(napari_viewer)
+        self.session = self.viewer_session
 
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
         self.model = ComboBox(
@@ -73,9 +68,7 @@ class SegmentWidget(QWidget):
                 self.discard_button,
             ]
         )
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.container.native)
-        layout.addStretch(1)
+        self._scrolling_layout(self.container)
 
         self.segment_button.changed.connect(self.segment)
         self.set_ref_button.changed.connect(self.set_reference_slice)
@@ -95,13 +88,6 @@ class SegmentWidget(QWidget):
         self._watch_labels(self.labels_layer.value)
 
     # -- state -------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self.runner.busy
-
-    def _set_status(self, message: str) -> None:
-        self.status.value = message
-
     def _refresh_layers(self, _event=None) -> None:
         self.image_layer.reset_choices()
         self.labels_layer.reset_choices()
@@ -131,7 +117,7 @@ class SegmentWidget(QWidget):
             if on_end is not None:
                 on_end()
 
-        started = self.runner.start(description, job, on_done, end)
+        started = self._start_job(description, job, on_done, end)
         if started:
             self._set_running(True)
         return started
@@ -264,11 +250,18 @@ class SegmentWidget(QWidget):
         layer_session = self.session.layer(labels_layer)
         session = layer_session.session
         frozen = session.frozen_slices() - {ref}
+        # After a propagation from this slice, only what the user corrected there since is
+        # propagated again (the objects edited and those they took voxels from).
+        objects = session.changed_objects(labels) if session.has_snapshot(ref) else None
+        if objects is not None and not objects:
+            self._set_status(f"nothing was corrected on slice {ref} since the last propagation")
+            return False
         job = self.session.repropagate_job(
             image_layer,
             labels_layer,
             labels,
             references=[ref],
+            objects=objects,
             frozen=frozen,
             method=self.method.value,
         )
@@ -279,9 +272,10 @@ class SegmentWidget(QWidget):
             self.session.add_reference(labels_layer, ref)
             session.snapshot_reference(np.asarray(labels_layer.data))
             kept = sorted(frozen)
+            which = "all objects" if objects is None else f"objects {sorted(objects)}"
             self._set_status(
-                f"propagated from slice {ref}: {changed} voxels changed (Ctrl+Z undoes it)"
-                + (f"; hand-edited slices kept: {kept}" if kept else "")
+                f"propagated {which} from slice {ref}: {changed} voxels changed "
+                "(Ctrl+Z undoes it)" + (f"; hand-edited slices kept: {kept}" if kept else "")
             )
 
         return self._start("propagate", job, done)

@@ -21,6 +21,7 @@ membranes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +175,7 @@ def find_suspicious(
     max_items: int | None = None,
     min_score: float = 0.1,
     min_piece: int = 20,
+    trusted_slices: Iterable[int] = (),
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> list[Suspicion]:
@@ -191,6 +193,9 @@ def find_suspicious(
         Leave out places scoring less.
     min_piece : int
         Smallest 2D piece (pixels) that counts towards a split.
+    trusted_slices : iterable of int
+        Slices the user has corrected (references, slices painted by hand): right by the user's
+        word, so nothing in them is listed; a break next to them is listed on the other side.
     progress, cancel : callable, optional
         ``progress(done, total, message)`` per slice; ``cancel()`` returning True stops.
 
@@ -259,6 +264,8 @@ def find_suspicious(
             cues[name] = cues[name] * (1.0 - 0.5 * np.minimum(on_edge, 1.0))
     score = 1.0 - np.prod([1.0 - c for c in cues.values()], axis=0)
     score[:, 0] = 0.0
+    trusted = [z for z in set(trusted_slices) if 0 <= z < score.shape[0]]
+    score[trusted] = 0.0
     zs, ks = np.nonzero(score >= min_score)
     order = np.lexsort((ks, zs, -score[zs, ks]))
     if max_items is not None:

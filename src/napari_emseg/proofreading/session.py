@@ -81,6 +81,10 @@ class ProofreadingSession:
         """Remember the reference slices as they are now (call after every propagation)."""
         self._snapshots = {z: np.array(labels[_check_z(z, labels)]) for z in self.reference_slices}
 
+    def has_snapshot(self, z: int) -> bool:
+        """Whether slice ``z`` was recorded after a propagation (so its changes are known)."""
+        return int(z) in self._snapshots
+
     def changed_objects(self, labels: np.ndarray) -> set[int]:
         """Ids whose 2D mask in a reference slice differs from the last snapshot.
 
