@@ -117,3 +117,12 @@ def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
+
+
+def test_manifest_keybindings_are_the_widget_shortcuts():
+    from napari_emseg._widgets.shortcuts import SHORTCUTS
+
+    manifest = yaml.safe_load(MANIFEST.read_text())["contributions"]
+    bound = {b["key"]: b["command"] for b in manifest["keybindings"]}
+    expected = {k.replace("-", "+"): f"napari-emseg.{m}" for k, (_, m) in SHORTCUTS.items()}
+    assert bound == expected

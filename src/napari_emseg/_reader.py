@@ -75,12 +75,25 @@ def _read(path: PathLike) -> Volume:
 
 def layer_data(volume: Volume) -> LayerData:
     """Turn a :class:`~napari_emseg.io.Volume` into a napari ``(data, kwargs, layer_type)``."""
-    kwargs = {
-        "name": volume.name,
-        "scale": volume.scale,
-        "metadata": {"unit": volume.unit},
-    }
+    kwargs = {"name": volume.name, **physical_space(volume.scale, volume.unit)}
     return volume.data, kwargs, "labels" if volume.is_labels else "image"
+
+
+def physical_space(scale: tuple[float, ...], unit: str) -> dict:
+    """A layer's voxel size, units and axis names, as napari takes them.
+
+    Examples
+    --------
+    >>> physical_space((50.0, 4.0, 4.0), "nm")["units"]
+    ('nm', 'nm', 'nm')
+    """
+    units = ("nm",) * len(scale) if unit == "nm" else ("pixel",) * len(scale)
+    return {
+        "scale": tuple(scale),
+        "units": units,
+        "axis_labels": ("z", "y", "x")[-len(scale) :],
+        "metadata": {"unit": unit},
+    }
 
 
 def _as_list(path: PathLike | Sequence[PathLike]) -> list[PathLike]:

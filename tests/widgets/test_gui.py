@@ -30,6 +30,8 @@ def test_manifest_contributions_are_reachable(make_napari_viewer):
     layers = viewer.open_sample("napari-emseg", "synthetic_em")
     assert [layer.name for layer in layers] == ["synthetic EM", "synthetic ground truth"]
     assert layers[0].scale.tolist() == [50.0, 4.0, 4.0]
+    assert [str(u) for u in layers[0].units] == ["nanometer"] * 3
+    assert tuple(layers[0].axis_labels) == ("z", "y", "x")
     _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
     assert widget.image_layer.value is layers[0]
     assert widget.labels_layer.value is layers[1]
@@ -40,6 +42,9 @@ def test_segment_correct_propagate_export_and_undo(loop, qtbot, tmp_path, monkey
     labels_layer = viewer.layers["em labels"]
     assert viewer.layers["em membrane"].data.shape == stack.image.shape
     assert labels_layer.scale.tolist() == [50.0, 4.0, 4.0]
+    image = viewer.layers["em"]  # the labels live in the image's space
+    assert tuple(labels_layer.axis_labels) == tuple(image.axis_labels)
+    assert tuple(labels_layer.units) == tuple(image.units)
     assert widget.labels_layer.value is labels_layer
     ref = 2
     before = np.array(labels_layer.data)

@@ -192,6 +192,12 @@ def test_shortcuts_are_bound_to_this_viewer(proofread):
     assert {coerce_keybinding(key) for key in SHORTCUTS} <= bound
     viewer.keymap[coerce_keybinding("Shift-N")](viewer)
     assert widget.object.value == np.asarray(labels.data).max() + 1
+    # The same action as the manifest's command (the command palette's entry).
+    from napari_emseg._widgets import shortcuts
+
+    widget.object.value = 1
+    shortcuts.new_id(viewer)
+    assert widget.object.value == np.asarray(labels.data).max() + 1
 
 
 def test_jump_to_an_object_and_show_its_extent(proofread):

@@ -4,6 +4,7 @@ import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QObject, QTimer
 
+from napari_emseg._reader import physical_space
 from napari_emseg.proofreading.journal import SessionJournal, autosave_root
 
 
@@ -97,8 +98,7 @@ def restore_journal(viewer, journal: SessionJournal) -> Labels:
     layer = viewer.add_labels(
         journal.base(),
         name=f"{meta['name']} (restored)",
-        scale=meta["scale"],
-        metadata={"unit": meta.get("unit", "nm")},
+        **physical_space(tuple(meta["scale"]), meta.get("unit", "nm")),
     )
     shape = tuple(meta["shape"])
     for index, _, new in journal.diffs():

@@ -15,6 +15,23 @@ def choices_of(kind: type, viewer):
     return choices
 
 
+def same_space_as(layer, *, ndim: int = 3) -> dict:
+    """Layer keywords that put a new layer in the space of ``layer``: voxel size, offset,
+    units and axis names (a 2D image's stack gets a unit z axis)."""
+    pad = ndim - layer.ndim
+
+    def padded(values, filler):
+        return (*([filler] * pad), *tuple(values)[-ndim:])
+
+    return {
+        "scale": padded(layer.scale, 1.0),
+        "translate": padded(layer.translate, 0.0),
+        "units": padded((str(u) for u in layer.units), "pixel"),
+        "axis_labels": padded(layer.axis_labels, "z"),
+        "metadata": {"unit": layer.metadata.get("unit", "nm")},
+    }
+
+
 def stack_of(layer) -> np.ndarray:
     """The full-resolution array of an image or labels layer."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data

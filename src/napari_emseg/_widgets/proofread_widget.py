@@ -13,7 +13,12 @@ from napari.layers import Image, Labels, Points
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem
 
 from napari_emseg._widgets.base import DockWidget, camera_of
-from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
+from napari_emseg._widgets.layers import (
+    apply_as_undoable_edit,
+    choices_of,
+    same_space_as,
+    stack_of,
+)
 from napari_emseg._widgets.shortcuts import bind_shortcuts
 from napari_emseg._widgets.viewer_session import LayerSession
 from napari_emseg.proofreading import (
@@ -135,6 +140,7 @@ class ProofreadWidget(DockWidget):
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
         bind_shortcuts(napari_viewer, self)
+        self.viewer_session.proofread_widget = self
         self.viewer_session.references_changed.connect(self._show_references)
         self._refresh_layers()
 
@@ -304,8 +310,7 @@ class ProofreadWidget(DockWidget):
             seeds = self.viewer.add_points(
                 ndim=3,
                 name=SEED_LAYER,
-                scale=layer.scale,
-                translate=layer.translate,
+                **same_space_as(layer),
                 size=8,
                 face_color="yellow",
             )
@@ -432,8 +437,7 @@ class ProofreadWidget(DockWidget):
                 self.viewer.add_image(
                     score,
                     name=name,
-                    scale=layer.scale,
-                    translate=layer.translate,
+                    **same_space_as(layer),
                     colormap="red",
                     blending="additive",
                     opacity=0.5,
@@ -485,8 +489,7 @@ class ProofreadWidget(DockWidget):
                 centre,
                 name=MARK_LAYER,
                 ndim=3,
-                scale=layer.scale,
-                translate=layer.translate,
+                **same_space_as(layer),
                 size=2 * radius + 12,
                 face_color="transparent",
                 border_color="red",

@@ -14,7 +14,12 @@ from qtpy.QtWidgets import QFileDialog
 from napari_emseg import pipeline
 from napari_emseg._widgets.autosave import restore_journal
 from napari_emseg._widgets.base import DockWidget
-from napari_emseg._widgets.layers import apply_as_undoable_edit, choices_of, stack_of
+from napari_emseg._widgets.layers import (
+    apply_as_undoable_edit,
+    choices_of,
+    same_space_as,
+    stack_of,
+)
 from napari_emseg.proofreading.journal import pending_journals
 
 
@@ -179,29 +184,19 @@ class SegmentWidget(DockWidget):
         image = stack_of(layer)
 
         def done(result) -> None:
-            scale, translate = tuple(layer.scale)[-3:], tuple(layer.translate)[-3:]
-            if image.ndim == 2:
-                scale, translate = (1.0, *scale), (0.0, *translate)
-            meta = {"unit": layer.metadata.get("unit", "nm")}
+            space = same_space_as(layer)
             membrane = self.viewer.add_image(
                 result.membrane,
                 name=f"{layer.name} membrane",
-                scale=scale,
-                translate=translate,
                 colormap="magma",
                 blending="additive",
                 opacity=0.4,
                 visible=False,
                 contrast_limits=(0.0, 1.0),
-                metadata=meta,
+                **space,
             )
             labels = self.viewer.add_labels(
-                result.labels,
-                name=f"{layer.name} labels",
-                scale=scale,
-                translate=translate,
-                opacity=0.5,
-                metadata=meta,
+                result.labels, name=f"{layer.name} labels", opacity=0.5, **space
             )
             self.session.remember_membrane(layer, membrane)
             self.image_layer.value = layer

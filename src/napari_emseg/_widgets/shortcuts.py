@@ -1,8 +1,14 @@
 """Keyboard shortcuts of the proofreading widget (listed in docs/proofreading.md).
 
 Shift combinations avoid napari's own single-key label shortcuts (P paint, E erase, F fill, M
-new label, ...), which stay as they are.
+new label, ...), which stay as they are. Each shortcut is also an npe2 command with a
+keybinding in the manifest (so it shows in napari's command palette); napari 0.9 does not bind
+plugin keybindings yet, so the widget binds the same keys on its own viewer.
 """
+
+from napari.viewer import Viewer
+
+from napari_emseg._widgets.viewer_session import session_of_viewer
 
 SHORTCUTS = {
     "Shift-M": ("merge the object under the cursor into the selected object", "merge_under_cursor"),
@@ -26,3 +32,26 @@ def bind_shortcuts(viewer, widget) -> None:
             run()
 
         viewer.bind_key(key, callback, overwrite=True)
+
+
+def _on_proofread_widget(method: str):
+    """An npe2 command running one action of the viewer's Proofread widget, if it is open."""
+
+    def command(viewer: Viewer) -> None:
+        widget = session_of_viewer(viewer).proofread_widget
+        if widget is not None:
+            getattr(widget, method)()
+
+    command.__name__ = method
+    return command
+
+
+merge_under_cursor = _on_proofread_widget("merge_under_cursor")
+split = _on_proofread_widget("split")
+delete = _on_proofread_widget("delete")
+new_id = _on_proofread_widget("new_id")
+toggle_lock = _on_proofread_widget("toggle_lock")
+jump_to_object = _on_proofread_widget("jump_to_object")
+show_extent = _on_proofread_widget("show_extent")
+repropagate_edited = _on_proofread_widget("repropagate_edited")
+next_suspicious = _on_proofread_widget("next_suspicious")

@@ -10,6 +10,7 @@ session lives as long as its viewer.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import weakref
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -74,6 +75,16 @@ class ViewerSession:
         self._layers: WeakKeyDictionary[Labels, LayerSession] = WeakKeyDictionary()
         self._membranes: WeakKeyDictionary[Image, Image] = WeakKeyDictionary()
         self.autosaver = Autosaver()
+        self._proofread = None
+
+    @property
+    def proofread_widget(self):
+        """The viewer's Proofread widget, while it is open (its shortcuts act on it)."""
+        return self._proofread() if self._proofread is not None else None
+
+    @proofread_widget.setter
+    def proofread_widget(self, widget) -> None:
+        self._proofread = None if widget is None else weakref.ref(widget)
 
     # -- choices --------------------------------------------------------------------------------
     @property
