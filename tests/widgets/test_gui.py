@@ -223,3 +223,32 @@ def test_both_widgets_fit_a_1600x1000_screen_and_leave_the_canvas_room(make_napa
     table = proofread.table
     rows = table.verticalHeader().defaultSectionSize()
     assert table.minimumHeight() >= 8 * rows  # the suspicious-places table shows 8 rows
+
+
+def test_autosave_compares_the_painted_box_and_the_whole_volume_only_after_undo(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    from napari_emseg.proofreading.journal import SessionJournal
+
+    regions = []
+    record = SessionJournal.record
+
+    def spy(self, labels, region=None):
+        regions.append(region)
+        return record(self, labels, region)
+
+    monkeypatch.setattr(SessionJournal, "record", spy)
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((3, 64, 64), np.uint32), name="work")
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    labels.brush_size = 4
+    labels.paint((1, 30, 30), 5)
+    qtbot.waitUntil(lambda: len(regions) == 1, timeout=5_000)
+    widget.autosaver.flush()
+    box = regions[0]
+    assert box is not None and box[0] == slice(1, 2) and box[1].stop - box[1].start <= 8
+    labels.undo()
+    qtbot.waitUntil(lambda: len(regions) == 2, timeout=10_000)
+    widget.autosaver.flush()
+    assert regions[1] is None  # undo: the whole volume, in the worker thread
+    np.testing.assert_array_equal(widget.autosaver.journal_of(labels).final_state(), labels.data)

@@ -1,5 +1,8 @@
 """Autosave of labels layers into crash-safe journals, and their restoration after a crash."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QObject, QTimer
@@ -8,23 +11,47 @@ from napari_emseg._reader import physical_space
 from napari_emseg.proofreading.journal import SessionJournal, autosave_root
 
 
-class Autosaver(QObject):
-    """Journal every watched labels layer shortly after each change.
+def edited_box(atoms, ndim: int) -> tuple[slice, ...] | None:
+    """The box around every voxel a napari paint event changed (its history atoms), or None
+    when the event does not say (then the whole volume is compared)."""
+    lo, hi = [None] * ndim, [None] * ndim
+    for atom in atoms or ():
+        key = getattr(atom, "slice_key", None)
+        if key is not None:  # a mask-based atom (paint, fill): its bounding box
+            bounds = [(k.start or 0, k.stop) if isinstance(k, slice) else (k, k + 1) for k in key]
+        else:  # (indices, old values, new values)
+            indices = atom[0]
+            if len(indices) != ndim or any(np.size(i) == 0 for i in indices):
+                continue
+            bounds = [(int(np.min(i)), int(np.max(i)) + 1) for i in indices]
+        if len(bounds) != ndim or any(b[1] is None for b in bounds):
+            return None
+        for axis, (start, stop) in enumerate(bounds):
+            lo[axis] = start if lo[axis] is None else min(lo[axis], start)
+            hi[axis] = stop if hi[axis] is None else max(hi[axis], stop)
+    if lo[0] is None:
+        return None
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
 
-    Paint strokes and propagations emit the layer's ``paint`` event, which schedules a record
-    ``delay_ms`` later (so a stroke is saved once, not per mouse move); a slower periodic check
-    also catches undo/redo, which napari applies without that event.
+
+class Autosaver(QObject):
+    """Journal every watched labels layer as it changes, off the GUI thread.
+
+    A paint event (a stroke, a fill, an engine edit) says where it changed the labels, so only
+    that box is compared with the journal. Undo and redo change the labels without an event: a
+    periodic check notices that the layer's history moved and compares the whole volume, in the
+    journal's worker thread, so the GUI never waits for it.
     """
 
-    def __init__(self, *, delay_ms: int = 500, period_ms: int = 5000, parent=None):
+    def __init__(self, *, period_ms: int = 2000, parent=None):
         super().__init__(parent)
         self.root = autosave_root()
         self._journals: dict[int, tuple[Labels, SessionJournal]] = {}
-        self._dirty: set[int] = set()
-        self._soon = QTimer(self, singleShot=True, interval=delay_ms)
-        self._soon.timeout.connect(self.flush_dirty)
+        self._history: dict[int, tuple[int, int]] = {}
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emseg-autosave")
+        self._lock = threading.Lock()
         self._periodic = QTimer(self, interval=period_ms)
-        self._periodic.timeout.connect(self.flush_all)
+        self._periodic.timeout.connect(self._check_history)
         self._periodic.start()
 
     def journal_of(self, layer: Labels) -> SessionJournal | None:
@@ -45,51 +72,75 @@ class Autosaver(QObject):
             )
         key = id(layer)
         self._journals[key] = (layer, journal)
+        self._history[key] = _history_length(layer)
 
-        def mark(_event=None) -> None:
-            self._mark(key)
+        def painted(event) -> None:
+            box = edited_box(getattr(event, "value", None), layer.ndim)
+            # napari announces a paint before it writes the voxels: record once it has.
+            QTimer.singleShot(0, lambda: self._after_paint(key, layer, box))
 
-        layer.events.paint.connect(mark)
-        layer.events.data.connect(mark)
+        layer.events.paint.connect(painted)
+        layer.events.data.connect(lambda _event=None: self._submit(key, None))
         return journal
 
-    def _mark(self, key: int) -> None:
-        self._dirty.add(key)
-        self._soon.start()
+    def _after_paint(self, key: int, layer: Labels, box: tuple[slice, ...] | None) -> None:
+        self._history[key] = _history_length(layer)
+        self._submit(key, box)
 
-    def flush_dirty(self) -> None:
-        for key in list(self._dirty):
-            self._record(key)
-        self._dirty.clear()
+    def _check_history(self) -> None:
+        """Undo and redo move the history without a paint event: compare everything."""
+        for key, (layer, journal) in list(self._journals.items()):
+            if list(np.shape(layer.data)) != journal.meta["shape"]:
+                self._restart(key)
+                continue
+            now = _history_length(layer)
+            if now != self._history.get(key):
+                self._history[key] = now
+                self._submit(key, None)
 
-    def flush_all(self) -> None:
-        for key in list(self._journals):
-            self._record(key)
+    def _submit(self, key: int, region: tuple[slice, ...] | None) -> None:
+        self._worker.submit(self._record, key, region)
 
-    def _record(self, key: int) -> None:
-        entry = self._journals.get(key)
-        if entry is None:
-            return
-        layer, journal = entry
-        data = np.asarray(layer.data)
-        if list(data.shape) != journal.meta["shape"]:
-            journal.discard()  # the layer was replaced by data of another shape: start anew
-            del self._journals[key]
-            self.watch(layer)
-            return
-        journal.record(data)
+    def _record(self, key: int, region: tuple[slice, ...] | None) -> None:
+        with self._lock:
+            entry = self._journals.get(key)
+            if entry is None:
+                return
+            layer, journal = entry
+            data = np.asarray(layer.data)
+            if list(data.shape) != journal.meta["shape"]:
+                return  # replaced by data of another shape: the periodic check restarts it
+            journal.record(data, region)
+
+    def flush(self) -> None:
+        """Wait until every submitted record is written (tests, a clean shutdown)."""
+        self._worker.submit(lambda: None).result()
+
+    def _restart(self, key: int) -> None:
+        """The layer was replaced by data of another shape: a new journal for it."""
+        with self._lock:
+            layer, journal = self._journals.pop(key)
+        journal.discard()
+        self.watch(layer)
 
     def forget(self, layer: Labels) -> None:
         """Stop journalling a layer the user removed, and drop its journal."""
-        entry = self._journals.pop(id(layer), None)
+        with self._lock:
+            entry = self._journals.pop(id(layer), None)
         if entry is not None:
             entry[1].discard()
 
     def discard_all(self) -> None:
         """A clean end of the session: nothing needs restoring."""
-        for _, journal in self._journals.values():
-            journal.discard()
-        self._journals.clear()
+        with self._lock:
+            for _, journal in self._journals.values():
+                journal.discard()
+            self._journals.clear()
+
+
+def _history_length(layer: Labels) -> tuple[int, int]:
+    """How far the layer's undo and redo stacks reach (napari keeps no public counter)."""
+    return len(getattr(layer, "_undo_history", ())), len(getattr(layer, "_redo_history", ()))
 
 
 def restore_journal(viewer, journal: SessionJournal) -> Labels:

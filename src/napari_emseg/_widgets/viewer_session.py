@@ -9,8 +9,8 @@ session lives as long as its viewer.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 import weakref
+from contextlib import contextmanager
 from weakref import WeakKeyDictionary
 
 import numpy as np

@@ -95,18 +95,37 @@ class SessionJournal:
     def edits(self) -> list[Path]:
         return sorted((self.folder / "edits").glob("*.npz"))
 
-    def record(self, labels: np.ndarray) -> bool:
-        """Save the change since the last record (if any); returns True when one was saved."""
+    def record(self, labels: np.ndarray, region: tuple[slice, ...] | None = None) -> bool:
+        """Save the change since the last record (if any); returns True when one was saved.
+
+        ``region`` (a box of slices) limits the comparison to where an edit is known to have
+        happened, so a paint stroke costs its box, not the whole volume.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> labels = np.zeros((2, 4, 4), np.uint8)
+        >>> journal = SessionJournal.create(Path(tempfile.mkdtemp()), labels, name="demo")
+        >>> labels[1, 2, 2] = 5
+        >>> journal.record(labels, (slice(0, 1),)), journal.record(labels, (slice(1, 2),))
+        (False, True)
+        """
         labels = np.asarray(labels)
         if labels.shape != self._last.shape:
             raise ValueError(f"journal of shape {self._last.shape} got labels {labels.shape}")
-        changed = np.flatnonzero(labels.ravel() != self._last.ravel())
-        if changed.size == 0:
+        box = tuple(region) if region is not None else (slice(None),) * labels.ndim
+        now, before = np.asarray(labels[box]), self._last[box]
+        where = np.nonzero(now != before)
+        if where[0].size == 0:
             return False
-        old, new = self._last.ravel()[changed], labels.ravel()[changed]
+        starts = [s.indices(n)[0] for s, n in zip(box, labels.shape, strict=False)]
+        starts += [0] * (labels.ndim - len(starts))
+        coords = tuple(w + s for w, s in zip(where, starts, strict=True))
+        changed = np.ravel_multi_index(coords, labels.shape)
+        old, new = before[where], now[where]
         path = self.folder / "edits" / f"{len(self.edits) + 1:06d}.npz"
         _save_atomic(path, lambda handle: np.savez(handle, index=changed, old=old, new=new))
-        self._last = labels.copy()
+        self._last[coords] = new
         return True
 
     def base(self) -> np.ndarray:
