@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from napari_emseg.io import Volume, is_supported_path, lazy, read_volume
@@ -63,7 +64,31 @@ def read_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     >>> [(kwargs["name"], kind) for _, kwargs, kind in read_layers("seg.tif")]  # doctest: +SKIP
     [('seg', 'labels')]
     """
-    return [layer_data(_read(p)) for p in _as_list(path)]
+    layers = []
+    for one in _as_list(path):
+        pyramids = _ome_pyramids(one)
+        layers += pyramids if pyramids else [layer_data(_read(one))]
+    return layers
+
+
+def _ome_pyramids(path: PathLike) -> list[LayerData]:
+    """An OME-Zarr image with its labels, every resolution level of each (napari shows the
+    level that fits the screen); empty for anything else."""
+    from napari_emseg.io.zarr_reader import ome_pyramids
+
+    spec = Path(os.fspath(path))
+    if spec.suffix.lower() != ".zarr" or not spec.is_dir():
+        return []
+    found = ome_pyramids(spec)
+    if not found or (len(found) == 1 and len(found[0][2]) == 1):
+        return []  # one level of one image: the ordinary reader checks and names it
+    layers = []
+    for name, is_labels, levels, scale in found:
+        space = physical_space(scale or (1.0, 1.0, 1.0), "nm" if scale else "pixel")
+        kwargs = {"name": name, "multiscale": len(levels) > 1, **space}
+        data = levels if len(levels) > 1 else levels[0]
+        layers.append((data, kwargs, "labels" if is_labels else "image"))
+    return layers
 
 
 def _read(path: PathLike) -> Volume:

@@ -480,7 +480,13 @@ def test_get_reader(tmp_path: Path) -> None:
     assert callable(reader)
     [(data, kwargs, kind)] = reader(str(seg))
     assert isinstance(data, np.ndarray) and data.shape == (2, 4, 4)
-    assert kwargs == {"name": "seg", "scale": (50.0, 4.0, 4.0), "metadata": {"unit": "nm"}}
+    assert kwargs == {
+        "name": "seg",
+        "scale": (50.0, 4.0, 4.0),
+        "units": ("nm", "nm", "nm"),
+        "axis_labels": ("z", "y", "x"),
+        "metadata": {"unit": "nm"},
+    }
     assert kind == "labels"
     layers = _reader.get_reader([str(seg), str(img)])([str(seg), str(img)])
     assert [kind for _, _, kind in layers] == ["labels", "image"]

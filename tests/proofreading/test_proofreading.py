@@ -375,17 +375,22 @@ def test_ome_zarr_round_trip_metadata_and_overwrite_refusal(tmp_path):
     labels = quadrants(depth=3).astype(np.uint32)
     labels[2, 0, 0] = 70000  # above uint16: stored as uint32
     path = write_ome_zarr(tmp_path / "seg.zarr", labels, scale=(50, 4, 4), chunks=(1, 4, 4))
-    volume = read_volume(path, as_labels=True)
+    volume = read_volume(path, as_labels=True)  # labels without an image: the labels
     np.testing.assert_array_equal(volume.data, labels)
     assert volume.scale == (50.0, 4.0, 4.0) and volume.data.dtype == np.uint32
-    attrs = json.loads((path / ".zattrs").read_text())["multiscales"][0]
+    assert json.loads((path / "labels" / ".zattrs").read_text()) == {"labels": ["labels"]}
+    meta = json.loads((path / "labels" / "labels" / ".zattrs").read_text())
+    assert "image-label" in meta  # an NGFF image-label, in the labels group
+    attrs = meta["multiscales"][0]
     assert attrs["version"] == "0.4"
     assert [(a["name"], a["unit"]) for a in attrs["axes"]] == [
         ("z", "nanometer"),
         ("y", "nanometer"),
         ("x", "nanometer"),
     ]
-    assert json.loads((path / "0" / ".zarray").read_text())["dimension_separator"] == "/"
+    level = attrs["datasets"][0]["path"]
+    zarray = json.loads((path / "labels" / "labels" / level / ".zarray").read_text())
+    assert zarray["dimension_separator"] == "/"
     with pytest.raises(InputError, match="exists"):
         write_ome_zarr(path, labels, scale=(50, 4, 4))
     write_ome_zarr(path, labels[:1], scale=(0.05, 0.004, 0.004), unit="um", overwrite=True)
@@ -394,6 +399,22 @@ def test_ome_zarr_round_trip_metadata_and_overwrite_refusal(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["seg.zarr"]  # no temporary left
     with pytest.raises(InputError, match="unit"):
         write_ome_zarr(tmp_path / "other.zarr", labels, scale=(1, 1, 1), unit="pixel")
+
+
+def test_ome_zarr_holds_the_image_and_a_label_pyramid_that_napari_reads_whole(tmp_path):
+    from napari_emseg._reader import read_layers
+
+    labels = np.zeros((2, 600, 520), np.uint16)
+    labels[:, 100:400, 50:300] = 9
+    image = np.random.default_rng(0).integers(0, 255, labels.shape).astype(np.uint8)
+    path = write_ome_zarr(tmp_path / "seg.ome.zarr", labels, scale=(50, 4, 4), image=image)
+    np.testing.assert_array_equal(read_volume(path).data, image)  # the root is the image
+    np.testing.assert_array_equal(read_volume(f"{path}:labels/labels").data, labels)
+    (img, img_kw, img_kind), (lab, lab_kw, lab_kind) = read_layers(str(path))
+    assert (img_kind, lab_kind) == ("image", "labels") and img_kw["multiscale"]
+    assert [level.shape for level in lab] == [(2, 600, 520), (2, 300, 260)]  # y, x halve
+    assert lab_kw["scale"] == (50.0, 4.0, 4.0)
+    np.testing.assert_array_equal(np.asarray(lab[1]), labels[:, ::2, ::2])  # nearest: ids kept
 
 
 def test_slices_the_user_corrected_are_not_listed_as_suspicious():

@@ -175,7 +175,8 @@ def test_export_tiff_csv_and_ome_zarr(proofread, tmp_path):
     rows = written[1].read_text().splitlines()
     assert rows[0].startswith("id,voxels") and len(rows) == len(np.unique(labels.data))
     zarr_path = widget.export_zarr(tmp_path / "proofread.ome.zarr")
-    back = read_volume(zarr_path, as_labels=True)
+    back = read_volume(f"{zarr_path}:labels/{labels.name}", as_labels=True)
+    np.testing.assert_array_equal(read_volume(zarr_path).data, stack.image)  # with its image
     np.testing.assert_array_equal(back.data, labels.data)
     assert back.scale == pytest.approx(stack.scale)
     assert widget.export_zarr(tmp_path / "proofread.ome.zarr") is None  # no silent overwrite

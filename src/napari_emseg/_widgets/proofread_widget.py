@@ -552,7 +552,13 @@ class ProofreadWidget(DockWidget):
             return None
         scale = tuple(float(s) for s in layer.scale)[-3:]
         try:
-            written = write_ome_zarr(path, data, scale=scale, overwrite=overwrite)
+            image = self.image_layer.value
+            image = stack_of(image) if image is not None else None
+            if image is not None and image.shape != data.shape:
+                image = None  # not the image these labels belong to
+            written = write_ome_zarr(
+                path, data, scale=scale, image=image, name=layer.name, overwrite=overwrite
+            )
         except (InputError, OSError) as err:
             self._set_status(f"export failed: {' '.join(str(err).split())}")
             return None

@@ -59,6 +59,11 @@ def _read_open(root: Any, path: Path, inner: str | None, lazy: bool) -> RawRead:
     array_path = key
     if auto:
         multiscale = _ome_multiscale(node.attrs)
+        label_names = _label_names(node)
+        if multiscale is None and label_names:  # labels without their image: read the first
+            key = f"{key}/labels/{label_names[0]}".strip("/")
+            node = node["labels"][label_names[0]]
+            multiscale = _ome_multiscale(node.attrs)
         if multiscale is not None:
             sub, scale = multiscale
         else:
@@ -88,6 +93,48 @@ def _read_open(root: Any, path: Path, inner: str | None, lazy: bool) -> RawRead:
         names=path_words(array_path),
         name=layer_name(path, array_path, not key),
     )
+
+
+def _label_names(group: Any) -> list[str]:
+    """The NGFF image-labels an OME-Zarr image lists in its ``labels`` group."""
+    try:
+        names = dict(group["labels"].attrs).get("labels") or []
+    except Exception:  # no labels group: an ordinary store
+        return []
+    return [str(n) for n in names if isinstance(n, str)]
+
+
+def ome_pyramids(path: Path) -> list[tuple[str, bool, list[Any], tuple[float, ...] | None]]:
+    """Every multiscale image of an OME-Zarr store and its labels, for napari: (name, is
+    labels, the levels from full resolution down, voxel size in nm or None). Empty when the
+    store is not OME-Zarr."""
+    import zarr
+
+    try:
+        root = zarr.open(str(path), mode="r")
+    except Exception:
+        return []
+    if isinstance(root, zarr.Array):
+        return []
+    found = []
+    try:
+        named = [(path.name.split(".")[0], False, root)]
+        named += [(n, True, root["labels"][n]) for n in _label_names(root)]
+        for name, is_labels, group in named:
+            attrs = dict(group.attrs)
+            multiscale = _ome_multiscale(attrs)
+            if multiscale is None:
+                continue
+            meta = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+            levels = [group[d["path"]] for d in meta[0]["datasets"]]
+            for level in levels:  # decode one chunk of each now: damage is found here
+                level[(0,) * level.ndim]
+            if len({level.ndim for level in levels}) != 1:
+                return []
+            found.append((name, is_labels, levels, multiscale[1]))
+    except Exception:  # damaged or unusual: the single-array reader explains what is wrong
+        return []
+    return found
 
 
 def _zarr_arrays(group: Any, prefix: str = "") -> list[tuple[str, tuple[int, ...]]]:

@@ -18,14 +18,7 @@ import numpy as np
 
 from napari_emseg.io import InputError
 from napari_emseg.io.atomic import atomic_write
-from napari_emseg.io.ome_zarr import (
-    check_zarr_output,
-    create_image,
-    multiscales,
-    ome_unit,
-    partial_path,
-    replace_folder,
-)
+from napari_emseg.io.ome_zarr import check_zarr_output, ome_unit, partial_path, replace_folder
 from napari_emseg.io.volume import short_error
 from napari_emseg.io.write_checks import check_output_path, check_scale, labels_for_tiff
 from napari_emseg.proofreading.edits import object_table
@@ -112,13 +105,18 @@ def write_ome_zarr(
     *,
     scale: Sequence[float],
     unit: str = "nanometer",
+    image: np.ndarray | None = None,
+    name: str = "labels",
     overwrite: bool = False,
     chunks: tuple[int, int, int] = (1, 256, 256),
 ) -> Path:
-    """Write labels as an OME-Zarr 0.4 image (one resolution level, axes z/y/x with units).
+    """Write labels as an OME-NGFF 0.4 image-label, with a multiscale pyramid, via ome-zarr-py.
 
-    The store is Zarr format 2 (what OME-NGFF 0.4 readers such as Fiji's expect), Blosc-zstd
-    compressed, with ``/``-separated chunk keys; ids are uint16, or uint32 above 65535.
+    The labels go to ``labels/<name>`` (an NGFF ``image-label``, nearest-neighbour levels
+    halving y and x until they are under 256 pixels); ``image``, when given, is the EM image
+    they belong to, written at the root with its own pyramid, as NGFF readers (napari, Fiji,
+    neuroglancer) expect. The store is Zarr format 2 with ``/``-separated chunk keys; ids are
+    uint16, or uint32 above 65535.
 
     Parameters
     ----------
@@ -129,6 +127,10 @@ def write_ome_zarr(
         Voxel size (z, y, x) in ``unit``.
     unit : str
         Length unit of ``scale`` (``"nanometer"``, ``"nm"``, ``"micrometer"``, ``"um"``...).
+    image : ndarray, shape (Z, Y, X), optional
+        The image the labels segment.
+    name : str
+        The label image's name under ``labels/``.
     chunks : (int, int, int)
         Chunk shape; clipped to the array shape.
 
@@ -141,30 +143,40 @@ def write_ome_zarr(
     ------
     InputError
         The folder exists (and not ``overwrite``), the parent is missing or read-only, the
-        unit is unknown or the ids do not fit uint32.
+        unit is unknown, the image does not match the labels or the ids do not fit uint32.
 
     Examples
     --------
     >>> labels = np.zeros((2, 64, 64), np.uint32); labels[:, 8:20, 8:20] = 3
     >>> out = write_ome_zarr("seg.ome.zarr", labels, scale=(50, 4, 4))  # doctest: +SKIP
-    >>> read_volume(out, as_labels=True).scale  # doctest: +SKIP
+    >>> read_volume(f"{out}:labels/labels", as_labels=True).scale  # doctest: +SKIP
     (50.0, 4.0, 4.0)
     """
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image, write_labels
+
     out = check_zarr_output(path, overwrite)
     data = labels_for_tiff(labels)  # same checks and dtype choice as the TIFF export
     sizes = check_scale(scale)
     unit_name = _ome_unit(unit)
+    if image is not None and np.shape(image) != data.shape:
+        raise InputError(f"image shape {np.shape(image)} and labels {data.shape} differ")
     chunk_shape = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, data.shape, strict=True))
+    common = {
+        "axes": "zyx",
+        "fmt": FormatV04(),
+        "scale_factors": pyramid_factors(data.shape),
+        "scale": dict(zip("zyx", sizes, strict=True)),
+        "axes_units": dict.fromkeys("zyx", unit_name),
+        "storage_options": {"chunks": chunk_shape},
+    }
     tmp = partial_path(out)
     try:
-        array = create_image(
-            tmp,
-            shape=data.shape,
-            dtype=data.dtype,
-            chunks=chunk_shape,
-            attrs=multiscales(out.name, sizes, unit_name),
-        )
-        array[...] = data
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        if image is not None:
+            write_image(np.asarray(image), root, **common)
+        write_labels(data, root, name=name, scaler=None, **common)
         replace_folder(tmp, out)
     except OSError as exc:
         raise InputError(
@@ -174,3 +186,21 @@ def write_ome_zarr(
         with suppress(OSError):
             shutil.rmtree(tmp)  # only left over when writing failed
     return out
+
+
+def pyramid_factors(shape: tuple[int, ...], *, smallest: int = 256) -> list[dict[str, int]]:
+    """Downsampling of each pyramid level below full resolution: y and x halve, z stays
+    (EM sections are thick), until the plane is under ``smallest`` pixels.
+
+    Examples
+    --------
+    >>> pyramid_factors((30, 1024, 1024))
+    [{'z': 1, 'y': 2, 'x': 2}, {'z': 1, 'y': 4, 'x': 4}]
+    >>> pyramid_factors((3, 100, 100))
+    []
+    """
+    factors, factor = [], 2
+    while max(shape[-2:]) // factor >= smallest:
+        factors.append({"z": 1, "y": factor, "x": factor})
+        factor *= 2
+    return factors
