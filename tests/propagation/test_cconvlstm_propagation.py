@@ -163,7 +163,7 @@ def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, 
     tifffile.imwrite(image, stack.image)
     tifffile.imwrite(ids, stack.labels.astype(np.uint32))
     config = PropagationTrainConfig(
-        data={"synthetic": f"{image},{ids},8"},
+        data={"tiny": f"{image},{ids},8"},
         out=str(tmp_path / "run"),
         width=4,
         levels=2,
@@ -200,3 +200,35 @@ def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, 
         {**config.__dict__, "steps": 6, "resume": str(tmp_path / "run" / "last.pt")}
     )
     assert train_propagation(resumed)["steps"] == 6
+
+
+def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(tmp_path):
+    from napari_emseg.training.sequence_data import synthetic_stacks
+
+    first, again = (
+        synthetic_stacks(1, seed=s, membrane_model="ridge", pixel_nm=8.0)[0] for s in (1, 2)
+    )
+    assert first.ids.shape == (24, 128, 128) and not np.array_equal(first.image, again.image)
+    config = PropagationTrainConfig(
+        data={"synthetic": "1"},
+        out=str(tmp_path / "run"),
+        width=4,
+        levels=2,
+        hidden=4,
+        membrane_model="ridge",
+        length=3,
+        crop=32,
+        max_objects=3,
+        batch_size=2,
+        steps=4,
+        val_every=2,
+        val_sequences=2,
+        schedule="steps",
+        time_budget_min=5.0,
+        device="cpu",
+    )
+    assert train_propagation(config)["steps"] == 4
+    resumed = PropagationTrainConfig.from_dict(
+        {**config.__dict__, "steps": 6, "resume": str(tmp_path / "run" / "last.pt")}
+    )
+    assert train_propagation(resumed)["steps"] == 6  # resumed from the checkpoint step

@@ -99,6 +99,9 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
         artefact_prob=args.artefacts,
         val_every=args.val_every,
         time_budget_min=args.time_budget_min,
+        schedule=args.schedule,
+        pretrain_fraction=args.pretrain_fraction,
+        synthetic_mix=args.synthetic_mix,
         device=args.device,
         threads=args.threads,
         seed=args.seed,
@@ -112,8 +115,8 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
 
 
 def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
-    from napari_emseg.inference.devices import DEVICE_CHOICES
     from napari_emseg.models.cards import PROPAGATION_VARIANTS
+    from napari_emseg.pipeline import DEVICE_CHOICES
 
     p = kinds.add_parser(
         "propagation",
@@ -129,7 +132,8 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
         required=True,
         metavar="NAME=FOLDER",
         help="sources, e.g. isbi2012=../shared/data/isbi2012 "
-        "gala-train=../shared/data/gala_fibsem_medulla, or NAME=IMAGE.tif,IDS.tif,PIXEL_NM",
+        "gala-train=../shared/data/gala_fibsem_medulla synthetic=4 (N fresh generated "
+        "stacks), or NAME=IMAGE.tif,IDS.tif,PIXEL_NM",
     )
     p.add_argument("--variant", default="stc", choices=PROPAGATION_VARIANTS)
     p.add_argument("--width", type=int, default=8, help="channels of the finest encoder level")
@@ -164,6 +168,25 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
     )
     p.add_argument("--val-every", type=int, default=250, help="steps between validations")
     p.add_argument("--time-budget-min", type=float, default=None, help="stop after N minutes")
+    p.add_argument(
+        "--schedule",
+        choices=("time", "steps"),
+        default="time",
+        help="learning-rate decay over the time budget, or over --steps (a resumable campaign "
+        "of short runs: the budget then only stops each run)",
+    )
+    p.add_argument(
+        "--pretrain-fraction",
+        type=float,
+        default=0.2,
+        help="share of the steps on synthetic sequences only (with synthetic=N in --data)",
+    )
+    p.add_argument(
+        "--synthetic-mix",
+        type=float,
+        default=0.2,
+        help="share of synthetic batches after pretraining",
+    )
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
@@ -175,8 +198,8 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
 
 def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     """Add ``train membrane`` and ``train propagation``; returns the ``train`` parser."""
-    from napari_emseg.inference.devices import DEVICE_CHOICES
     from napari_emseg.models import ARCHITECTURE_CLASSES
+    from napari_emseg.pipeline import DEVICE_CHOICES
 
     train = subparsers.add_parser("train", help="train a network (membrane, propagation)")
     kinds = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")

@@ -8,22 +8,32 @@ from skimage.segmentation import relabel_sequential, watershed
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 
 
+# The defaults, in nm: chosen on ISBI 2012 slices 20-22 (4 nm pixels) as 6 px of h, 200 px of
+# minimum area and 1 px of smoothing; in nm they give other pixel sizes the same physical cells.
+H_NM = 24.0
+MIN_AREA_NM2 = 3200.0
+SMOOTHING_NM = 4.0
+DEFAULT_PIXEL_NM = 4.0
+
+
 def watershed_slice(
     membrane: np.ndarray,
     *,
+    pixel_nm: float | None = None,
     threshold: float = 0.6,
-    h: float = 6.0,
-    min_size: int = 200,
-    smoothing: float = 1.0,
+    h: float | None = None,
+    min_size: int | None = None,
+    smoothing: float | None = None,
 ) -> np.ndarray:
     """Label the cells of one 2D membrane map (1 = membrane); dense labels 1..N.
 
     Seeds are the h-maxima of the distance transform of the non-membrane region (one seed per
-    cell body, robust to small bumps in the outline, with ``h`` in pixels); the watershed floods
-    the smoothed membrane map from them, so cells meet on the membrane ridges and every pixel is
-    labelled. Regions smaller than ``min_size`` pixels are merged into their neighbours by
-    flooding again without their seeds. The defaults were chosen on ISBI 2012 slices 20-22 (4 nm
-    pixels) with the ridge model; pixel-sized options scale with the cell size.
+    cell body, robust to small bumps in the outline); the watershed floods the smoothed
+    membrane map from them, so cells meet on the membrane ridges and every pixel is labelled.
+    Regions smaller than the minimum area are merged into their neighbours by flooding again
+    without their seeds. ``h`` (px), ``min_size`` (px) and ``smoothing`` (px) default to
+    :data:`H_NM`, :data:`MIN_AREA_NM2` and :data:`SMOOTHING_NM` at ``pixel_nm`` (default
+    :data:`DEFAULT_PIXEL_NM`, the size the defaults were chosen at).
 
     Examples
     --------
@@ -31,7 +41,13 @@ def watershed_slice(
     >>> labels = watershed_slice(membrane, min_size=10)
     >>> int(labels.max()), int(labels[20, 5] != labels[20, 35])
     (2, 1)
+    >>> pixel_sizes(10.0)  # h, minimum area and smoothing in pixels at 10 nm
+    (2.4, 32, 0.4)
     """
+    default_h, default_min, default_smoothing = pixel_sizes(pixel_nm)
+    h = default_h if h is None else h
+    min_size = default_min if min_size is None else min_size
+    smoothing = default_smoothing if smoothing is None else smoothing
     membrane = np.asarray(membrane, np.float32)
     relief = ndi.gaussian_filter(membrane, smoothing) if smoothing > 0 else membrane
     # Threshold the unsmoothed map: smoothing would erase thin membranes and merge cells.
@@ -51,6 +67,12 @@ def watershed_slice(
             keep = np.where(small[labels], 0, labels)
             labels = watershed(relief, keep)
     return relabel_sequential(labels.astype(np.uint32))[0]
+
+
+def pixel_sizes(pixel_nm: float | None) -> tuple[float, int, float]:
+    """The watershed's h, minimum area and smoothing in pixels of ``pixel_nm``."""
+    pixel = float(pixel_nm or DEFAULT_PIXEL_NM)
+    return H_NM / pixel, int(round(MIN_AREA_NM2 / pixel**2)), SMOOTHING_NM / pixel
 
 
 def watershed_stack(
