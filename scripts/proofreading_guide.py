@@ -28,13 +28,12 @@ def main() -> None:
     viewer = napari.Viewer(title="napari-emseg proofreading")
     viewer.window._qt_window.resize(1600, 1000)
     (image,) = viewer.open(args.image, plugin="napari-emseg")
-    dock, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
     segmenter.image_layer.value = image
     segmenter.segment()
     settle(segmenter)
     labels = segmenter.labels_layer.value
     ref = int(segmenter.ref_slice.value)
-    viewer.window.remove_dock_widget(dock)  # room for the Proofread widget
     _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
     proofread.labels_layer.value = labels
     proofread.image_layer.value = image

@@ -97,3 +97,24 @@ def test_devices_are_checked_with_one_line_errors():
     if not __import__("torch").cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
             pipeline.resolve_device("cuda:0")
+
+
+def test_segment_starts_isotropic_volumes_with_3d_agglomeration(monkeypatch):
+    membrane = np.zeros((6, 40, 40), np.float32)
+    membrane[:, :, 19:21] = 1.0  # one membrane plane: two cells through the whole stack
+    labels = pipeline.agglomerate(membrane, voxel_size=(10.0, 10.0, 10.0))
+    assert labels.dtype == np.uint32 and len(np.unique(labels)) == 2
+    assert labels[0, 5, 5] == labels[5, 5, 5] != labels[0, 5, 35]  # one 3D id per cell
+
+    calls = []
+    monkeypatch.setattr(pipeline, "agglomerate", lambda m, **kw: calls.append(kw) or m > 2)
+    image = (255 * (1 - membrane)).astype(np.uint8)
+    pipeline.segment(image, model="ridge", voxel_size=(10, 10, 10))
+    assert len(calls) == 1  # auto: isotropic voxels are agglomerated
+    pipeline.segment(image, model="ridge", voxel_size=(50, 4, 4), propagation="watershed")
+    pipeline.segment(image, model="ridge", voxel_size=(10, 10, 10), propagation="watershed")
+    assert len(calls) == 1  # thick sections, or a propagator asked for: one slice, propagated
+    pipeline.segment(image, model="ridge", start="agglomeration", propagation="watershed")
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="unknown start"):
+        pipeline.segment(image, model="ridge", start="magic")

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Segmentation",
     "Volume",
+    "adapt",
     "default_method",
     "evaluate",
     "list_methods",

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 VoxelSize = tuple[float, float, float]
 NO_PROPAGATION = "none"
+# How segment makes its first labels: "agglomeration" of 3D supervoxels of the membrane map
+# (near-isotropic voxels, e.g. FIB-SEM), or a 2D "watershed" of one slice propagated through z
+# (thick sections); "auto" picks by the voxel size, or by the map's own anisotropy.
+STARTS = ("auto", "agglomeration", "watershed")
+# Chosen on the gala FIB-SEM train block (docs/accuracy.md): supervoxels of the map smoothed by
+# 1 px, merged across faces whose mean membrane value is below 0.8.
+AGGLOMERATION_THRESHOLD = 0.8
+AGGLOMERATION_SIGMA = 1.0
 # The membrane networks and ISBI 2012 are 4 nm ssTEM: the size assumed when a file gives none.
 ASSUMED_PIXEL_NM = 4.0
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
@@ -213,6 +221,7 @@ def segment(
     voxel_size: VoxelSize | None = None,
     ref_slice: int | None = None,
     propagation: str | None = None,
+    start: str = "auto",
     value_range: tuple[float, float] | None = None,
     propagation_options: dict | None = None,
     progress: ProgressCallback | None = None,
@@ -220,10 +229,13 @@ def segment(
 ) -> Segmentation:
     """Membrane map and 3D instance labels of an EM stack.
 
-    A 2D watershed labels the reference slice (the middle slice by default) and the chosen
-    propagator carries its objects through z, so ids are consistent in 3D. With
+    ``start="watershed"``: a 2D watershed labels the reference slice (the middle slice by
+    default) and the chosen propagator carries its objects through z, so ids are consistent
+    in 3D; the default propagator is :func:`default_method` ``(automatic=True)``.
+    ``start="agglomeration"``: 3D supervoxels of the membrane map merged across faint faces
+    (ids consistent in 3D at once; no propagation). ``"auto"`` (the default) agglomerates
+    near-isotropic volumes and propagates through thick sections (:data:`STARTS`). With
     ``propagation="none"`` every slice is segmented on its own (ids unique, not linked in z).
-    The default propagator is :func:`default_method` ``(automatic=True)``.
     ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
     percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
     ``propagation_options`` go to the propagator on top of those :func:`method_options` derives.
@@ -245,12 +257,13 @@ def segment(
         raise ValueError(f"expected a non-empty (Z, Y, X) stack, got shape {array.shape}")
     if value_range is None:
         check_has_content(array)
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; choose one of: {', '.join(STARTS)}")
     depth = array.shape[0]
     ref = depth // 2 if ref_slice is None else int(ref_slice)
     if propagation != NO_PROPAGATION and not 0 <= ref < depth:
         raise ValueError(f"reference slice {ref} is outside 0..{depth - 1}")
     method = propagation or default_method(automatic=True)
-    options = {} if method == NO_PROPAGATION else method_options(method, voxel)
     device = resolve_device(device) if _needs_network(model, method) else "cpu"
     from napari_emseg.inference.membrane import predict_membrane as predict
 
@@ -262,13 +275,22 @@ def segment(
         progress=stage_progress(progress, 0.0, 0.5, "membrane"),
         cancel=cancel,
     )
+    pixel = None if voxel is None else voxel[-1]
     if method == NO_PROPAGATION:
         labels = watershed_stack(
-            membrane, progress=stage_progress(progress, 0.5, 1.0, "watershed"), cancel=cancel
+            membrane,
+            pixel_nm=pixel,
+            progress=stage_progress(progress, 0.5, 1.0, "watershed"),
+            cancel=cancel,
         )
         return Segmentation(membrane, labels, None)
+    # Under "auto", a propagator the caller chose means a start from one slice.
+    chosen = "watershed" if start == "auto" and propagation is not None else start
+    if _starts_with_agglomeration(chosen, voxel, membrane):
+        return Segmentation(membrane, agglomerate(membrane, voxel_size=voxel), ref)
+    options = method_options(method, voxel)
     labels = np.zeros(array.shape, np.uint32)
-    labels[ref] = watershed_slice(membrane[ref])
+    labels[ref] = watershed_slice(membrane[ref], pixel_nm=pixel)
     from napari_emseg.propagation import propagate as run_propagation
 
     labels = run_propagation(
@@ -280,9 +302,35 @@ def segment(
         device=device,
         progress=stage_progress(progress, 0.5, 1.0, "propagation"),
         cancel=cancel,
+        voxel_size=voxel,
         **{**options, **(propagation_options or {})},
     )
     return Segmentation(membrane, labels, ref)
+
+
+def _starts_with_agglomeration(start: str, voxel: VoxelSize | None, membrane: np.ndarray) -> bool:
+    from napari_emseg.propagation.supervoxels import is_anisotropic
+
+    if start != "auto":
+        return start == "agglomeration"
+    return membrane.shape[0] > 1 and not is_anisotropic(voxel, membrane)
+
+
+def agglomerate(membrane: np.ndarray, *, voxel_size: VoxelSize | None = None) -> np.ndarray:
+    """3D labels from a membrane map alone: supervoxels merged across faint faces (uint32,
+    consecutive ids), with the thresholds chosen on training data."""
+    from skimage.segmentation import relabel_sequential
+
+    from napari_emseg.propagation.supervoxels import membrane_supervoxels
+
+    supervoxels = membrane_supervoxels(
+        membrane,
+        threshold=AGGLOMERATION_THRESHOLD,
+        sigma=AGGLOMERATION_SIGMA,
+        voxel_size=voxel_size,
+        per_slice=False,
+    )
+    return relabel_sequential(supervoxels)[0].astype(np.uint32)
 
 
 def _needs_network(model: str | None, method: str | None) -> bool:
@@ -340,6 +388,7 @@ def propagate(
         device=_device_for(model, method, membrane, device),
         progress=progress,
         cancel=cancel,
+        voxel_size=voxel,
         **options,
     )
 
@@ -386,9 +435,55 @@ def repropagate(
         method=method,
         model=model,
         device=_device_for(model, method, membrane, device),
-        method_options=method_options(method, voxel, variant=variant, weights=weights),
+        method_options={
+            **method_options(method, voxel, variant=variant, weights=weights),
+            "voxel_size": voxel,
+        },
         progress=progress,
         cancel=cancel,
+    )
+
+
+def adapt(
+    image: Any,
+    labels: np.ndarray,
+    ref_slices: int | Iterable[int],
+    *,
+    out: str,
+    model: str | None = None,
+    device: str = "auto",
+    voxel_size: VoxelSize | None = None,
+    steps: int | None = None,
+    time_budget_s: float | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Any:
+    """Fine-tune the membrane network on corrected reference slices; returns the new model
+    card (a ``.json`` with its sha256-checked weights beside it), usable as ``model=`` anywhere.
+
+    ``steps`` and ``time_budget_s`` default to :mod:`napari_emseg.training.adapt`'s (a few
+    hundred steps, at most 60 s on two CPU cores).
+    """
+    from napari_emseg.training import adapt as adaptation
+
+    array, voxel = _unpack(image, voxel_size)
+    refs = [int(ref_slices)] if np.isscalar(ref_slices) else [int(z) for z in ref_slices]
+    budget = {"steps": steps} if steps is not None else {}
+    if time_budget_s is not None:
+        budget["time_budget_s"] = time_budget_s
+    return adaptation.adapt(
+        array,
+        np.asarray(labels),
+        refs,
+        out=out,
+        model=model or adaptation.DEFAULT_BASE_MODEL,
+        device=resolve_device(device),
+        pixel_nm=None if voxel is None else voxel[-1],
+        overwrite=overwrite,
+        progress=progress,
+        cancel=cancel,
+        **budget,
     )
 
 

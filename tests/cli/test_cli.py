@@ -217,3 +217,53 @@ def test_learned_propagator_options_need_the_learned_method(isbi_crop, segmented
     args += ["-o", str(tmp_path / "x.tif"), "--variant", "st"]
     assert main(args) == 2
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_version_and_defaults_in_every_help(capsys):
+    from napari_emseg import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and __version__ in capsys.readouterr().out
+    for command in ("segment", "predict-membrane", "propagate", "sample"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: auto" in text or "(default auto" in text or command == "sample"
+        assert "--voxel-size" in text or command in ("sample",)
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "(default: 0)" in " ".join(capsys.readouterr().out.split())  # --seed
+
+
+@pytest.mark.parametrize(("values", "message"), [(np.nan, "no finite values"), (7.0, "constant")])
+def test_an_image_with_nothing_to_segment_is_refused(tmp_path, capsys, values, message):
+    path, out = tmp_path / "blank.tif", tmp_path / "labels.tif"
+    tifffile.imwrite(path, np.full((3, 32, 32), values, np.float32), metadata={"axes": "ZYX"})
+    assert main(["segment", str(path), "-o", str(out), "--model", "ridge"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_a_given_voxel_size_reaches_the_output_and_the_engine(isbi_crop, tmp_path):
+    out = tmp_path / "labels.tif"
+    args = ["segment", str(isbi_crop), "-o", str(out), "--model", "ridge", "--quiet"]
+    assert main([*args, "--voxel-size", "40", "8", "8", "--propagation", "watershed"]) == 0
+    assert read_volume(out).scale == pytest.approx((40.0, 8.0, 8.0))
+    assert main([*args, "--voxel-size", "40", "0", "8", "--overwrite"]) == 2
+
+
+def test_progress_without_a_terminal_is_one_line_every_few_seconds(monkeypatch, capsys):
+    from napari_emseg.cli import commands
+
+    clock = iter([100.0, 101.0, 106.0, 107.0, 108.0])
+    monkeypatch.setattr(commands.time, "monotonic", lambda: next(clock))
+    show = commands._progress_printer(quiet=False)  # stderr is captured: not a terminal
+    for done in range(5):
+        show(done, 4, f"slice {done}")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "  0% (0/4) slice 0",
+        " 50% (2/4) slice 2",
+        "100% (4/4) slice 4",  # the last line always
+    ]

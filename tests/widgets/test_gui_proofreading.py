@@ -238,3 +238,28 @@ def test_segment_widget_propagation_keeps_locked_objects_and_hand_edits(proofrea
     assert (after != data).any()  # the propagation did change the unprotected objects
     assert "hand-edited slices kept: [4]" in segmenter.status.value
     assert 2 in widget.session.reference_slices  # one session for both widgets
+
+
+def test_adapt_to_corrections_saves_a_checked_model_that_later_runs_use(
+    proofread, qtbot, tmp_path, monkeypatch
+):
+    from napari_emseg.inference.loading import load_network
+    from napari_emseg.models.cards import get_card
+
+    viewer, widget, labels, _ = proofread
+    monkeypatch.setattr(
+        "napari_emseg._widgets.proofread_widget.adapted_card_path",
+        lambda _layer: tmp_path / "em-adapted.json",
+    )
+    session = widget.viewer_session
+    session.model, session.adapt_steps = "unet-w0.1875-isbi", 2  # a quick base, two steps
+    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    viewer.dims.set_current_step(0, 3)
+    widget.buttons["adapt"].native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    card = tmp_path / "em-adapted.json"
+    assert card.is_file() and "adapted to slices [3]" in widget.status.value
+    load_network(get_card(card))  # sha256-checked weights that load
+    assert session.model == str(card) and segmenter.model.value == str(card)
+    membrane = viewer.layers["em membrane"].data
+    assert membrane.shape == labels.data.shape and membrane.dtype == np.float32

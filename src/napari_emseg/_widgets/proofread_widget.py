@@ -33,6 +33,18 @@ from napari_emseg.proofreading import (
 )
 
 SEED_LAYER = "split seeds"
+
+
+def adapted_card_path(image_layer) -> Path:
+    """Where Adapt saves its model card: beside the image's file, else in the user's cache."""
+    import time
+
+    source = getattr(getattr(image_layer, "source", None), "path", None)
+    folder = Path(source).parent if source else Path.home() / ".cache" / "napari-emseg" / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{image_layer.name}-adapted-{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+
 MARK_LAYER = "suspicious object"
 
 
@@ -65,6 +77,7 @@ class ProofreadWidget(DockWidget):
                 ("reference", "Add reference (current z)"),
                 ("repropagate", "Repropagate edited"),
                 ("repropagate_one", "Repropagate object"),
+                ("adapt", "Adapt to corrections"),
                 ("find", "Find suspicious"),
                 ("next", "Next suspicious"),
                 ("export", "TIFF + CSV..."),
@@ -103,6 +116,7 @@ class ProofreadWidget(DockWidget):
                 self.z_last,
                 row(b["repropagate"]),
                 row(b["repropagate_one"]),
+                row(b["adapt"]),
                 row(b["find"]),
                 row(b["next"]),
                 row(b["export"], b["export_zarr"]),
@@ -127,6 +141,7 @@ class ProofreadWidget(DockWidget):
             "reference": self.add_reference,
             "repropagate": self.repropagate_edited,
             "repropagate_one": self.repropagate_selected,
+            "adapt": self.adapt_to_corrections,
             "find": self.find_suspicious,
             "next": self.next_suspicious,
             "export": self._export_clicked,
@@ -403,6 +418,43 @@ class ProofreadWidget(DockWidget):
             )
 
         if not self._start_job("repropagate", job, done, lambda: self._set_running(False)):
+            return False
+        self._set_running(True)
+        return True
+
+    def adapt_to_corrections(self) -> bool:
+        """Fine-tune the membrane network on the reference slices; later runs use it."""
+        layer, data = self._layer_and_data()
+        image_layer = self.image_layer.value
+        if layer is None or image_layer is None or stack_of(image_layer).shape != data.shape:
+            self._set_status("choose the image and its labels (same shape) first")
+            return False
+        if not self.session.reference_slices:
+            self.add_reference()
+        references = sorted(self.session.reference_slices)
+        out = adapted_card_path(image_layer)
+        job = self.viewer_session.adapt_job(image_layer, np.array(data), references, out)
+
+        def done(result) -> None:
+            card, membrane = result
+            self.viewer_session.use_model(card)
+            name = f"{image_layer.name} membrane"
+            found = [lay for lay in self.viewer.layers if lay.name == name]
+            if found:
+                found[0].data = membrane
+                self.viewer_session.remember_membrane(image_layer, found[0])
+            else:
+                added = self.viewer.add_image(
+                    membrane, name=name, colormap="magma", blending="additive", opacity=0.4,
+                    visible=False, contrast_limits=(0.0, 1.0), **same_space_as(image_layer),
+                )  # fmt: skip
+                self.viewer_session.remember_membrane(image_layer, added)
+            self.viewer.layers.selection.active = layer
+            self._set_status(
+                f"adapted to slices {references}: saved {card}; Repropagate and Segment use it"
+            )
+
+        if not self._start_job("adapt", job, done, lambda: self._set_running(False)):
             return False
         self._set_running(True)
         return True

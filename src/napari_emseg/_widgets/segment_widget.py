@@ -84,6 +84,7 @@ class SegmentWidget(DockWidget):
         self.device.changed.connect(lambda name: setattr(self.session, "device", name))
         self.labels_layer.changed.connect(self._update_ref_range)
         self.session.references_changed.connect(self._show_references)
+        self.session.choice_changed.connect(self._show_choice)
         self.labels_layer.changed.connect(self._watch_labels)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
@@ -103,6 +104,12 @@ class SegmentWidget(DockWidget):
         depth = layer.data.shape[0] if layer is not None and layer.data.ndim == 3 else 1
         self.ref_slice.max = max(depth - 1, 0)
         self._show_references(layer)
+
+    def _show_choice(self) -> None:
+        """An adapted model (from Proofread's Adapt) joins the choices and becomes the one used."""
+        self.model.choices = [*pipeline.list_models(), *self.session.user_models]
+        self.model.value = self.session.model
+        self.device.value = self.session.device
 
     def _show_references(self, layer=None) -> None:
         """The reference slice shown is the layer's latest one, whichever widget set it."""

@@ -18,6 +18,7 @@ from napari.layers import Image, Labels
 from psygnal import Signal
 
 from napari_emseg import pipeline
+from napari_emseg._progress import stage_progress
 from napari_emseg._widgets.autosave import Autosaver
 from napari_emseg.proofreading import ProofreadingSession
 
@@ -76,6 +77,8 @@ class ViewerSession:
         self._membranes: WeakKeyDictionary[Image, Image] = WeakKeyDictionary()
         self.autosaver = Autosaver()
         self._proofread = None
+        self.user_models: list[str] = []  # cards made by Adapt in this session
+        self.adapt_steps: int | None = None  # None: adapt's own default
 
     @property
     def proofread_widget(self):
@@ -208,6 +211,44 @@ class ViewerSession:
             )
 
         return job
+
+    def adapt_job(self, image: Image, labels: np.ndarray, references: list[int], out):
+        """Fine-tune the chosen membrane model on the corrected reference slices, save it as a
+        model card at ``out``, and predict the membrane map again with it."""
+        array = np.asarray(image.data[0] if getattr(image, "multiscale", False) else image.data)
+        model, device, voxel = self.model, self.device, self.voxel_size(image)
+        steps = self.adapt_steps
+
+        def job(progress, cancel):
+            card = pipeline.adapt(
+                array,
+                labels,
+                references,
+                out=str(out),
+                model=None if model == pipeline.list_models()[0] else model,
+                device=device,
+                voxel_size=voxel,
+                steps=steps,
+                overwrite=True,  # the widget chose a fresh name
+                progress=stage_progress(progress, 0.0, 0.8, "adapt"),
+                cancel=cancel,
+            )
+            membrane = pipeline.predict_membrane(
+                array,
+                model=str(card),
+                device=device,
+                progress=stage_progress(progress, 0.8, 1.0, "membrane"),
+                cancel=cancel,
+            )
+            return card, membrane
+
+        return job
+
+    def use_model(self, card) -> None:
+        """Make an adapted model the one every later run uses, and list it with the others."""
+        if str(card) not in self.user_models:
+            self.user_models.append(str(card))
+        self.model = str(card)
 
 
 _SESSIONS: WeakKeyDictionary = WeakKeyDictionary()

@@ -29,10 +29,15 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        quiet = (None, False, argparse.SUPPRESS)
-        if "default" in text or action.default in quiet or not action.option_strings:
+        if "default" in text or not _has_default(action):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def _has_default(action: argparse.Action) -> bool:
+    """An option whose default is worth showing (not None, False or suppressed)."""
+    quiet = action.default is None or action.default is False
+    return bool(action.option_strings) and not quiet and action.default != argparse.SUPPRESS
 
 
 def _progress_printer(quiet: bool):
@@ -107,6 +112,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         device=args.device,
         ref_slice=args.ref_slice,
         propagation=args.propagation,
+        start=args.start,
         progress=_progress_printer(args.quiet),
     )
     write_labels_tiff(
@@ -198,13 +204,13 @@ def _summary(out: Path, labels, ref_slice: int | None) -> dict:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from napari_emseg.inference.membrane import predict_membrane
     from napari_emseg.io import write_image_tiff
+    from napari_emseg.pipeline import predict_membrane
 
     out = _check_output(args.output, args.overwrite)
-    volume = _read_image(args.input)
+    volume = _read_image(args.input, args.voxel_size)
     prob = predict_membrane(
-        volume.data, model=args.model, device=args.device, progress=_progress_printer(args.quiet)
+        volume, model=args.model, device=args.device, progress=_progress_printer(args.quiet)
     )
     write_image_tiff(out, prob, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
     return 0
@@ -310,7 +316,13 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from napari_emseg import __version__
-    from napari_emseg.pipeline import DEVICE_CHOICES, default_method, list_methods, list_models
+    from napari_emseg.pipeline import (
+        DEVICE_CHOICES,
+        STARTS,
+        default_method,
+        list_methods,
+        list_models,
+    )
 
     models = list_models()
     methods = list_methods()
@@ -368,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[*methods, "none"],
         help="how ids are carried through z ('none': slices independent; default "
         f"{default_method(automatic=True)}, or watershed for blockwise .zarr output)",
+    )
+    p.add_argument(
+        "--start",
+        default="auto",
+        choices=STARTS,
+        help="first labels: 3D agglomeration of the membrane map, or a 2D watershed of the "
+        "reference slice propagated through z; auto: agglomeration for near-isotropic voxels "
+        "(FIB-SEM), watershed for thick sections",
     )
     blockwise = p.add_argument_group(
         "blockwise (volumes larger than memory; -o must end in .zarr; docs/large-volumes.md)"
@@ -451,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_emseg.cli.train import add_train_parser
 
     add_train_parser(sub)
+    from napari_emseg.cli.adapt import add_adapt_parser
+
+    add_adapt_parser(sub)
+    from napari_emseg.cli.simulate import add_simulate_parser
+
+    add_simulate_parser(sub)
     _show_defaults(parser)
     return parser
 
@@ -462,6 +488,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _show_defaults(child)
+        elif action.help is None and _has_default(action):
+            action.help = "(default: %(default)s)"  # argparse shows no line without help
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -472,23 +500,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 a problem the user can fix)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from napari_emseg import pipeline
     from napari_emseg._progress import Cancelled
     from napari_emseg.blockwise.cluster import ClusterError
-    from napari_emseg.inference.loading import WeightsError
     from napari_emseg.io import InputError, OutputExistsError
 
     warnings.showwarning = _one_line_warning
     try:
         if hasattr(args, "device"):
-            from napari_emseg.inference.devices import resolve_device
-
-            resolve_device(args.device)  # refuse an absent GPU before reading anything
+            pipeline.resolve_device(args.device)  # refuse an absent GPU before reading anything
         if args.command in MODEL_COMMANDS and args.model is not None:
-            from napari_emseg.models.cards import get_card
-
-            get_card(args.model)  # refuse an unknown model before reading anything
+            pipeline.check_model(args.model)  # refuse an unknown model before reading anything
         return args.run(args)
-    except (UsageError, InputError, WeightsError, ValueError, Cancelled, ClusterError) as err:
+    except (UsageError, InputError, ValueError, Cancelled, ClusterError) as err:
         if args.debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__

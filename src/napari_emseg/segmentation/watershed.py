@@ -7,7 +7,6 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 
-
 # The defaults, in nm: chosen on ISBI 2012 slices 20-22 (4 nm pixels) as 6 px of h, 200 px of
 # minimum area and 1 px of smoothing; in nm they give other pixel sizes the same physical cells.
 H_NM = 24.0
