@@ -214,7 +214,7 @@ def test_propagate_with_the_shipped_consistent_convlstm(isbi_crop, segmented, tm
 def test_learned_propagator_options_need_the_learned_method(isbi_crop, segmented, tmp_path):
     labels_path, _ = segmented
     args = ["propagate", str(isbi_crop), "--labels", str(labels_path), "--ref-slice", "1"]
-    args += ["-o", str(tmp_path / "x.tif"), "--variant", "st"]
+    args += ["-o", str(tmp_path / "x.tif"), "--method", "watershed", "--variant", "st"]
     assert main(args) == 2
     assert not (tmp_path / "x.tif").exists()
 

@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=[*methods, "none"],
         help="how ids are carried through z ('none': slices independent; default "
-        f"{default_method(automatic=True)}, or watershed for blockwise .zarr output)",
+        f"{default_method()}, or watershed for blockwise .zarr output)",
     )
     p.add_argument(
         "--start",
