@@ -158,26 +158,21 @@ def test_sampler_masks_follow_the_reference_objects(stack):
     assert (sample.masks.sum(axis=1) <= 1).all()  # objects never overlap
 
 
+def _tiny_config(data: dict, out, **overrides) -> PropagationTrainConfig:
+    """A training run of a few seconds: a tiny network, crops and budget."""
+    values = dict(
+        data=data, out=str(out), width=4, levels=2, hidden=4, membrane_model="ridge",
+        length=3, crop=32, max_objects=3, batch_size=2, steps=4, val_every=2,
+        val_sequences=2, device="cpu",
+    )  # fmt: skip
+    return PropagationTrainConfig(**{**values, **overrides})
+
+
 def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, stack):
     image, ids = tmp_path / "image.tif", tmp_path / "ids.tif"
     tifffile.imwrite(image, stack.image)
     tifffile.imwrite(ids, stack.labels.astype(np.uint32))
-    config = PropagationTrainConfig(
-        data={"tiny": f"{image},{ids},8"},
-        out=str(tmp_path / "run"),
-        width=4,
-        levels=2,
-        hidden=4,
-        membrane_model="ridge",
-        length=3,
-        crop=32,
-        max_objects=3,
-        batch_size=2,
-        steps=4,
-        val_every=2,
-        val_sequences=2,
-        device="cpu",
-    )
+    config = _tiny_config({"tiny": f"{image},{ids},8"}, tmp_path / "run")
     result = train_propagation(config)
     assert result["steps"] == 4
     log = [
@@ -209,23 +204,8 @@ def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(
         synthetic_stacks(1, seed=s, membrane_model="ridge", pixel_nm=8.0)[0] for s in (1, 2)
     )
     assert first.ids.shape == (24, 128, 128) and not np.array_equal(first.image, again.image)
-    config = PropagationTrainConfig(
-        data={"synthetic": "1"},
-        out=str(tmp_path / "run"),
-        width=4,
-        levels=2,
-        hidden=4,
-        membrane_model="ridge",
-        length=3,
-        crop=32,
-        max_objects=3,
-        batch_size=2,
-        steps=4,
-        val_every=2,
-        val_sequences=2,
-        schedule="steps",
-        time_budget_min=5.0,
-        device="cpu",
+    config = _tiny_config(
+        {"synthetic": "1"}, tmp_path / "run", schedule="steps", time_budget_min=5.0
     )
     assert train_propagation(config)["steps"] == 4
     resumed = PropagationTrainConfig.from_dict(
