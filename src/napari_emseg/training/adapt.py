@@ -37,7 +37,7 @@ DEFAULT_LR = 1e-3
 DEFAULT_BATCH = 4
 DEFAULT_CROP = 128
 DEFAULT_BOUNDARY_PX = 5.0  # ISBI 2012 membranes are ~5 px thick at the networks' 4 nm
-# Not the default membrane model: it takes about 4x the FusionNet's steps in the same time, and
+# Not the default membrane model: it takes 4-5x the FusionNet's steps in the same time, and
 # adapted better in 60 s on the gala train block.
 DEFAULT_BASE_MODEL = "unet-w0.1875-isbi"
 WARMUP_STEPS = 10
