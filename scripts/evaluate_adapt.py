@@ -1,7 +1,8 @@
 """Measure adaptation (issue #13): propagation ARE with the shipped vs the adapted membrane map.
 
     .venv/bin/python scripts/evaluate_adapt.py [--split test|train] [--data ../shared/data]
-        [--methods watershed,cconvlstm] [--settings JSON ...] [--seeds 0 ...] [-o table.md]
+        [--datasets gala,isbi] [--methods watershed,cconvlstm] [--settings JSON ...]
+        [--seeds 0 ...] [--propagate-options JSON] [-o table.md]
 
 ``--split train`` (for choosing the settings): the gala FIB-SEM *train* block, reference slice
 25, and ISBI 2012 slices 0-19, reference slice 10. ``--split test`` (held out, for the report):
@@ -11,8 +12,9 @@ The reference slice is the ground truth grown 10 px into its boundary pixels
 predicted once; then, for every ``--settings`` (keyword options of
 :func:`napari_emseg.training.adapt.adapt`, as JSON) and seed, the network is adapted on the
 reference slice alone, the whole block is predicted with the adapted card, and every method
-propagates the reference through it. Rows give the 3D adapted Rand error (ARE, lower is better),
-VOI split / merge, the adaptation's steps and wall seconds.
+propagates the reference through it with ``propagate``'s defaults (plus
+``--propagate-options``). Rows give the 3D adapted Rand error (ARE, lower is better), VOI split /
+merge, the adaptation's steps and wall seconds. Results: docs/adapt.md.
 """
 
 import argparse
