@@ -111,6 +111,12 @@ def test_a_repropagation_that_raises_the_error_is_undone():
     assert kinds[undone - 1] == REPROPAGATE
     assert result.steps[undone - 1].are > result.steps[undone].are == result.steps[undone - 2].are
     replay(start, result, gt)
+    cap = sum(kind != REPROPAGATE for kind in kinds[:undone])  # no edit left for the undo
+    capped = simulate_proofreading(
+        image, gt, start, membrane=membrane, target_are=0.0, max_actions=cap, keep_diffs=True
+    )
+    assert capped.total_actions == cap and capped.steps[-1].kind == REPROPAGATE
+    replay(start, capped, gt)
 
 
 def test_an_error_no_tool_lowers_is_skipped_and_the_loop_ends():

@@ -437,7 +437,8 @@ class _Oracle:
         self._apply(diff)
         self._record(REPROPAGATE, diff, time.perf_counter() - start, None)
         self.session.snapshot_reference(self.labels)
-        if self.table.are() > before:
+        room = sum(self.actions.values()) < self.config["max_actions"]
+        if self.table.are() > before and room:  # at the cap, no edit is left for Ctrl+Z
             start = time.perf_counter()
             self._apply(inverse)
             self._record("undo", inverse, time.perf_counter() - start, None)
@@ -494,7 +495,7 @@ def simulate_proofreading(
     target_are : float
         Stop once the adapted Rand error is at most this.
     max_actions : int
-        Stop after this many edits.
+        Stop after this many edits (an undo is one; at the cap a bad repropagation stays).
     repropagation : bool
         Repropagate after each slice edit (False: a user without the plugin's propagation).
     method, method_options, device : optional
@@ -545,6 +546,7 @@ def simulate_proofreading(
         "method_options": method_options,
         "device": device,
         "keep_diffs": bool(keep_diffs),
+        "max_actions": int(max_actions),
     }
     oracle = _Oracle(image, gt.astype(np.uint32), labels.astype(np.uint32), membrane, refs, config)
     initial = oracle.table.are()
