@@ -83,7 +83,7 @@ def score_methods(
 ) -> dict[str, dict[str, float]]:
     scores = {}
     for method in methods:
-        options = {"image_pixel_nm": dataset.pixel_nm} if method == "cconvlstm" else {}
+        options = {"pixel_nm": dataset.pixel_nm} if method == "cconvlstm" else {}
         options.update(extra)
         out = propagate(
             dataset.image,

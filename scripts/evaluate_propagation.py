@@ -256,7 +256,7 @@ def evaluate(dataset: Dataset, methods: list[str], device: str) -> list[Row]:
         from_ws = ("2D watershed", auto_ref, auto_seconds)
 
     def learned(variant: str) -> dict:
-        return {"variant": variant, "image_pixel_nm": dataset.pixel_nm}
+        return {"variant": variant, "pixel_nm": dataset.pixel_nm}
 
     # row -> (its name, (reference name, reference, seconds to make it), method, options)
     runs = {

@@ -151,7 +151,7 @@ def add_propagations(block: Block, device: str, cache: Path | None, quick: bool)
     labels = np.zeros(block.gt.shape, np.uint32)
     labels[block.ref] = expand_labels(block.gt[block.ref], GROW_REFERENCE)
     for method in METHODS:
-        options = {"image_pixel_nm": block.voxel_size[2]} if method == "cconvlstm" else {}
+        options = {"pixel_nm": block.voxel_size[2]} if method == "cconvlstm" else {}
         print(f"{block.key}: {method}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         out = propagate(
@@ -405,7 +405,7 @@ def write_report(args, blocks, sections, held_rows, seconds, has_waterz) -> None
         f"`{DEFAULT_MEMBRANE_MODEL}` (`predict_membrane(image, model=None)`), once per block.",
         "- **Propagation**: from the ground truth of the reference slice grown "
         f"{GROW_REFERENCE} px into its boundary (`expand_labels`), with `watershed` and "
-        '`cconvlstm` (STC, `image_pixel_nm` 10 on gala, 4 on ISBI), `consistency="none"`. '
+        '`cconvlstm` (STC, `pixel_nm` 10 on gala, 4 on ISBI), `consistency="none"`. '
         "Seconds of the no-vote row: the propagation; of the other rows: supervoxels plus vote "
         "(added to the propagation).",
         "- **Vote**: each supervoxel takes the id most of its labelled voxels have "

@@ -48,10 +48,10 @@ def test_voxel_size_comes_from_the_volume_unless_given():
 
 
 def test_only_the_learned_method_takes_the_pixel_size_and_an_unknown_one_is_said():
-    assert pipeline.method_options("cconvlstm", (40.0, 8.0, 8.0)) == {"image_pixel_nm": 8.0}
-    assert pipeline.method_options("watershed", (40.0, 8.0, 8.0)) == {}
+    assert pipeline.method_options("cconvlstm", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
+    assert pipeline.method_options("watershed", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
     with pytest.warns(pipeline.VoxelSizeWarning, match="assuming 4 nm"):
-        assert pipeline.method_options("cconvlstm", None) == {"image_pixel_nm": 4.0}
+        assert pipeline.method_options("cconvlstm", None) == {"pixel_nm": 4.0}
     with pytest.raises(ValueError, match="cconvlstm method only"):
         pipeline.method_options("watershed", None, variant="stc")
 

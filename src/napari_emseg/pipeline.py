@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
+from napari_emseg._timing import timed
 from napari_emseg.segmentation.normalization import check_has_content
 
 if TYPE_CHECKING:
@@ -160,20 +161,19 @@ def method_options(
     variant: str | None = None,
     weights: str | None = None,
 ) -> dict:
-    """Options a propagation method takes from the data: the learned one's network and pixel size.
+    """Options a propagation method takes from the data: the pixel size its nm sizes are
+    converted with, and the learned method's network.
 
     Examples
     --------
-    >>> method_options("watershed", None)
-    {}
-    >>> method_options("cconvlstm", (50.0, 4.0, 4.0))
-    {'image_pixel_nm': 4.0}
+    >>> method_options("watershed", (10.0, 10.0, 10.0))
+    {'pixel_nm': 10.0}
+    >>> method_options("cconvlstm", (50.0, 4.0, 4.0), variant="st")
+    {'pixel_nm': 4.0, 'variant': 'st'}
     """
-    if method != "cconvlstm":
-        if variant is not None or weights is not None:
-            raise ValueError("a network variant or weights apply to the cconvlstm method only")
-        return {}
-    options: dict[str, Any] = {"image_pixel_nm": _pixel_nm(voxel_size, why="the cconvlstm")}
+    if method != "cconvlstm" and (variant is not None or weights is not None):
+        raise ValueError("a network variant or weights apply to the cconvlstm method only")
+    options: dict[str, Any] = {"pixel_nm": _pixel_nm(voxel_size, why=f"the {method} method")}
     if variant is not None:
         options["variant"] = variant
     if weights is not None:
@@ -203,7 +203,7 @@ def predict_membrane(
     """
     from napari_emseg.inference.membrane import predict_membrane as predict
 
-    array, _ = _unpack(image, voxel_size)
+    array, voxel = _unpack(image, voxel_size)
     if value_range is None:  # a block of a larger volume may be blank; a whole volume not
         check_has_content(array)
     return predict(
@@ -211,6 +211,7 @@ def predict_membrane(
         model=model,
         device=device,
         value_range=value_range,
+        pixel_nm=None if voxel is None else voxel[-1],
         progress=progress,
         cancel=cancel,
     )
@@ -270,15 +271,17 @@ def segment(
     device = resolve_device(device) if _needs_network(model, method) else "cpu"
     from napari_emseg.inference.membrane import predict_membrane as predict
 
-    membrane = predict(
-        array,
-        model=model,
-        device=device,
-        value_range=value_range,
-        progress=stage_progress(progress, 0.0, 0.5, "membrane"),
-        cancel=cancel,
-    )
     pixel = None if voxel is None else voxel[-1]
+    with timed("membrane"):
+        membrane = predict(
+            array,
+            model=model,
+            device=device,
+            value_range=value_range,
+            pixel_nm=pixel,
+            progress=stage_progress(progress, 0.0, 0.5, "membrane"),
+            cancel=cancel,
+        )
     if method == NO_PROPAGATION:
         labels = watershed_stack(
             membrane,
@@ -290,10 +293,12 @@ def segment(
     # Under "auto", a propagator the caller chose means a start from one slice.
     chosen = "watershed" if start == "auto" and propagation is not None else start
     if _starts_with_agglomeration(chosen, voxel, membrane):
-        return Segmentation(membrane, agglomerate(membrane, voxel_size=voxel), ref)
+        with timed("agglomeration"):
+            return Segmentation(membrane, agglomerate(membrane, voxel_size=voxel), ref)
     options = method_options(method, voxel)
     labels = np.zeros(array.shape, np.uint32)
-    labels[ref] = watershed_slice(membrane[ref], pixel_nm=pixel)
+    with timed("reference"):
+        labels[ref] = watershed_slice(membrane[ref], pixel_nm=pixel)
     from napari_emseg.propagation import propagate as run_propagation
 
     labels = run_propagation(

@@ -125,7 +125,11 @@ def test_stitching_recovers_ids_that_every_block_numbered_differently(
     monkeypatch.setattr(pipeline, "segment", _relabel_per_block)
     gt = tiny_stack.labels  # (6, 96, 96); blocks of 4x40x40 leave short blocks at the ends
     result = segment_blockwise(
-        gt.astype(np.uint16), tmp_path / "seg.zarr", block_shape=(4, 40, 40), halo=(1, 6, 6)
+        gt.astype(np.uint16),
+        tmp_path / "seg.zarr",
+        block_shape=(4, 40, 40),
+        halo=(1, 6, 6),
+        start="agglomeration",  # every block on its own: only the stitching links them
     )
     out = _read_labels(result.labels)
     assert result.blocks == 2 * 3 * 3
@@ -219,11 +223,16 @@ def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
     assert volume.nbytes > 1.3 * cap
     del volume
 
-    segment_blockwise(open_volume(tmp_path / "warm.zarr").data, tmp_path / "warm-out.zarr")
+    # The stand-in replaces segment; chained blocks would call the real membrane network.
+    segment_blockwise(
+        open_volume(tmp_path / "warm.zarr").data, tmp_path / "warm-out.zarr", chain=False
+    )
     source = open_volume(tmp_path / "volume.zarr").data
     tracemalloc.start()
     try:
-        result = segment_blockwise(source, tmp_path / "out.zarr", block_shape=block, halo=halo)
+        result = segment_blockwise(
+            source, tmp_path / "out.zarr", block_shape=block, halo=halo, chain=False
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -321,3 +330,47 @@ def test_cli_blockwise_errors_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "pip install 'napari-emseg[dask]'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("block_shape, halo", [((2, 96, 96), (1, 0, 0)), ((4, 96, 96), (2, 0, 0))])
+def test_blocks_that_cut_z_are_chained_like_one_run(tiny_stack, tmp_path, block_shape, halo):
+    """Each layer starts from the slice its neighbour towards the reference labelled."""
+    voxel = (50.0, 4.0, 4.0)  # thick sections: the supervoxel vote works slice by slice
+    whole = pipeline.segment(
+        tiny_stack.image, model="ridge", propagation="watershed", voxel_size=voxel
+    )
+    result = segment_blockwise(
+        tiny_stack.image,
+        tmp_path / "seg.zarr",
+        block_shape=block_shape,
+        halo=halo,
+        model="ridge",
+        scale=voxel,
+        unit="nm",
+    )
+    out = _read_labels(result.labels)
+    assert adapted_rand_error(out, whole.labels) <= 0.02
+    # Without the chain every layer restarts from its own watershed: ids break at z faces.
+    unchained = segment_blockwise(
+        tiny_stack.image,
+        tmp_path / "unchained.zarr",
+        block_shape=block_shape,
+        halo=halo,
+        model="ridge",
+        scale=voxel,
+        unit="nm",
+        chain=False,
+    )
+    assert adapted_rand_error(_read_labels(unchained.labels), whole.labels) > 0.05
+
+
+def test_chaining_needs_a_z_halo(tiny_stack, tmp_path):
+    with pytest.raises(ValueError, match="z halo"):
+        segment_blockwise(
+            tiny_stack.image,
+            tmp_path / "s.zarr",
+            block_shape=(3, 96, 96),
+            halo=(0, 0, 0),
+            model="ridge",
+            start="watershed",
+        )

@@ -168,7 +168,7 @@ def test_propagate_passes_the_pixel_size_to_cconvlstm(monkeypatch):
     monkeypatch.setitem(PROPAGATORS, "cconvlstm", method)
     image, membrane = np.zeros((3, 24, 24), np.uint8), wall(3)
     propagate(image, halves(3), 1, membrane=membrane, method="cconvlstm", voxel_size=(50, 4, 4))
-    assert seen["image_pixel_nm"] == 4.0 and "voxel_size" not in seen
+    assert seen["pixel_nm"] == 4.0 and "voxel_size" not in seen
     with pytest.raises(ValueError, match="unknown consistency"):
         propagate(image, halves(3), 1, membrane=membrane, consistency="always")
 

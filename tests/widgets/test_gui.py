@@ -252,3 +252,40 @@ def test_autosave_compares_the_painted_box_and_the_whole_volume_only_after_undo(
     widget.autosaver.flush()
     assert regions[1] is None  # undo: the whole volume, in the worker thread
     np.testing.assert_array_equal(widget.autosaver.journal_of(labels).final_state(), labels.data)
+
+
+def test_voxel_size_field_is_prefilled_shared_and_used(make_napari_viewer, qtbot, monkeypatch):
+    """Both widgets show the image's voxel size; a size typed in one is what runs use."""
+    from napari_emseg import pipeline
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.full((3, 32, 32), 128, np.uint8), name="fib", scale=(1, 1, 1))
+    _, segment = viewer.window.add_plugin_dock_widget(*WIDGET)
+    _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
+    proofread.image_layer.value = image
+    assert segment.voxel_size.widget.value == "" == proofread.voxel_size.widget.value  # unknown
+    calibrated = viewer.add_image(np.zeros((3, 32, 32), np.uint8), name="sstem", scale=(50, 4, 4))
+    segment.image_layer.value = calibrated
+    assert segment.voxel_size.widget.value == "50 4 4"  # from the file's scale
+
+    segment.image_layer.value = image
+    segment.voxel_size.widget.value = "10, 10 10"
+    assert proofread.voxel_size.widget.value == "10 10 10"  # one session, both widgets
+    assert "10 10 10" in segment.status.value
+    assert image.scale.tolist() == [1, 1, 1]  # the display is left alone
+    segment.voxel_size.widget.value = "10 10"
+    assert "three positive numbers" in segment.status.value
+    assert segment.viewer_session.voxel_size(image) == (10.0, 10.0, 10.0)  # kept the last good
+
+    seen = {}
+
+    def fake_segment(data, **kwargs):
+        seen.update(kwargs)
+        return pipeline.Segmentation(
+            np.zeros(data.shape, np.float32), np.ones(data.shape, np.uint32), 1
+        )
+
+    monkeypatch.setattr(pipeline, "segment", fake_segment)
+    segment.segment_button.native.click()
+    qtbot.waitUntil(lambda: not segment.busy, timeout=30_000)
+    assert seen["voxel_size"] == (10.0, 10.0, 10.0)

@@ -21,6 +21,7 @@ from napari_emseg._widgets.layers import (
 )
 from napari_emseg._widgets.shortcuts import bind_shortcuts
 from napari_emseg._widgets.viewer_session import LayerSession
+from napari_emseg._widgets.voxel_field import VoxelSizeField
 from napari_emseg.proofreading import (
     ProofreadingSession,
     delete_object,
@@ -60,6 +61,7 @@ class ProofreadWidget(DockWidget):
 
         self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
+        self.voxel_size = VoxelSizeField(self.viewer_session, self.image_layer, self._set_status)
         self.object = SpinBox(label="object", min=0, max=2**31 - 1)
         self.other = SpinBox(label="merge object", min=0, max=2**31 - 1)
         self.this_slice_only = CheckBox(text="edits in the current slice only", value=False)
@@ -103,6 +105,7 @@ class ProofreadWidget(DockWidget):
             widgets=[
                 self.labels_layer,
                 self.image_layer,
+                self.voxel_size.widget,
                 self.object,
                 row(b["new"], b["jump"], b["extent"]),
                 row(b["lock"], b["delete"]),
@@ -170,6 +173,7 @@ class ProofreadWidget(DockWidget):
     def _refresh_layers(self, _event=None) -> None:
         self.labels_layer.reset_choices()
         self.image_layer.reset_choices()
+        self.voxel_size.show()
         self._watch(self.labels_layer.value)
 
     def _watch(self, layer=None) -> None:

@@ -20,6 +20,7 @@ from napari_emseg._widgets.layers import (
     same_space_as,
     stack_of,
 )
+from napari_emseg._widgets.voxel_field import VoxelSizeField
 from napari_emseg.proofreading.journal import pending_journals
 
 
@@ -37,6 +38,7 @@ class SegmentWidget(DockWidget):
         self.session = self.viewer_session
 
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
+        self.voxel_size = VoxelSizeField(self.session, self.image_layer, self._set_status)
         self.model = ComboBox(
             label="model", choices=pipeline.list_models(), value=self.session.model
         )
@@ -58,6 +60,7 @@ class SegmentWidget(DockWidget):
         self.container = Container(
             widgets=[
                 self.image_layer,
+                self.voxel_size.widget,
                 self.model,
                 self.device,
                 self.segment_button,
@@ -97,6 +100,7 @@ class SegmentWidget(DockWidget):
     def _refresh_layers(self, _event=None) -> None:
         self.image_layer.reset_choices()
         self.labels_layer.reset_choices()
+        self.voxel_size.show()
         self._update_ref_range()
 
     def _update_ref_range(self, _value=None) -> None:

@@ -68,6 +68,8 @@ class ViewerSession:
     references_changed = Signal(object)
     #: Emitted when the model or device choice changes.
     choice_changed = Signal()
+    #: Emitted with the image layer whose voxel size was typed.
+    voxel_size_changed = Signal(object)
 
     def __init__(self, viewer):
         self.viewer = viewer
@@ -75,6 +77,7 @@ class ViewerSession:
         self._device = "auto"
         self._layers: WeakKeyDictionary[Labels, LayerSession] = WeakKeyDictionary()
         self._membranes: WeakKeyDictionary[Image, Image] = WeakKeyDictionary()
+        self._voxel_sizes: WeakKeyDictionary[Image, tuple | None] = WeakKeyDictionary()
         self.autosaver = Autosaver()
         self._proofread = None
         self.user_models: list[str] = []  # cards made by Adapt in this session
@@ -142,15 +145,26 @@ class ViewerSession:
         data = np.asarray(membrane.data)
         return data if data.shape == tuple(shape) else None
 
+    def set_voxel_size(self, image: Image, size: tuple[float, float, float] | None) -> None:
+        """The size (nm) every run on ``image`` uses from now on; None: unknown."""
+        self._voxel_sizes[image] = size
+        self.voxel_size_changed.emit(image)
+
+    def voxel_size(self, layer) -> tuple[float, float, float] | None:
+        """The voxel size in nm the user typed for the layer, else the file's, else None."""
+        if layer is None:
+            return None
+        if layer in self._voxel_sizes:
+            return self._voxel_sizes[layer]
+        return self.scale_voxel_size(layer)
+
     @staticmethod
-    def voxel_size(layer) -> tuple[float, float, float] | None:
-        """The layer's voxel size in nm, or None when unknown.
+    def scale_voxel_size(layer) -> tuple[float, float, float] | None:
+        """The layer's voxel size in nm from its scale, or None when unknown.
 
         Readers put the size in nm into ``scale`` when the file records it and leave 1.0
         otherwise (no EM stack has 1 nm voxels), so an all-ones scale means unknown.
         """
-        if layer is None:
-            return None
         scale = tuple(float(s) for s in layer.scale)[-3:]
         if len(scale) == 2:
             scale = (1.0, *scale)
@@ -237,6 +251,7 @@ class ViewerSession:
                 array,
                 model=str(card),
                 device=device,
+                voxel_size=voxel,
                 progress=stage_progress(progress, 0.8, 1.0, "membrane"),
                 cancel=cancel,
             )

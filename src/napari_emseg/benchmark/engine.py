@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+# The synthetic stack imitates ssTEM: 4 nm pixels, 50 nm sections.
+SYNTHETIC_VOXEL_NM = (50.0, 4.0, 4.0)
+
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     times = []
@@ -64,20 +67,38 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _learned_propagation_seconds(image, reference, ref, membrane, device, repeats) -> float | None:
-    """Median seconds of ``cconvlstm`` propagation, or None when no weights are shipped."""
-    from napari_emseg.models.cards import get_propagation_card
+def _propagation_seconds(method, image, reference, ref, membrane, device, repeats) -> float:
+    """Median seconds of one propagator alone (no supervoxel vote) from the middle slice."""
     from napari_emseg.propagation import propagate
 
-    try:
-        get_propagation_card("stc")
-    except FileNotFoundError:
-        return None
-
     def run() -> None:
-        propagate(image, reference, ref, membrane=membrane, method="cconvlstm", device=device)
+        propagate(
+            image,
+            reference,
+            ref,
+            membrane=membrane,
+            method=method,
+            device=device,
+            consistency="none",
+            voxel_size=SYNTHETIC_VOXEL_NM,
+        )
 
     return median_seconds(run, repeats)
+
+
+def segment_stage_seconds(image, device: str, repeats: int) -> dict[str, float]:
+    """Median seconds of each stage of ``segment`` with its defaults (a reference slice
+    propagated by the learned propagator on thick sections): membrane, reference, propagation
+    (the network), outline (the watersheds that place its outlines), vote."""
+    from napari_emseg._timing import record_stages
+    from napari_emseg.pipeline import segment
+
+    runs = []
+    for _ in range(repeats):
+        with record_stages() as seconds:
+            segment(image, device=device, voxel_size=SYNTHETIC_VOXEL_NM)
+        runs.append(seconds)
+    return {stage: statistics.median(run.get(stage, 0.0) for run in runs) for stage in runs[0]}
 
 
 def run_benchmark(
@@ -97,6 +118,8 @@ def run_benchmark(
     ...                        repropagation_shape=(3, 64, 64))
     >>> result["membrane_voxels_per_s"] > 0 and result["repropagate_one_object_s"] > 0
     True
+    >>> sorted(result["stage_seconds"])
+    ['membrane', 'outline', 'propagation', 'reference', 'vote']
     """
     import torch
 
@@ -105,7 +128,6 @@ def run_benchmark(
     from napari_emseg.inference.devices import resolve_device
     from napari_emseg.inference.membrane import build_model, predict_membrane
     from napari_emseg.models.cards import get_card
-    from napari_emseg.propagation import propagate
 
     torch_device = resolve_device(device)
     card = get_card(model)
@@ -124,11 +146,11 @@ def run_benchmark(
     reference = np.zeros_like(stack.labels)
     middle = shape[0] // 2
     reference[middle] = stack.labels[middle]
-    propagation_s = median_seconds(
-        lambda: propagate(stack.image, reference, middle, membrane=membrane), repeats
+    watershed_s = _propagation_seconds(
+        "watershed", stack.image, reference, middle, membrane, device, repeats
     )
-    learned_s = _learned_propagation_seconds(
-        stack.image, reference, middle, membrane, device, min(repeats, 3)
+    learned_s = _propagation_seconds(
+        "cconvlstm", stack.image, reference, middle, membrane, device, min(repeats, 3)
     )
     result = {
         "device": torch_device.type,
@@ -139,10 +161,11 @@ def run_benchmark(
         "membrane_voxels_per_s": voxels / membrane_s,
         "membrane_flops_per_s": flops,
         "matmul_flops_per_s": matmul_flops_per_s(torch_device, repeats=repeats),
-        "propagation_voxels_per_s": voxels / propagation_s,
-        # The consistent ConvLSTM (STC, shipped weights), and its time for 30x512x512 slices.
-        "cconvlstm_voxels_per_s": voxels / learned_s if learned_s else None,
-        "cconvlstm_30x512x512_s": 30 * 512 * 512 * learned_s / voxels if learned_s else None,
+        # The two propagators alone (no vote): classical, and consistent ConvLSTM (STC).
+        "watershed_voxels_per_s": voxels / watershed_s,
+        "cconvlstm_voxels_per_s": voxels / learned_s,
+        "cconvlstm_30x512x512_s": 30 * 512 * 512 * learned_s / voxels,
+        "stage_seconds": segment_stage_seconds(stack.image, device, min(repeats, 3)),
         "repropagate_one_object_s": benchmark_repropagate_one_object(
             shape=repropagation_shape, repeats=repeats
         ),

@@ -1,8 +1,11 @@
 """Segment a volume larger than memory block by block, here or on a dask.distributed cluster.
 
 :func:`segment_blockwise` splits the volume into blocks (:mod:`napari_emseg.blockwise.grid`) and
-runs the ordinary :func:`napari_emseg.pipeline.segment` (membrane, watershed on the block's
-middle slice, propagation through z) on each block grown by a halo. Then:
+runs the ordinary :func:`napari_emseg.pipeline.segment` on each block grown by a halo. When the
+start is a reference slice propagated through z and blocks cut z, the layers of blocks are
+*chained* (:mod:`~.chain`): the layer holding the reference slice goes first, and every later
+block propagates from the slice its neighbour towards the reference labelled, so ids flow
+through z as in one run. Then:
 
 1. each block task writes its labels (local ids ``1..n``, on the whole block with halo) to a
    scratch Zarr store beside the output, and the core of its membrane map to the output;
@@ -24,13 +27,14 @@ import os
 import shutil
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
+from napari_emseg.blockwise import chain as chaining
 from napari_emseg.blockwise.executor import map_tasks
 from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
 from napari_emseg.blockwise.stitching import final_ids, id_offsets, match_overlap
@@ -67,15 +71,22 @@ class BlockJob:
     propagation: str
     value_range: tuple[float, float] | None
     propagation_options: dict[str, Any] | None = None
+    voxel_size: tuple[float, float, float] | None = None
+    start: str = "auto"
+    ref_slice: int | None = None  # in the outer region; None: the block's middle slice
+    chain_z: int | None = None  # volume slice to start from, labelled by ``sources``' cores
+    sources: tuple[Block, ...] = ()
 
 
 @dataclass(frozen=True)
 class BlockSummary:
-    """What a block task returns: its number, its largest local id and the ids in its core."""
+    """What a block task returns: its number, its largest local id, the ids in its core and
+    its links ``(local id, source block, source local id)`` to the blocks it started from."""
 
     number: int
     n_ids: int
     core_ids: np.ndarray
+    links: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,9 @@ def segment_blockwise(
     device: str = "auto",
     propagation: str = "watershed",
     propagation_options: dict[str, Any] | None = None,
+    start: str = "auto",
+    ref_slice: int | None = None,
+    chain: bool = True,
     membrane_output: str | os.PathLike[str] | None = None,
     scale: Sequence[float] | None = None,
     unit: str | None = None,
@@ -142,9 +156,13 @@ def segment_blockwise(
         Context on each side of a block, at most half the block shape. Neighbouring blocks
         overlap by twice the halo, where their ids are matched. In y and x it should also cover
         the membrane model's context (32 px is plenty for the shipped models).
-    model, device, propagation, propagation_options
-        As for :func:`napari_emseg.pipeline.segment`. Each block is segmented from its own
-        middle slice; intensities are normalised with the whole volume's percentiles.
+    model, device, propagation, propagation_options, start, ref_slice
+        As for :func:`napari_emseg.pipeline.segment`; intensities are normalised with the whole
+        volume's percentiles. A start from a reference slice (``"watershed"``, or ``"auto"``
+        with thick sections or an unknown voxel size) chains the blocks along z from
+        ``ref_slice`` (default: the middle slice); the agglomeration start and
+        ``propagation="none"`` segment every block on its own (as does ``chain=False``:
+        each block from its own middle slice, linked by the stitching alone).
     membrane_output : str or os.PathLike, optional
         Also write the membrane probability map (float32) to this ``.zarr`` store.
     scale, unit : optional
@@ -187,9 +205,17 @@ def segment_blockwise(
         raise ValueError(f"expected a non-empty (Z, Y, X) volume, got shape {array.shape}")
     scale = tuple(float(s) for s in (scale if scale is not None else found_scale))
     unit_name = ome_unit(unit if unit is not None else found_unit)
+    voxel = scale if unit_name == "nanometer" else None
     grid = BlockGrid(tuple(array.shape), tuple(block_shape), tuple(halo))  # type: ignore[arg-type]
     chunks = _chunks(grid.block_shape)
     value_range = intensity_range(array)
+    ref_z = array.shape[0] // 2 if ref_slice is None else int(ref_slice)
+    if not 0 <= ref_z < array.shape[0]:
+        raise ValueError(f"reference slice {ref_z} is outside 0..{array.shape[0] - 1}")
+    start = _block_start(start, voxel)
+    chained = chain and propagation != "none" and start == "watershed" and grid.grid_shape[0] > 1
+    if chained:
+        chaining.check_halo(grid)
 
     scratch = partial_path(out, "blocks")
     labels_tmp = partial_path(out)
@@ -205,27 +231,20 @@ def segment_blockwise(
                 attrs=multiscales(membrane_out.name, scale, unit_name),  # type: ignore[union-attr]
             )
         blocks = grid.blocks()
-        jobs = [
-            BlockJob(
-                block=block,
-                scratch=str(scratch),
-                membrane=str(membrane_tmp) if membrane_tmp is not None else None,
-                model=model,
-                device=device,
-                propagation=propagation,
-                value_range=value_range,
-                propagation_options=propagation_options,
-            )
-            for block in blocks
-        ]
-        summaries = map_tasks(
-            segment_block,
-            jobs,
-            client=client,
-            shared={"source": shared_source},
-            progress=stage_progress(progress, 0.0, 0.85),
-            cancel=cancel,
-            message="segmenting block",
+        job = BlockJob(
+            block=blocks[0],
+            scratch=str(scratch),
+            membrane=str(membrane_tmp) if membrane_tmp is not None else None,
+            model=model,
+            device=device,
+            propagation=propagation,
+            value_range=value_range,
+            propagation_options=propagation_options,
+            voxel_size=voxel,  # type: ignore[arg-type]
+            start=start,
+        )
+        summaries = _segment_blocks(
+            grid, job, ref_z if chained else None, shared_source, client, progress, cancel
         )
         table, offsets, matches = _stitch(
             grid,
@@ -303,10 +322,67 @@ def _stitch(
     merges = [
         found + offsets[[a.number, b.number]] for (a, b), found in zip(pairs, matched, strict=True)
     ]
+    for summary in summaries:  # chained blocks: carried ids are their sources' ids
+        links = summary.links
+        merges.append(
+            np.stack([links[:, 0] + offsets[summary.number], links[:, 2] + offsets[links[:, 1]]], 1)
+        )
     present = np.concatenate([s.core_ids.astype(np.int64) + offsets[s.number] for s in summaries])
     total = int(offsets[-1] + summaries[-1].n_ids)
     table = final_ids(total, np.concatenate([np.zeros((0, 2), np.int64), *merges]), present)
     return table, offsets, sum(len(m) for m in merges)
+
+
+def _block_start(start: str, voxel: tuple[float, ...] | None) -> str:
+    """The start every block uses: decided once, from the voxel size, for the whole volume."""
+    from napari_emseg.pipeline import STARTS
+    from napari_emseg.propagation.supervoxels import is_anisotropic
+
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; choose one of: {', '.join(STARTS)}")
+    if start != "auto":
+        return start
+    isotropic = voxel is not None and not is_anisotropic(voxel, None)  # type: ignore[arg-type]
+    return "agglomeration" if isotropic else "watershed"
+
+
+def _segment_blocks(
+    grid: BlockGrid,
+    template: BlockJob,
+    ref_z: int | None,
+    shared_source: Any,
+    client: Any,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> list[BlockSummary]:
+    """Every block's summary (in block order); chained in waves outward from ``ref_z``."""
+    groups = [grid.blocks()] if ref_z is None else chaining.waves(grid, ref_z)
+    ref_layer_z = groups[0][0].core[0]
+    summaries: dict[int, BlockSummary] = {}
+    done = 0
+    for wave in groups:
+        jobs = []
+        for block in wave:
+            job = replace(template, block=block)
+            z = chaining.chain_slice(block, ref_layer_z) if ref_z is not None else None
+            if ref_z is not None and z is None:
+                job = replace(job, ref_slice=ref_z - block.outer[0].start)
+            elif z is not None:
+                job = replace(job, chain_z=z, sources=tuple(chaining.sources(grid, block, z)))
+            jobs.append(job)
+        part = (done / len(grid) * 0.85, (done + len(wave)) / len(grid) * 0.85)
+        for summary in map_tasks(
+            segment_block,
+            jobs,
+            client=client,
+            shared={"source": shared_source},
+            progress=stage_progress(progress, *part),
+            cancel=cancel,
+            message="segmenting block",
+        ):
+            summaries[summary.number] = summary
+        done += len(wave)
+    return [summaries[k] for k in range(len(grid))]
 
 
 def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
@@ -314,8 +390,6 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
 
     A dask task: ``source`` is the volume (an array, or an input spec the worker opens).
     """
-    from napari_emseg.pipeline import segment
-
     try:
         image = read_region(_worker_source(source), job.block.outer)
     except (InputError, MemoryError):
@@ -325,18 +399,10 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
             f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
             "may be truncated or corrupt; copy or export it again"
         ) from exc
-    result = segment(
-        image,
-        model=job.model,
-        device=job.device,
-        propagation=job.propagation,
-        value_range=job.value_range,
-        propagation_options=job.propagation_options,
-    )
+    membrane, labels, links = _segment_outer(job, image)
     core = job.block.core_in_outer
     if job.membrane is not None:
-        open_level(job.membrane)[job.block.core] = result.membrane[core]
-    labels = result.labels
+        open_level(job.membrane)[job.block.core] = membrane[core]
     n_ids = int(labels.max(initial=0))
     dtype = np.uint32 if n_ids <= np.iinfo(np.uint32).max else np.uint64
     stored = new_array(
@@ -348,7 +414,59 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
     )
     stored[...] = labels.astype(dtype, copy=False)
     core_ids = np.unique(labels[core])
-    return BlockSummary(job.block.number, n_ids, core_ids[core_ids != 0])
+    return BlockSummary(job.block.number, n_ids, core_ids[core_ids != 0], links)
+
+
+def _segment_outer(job: BlockJob, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(membrane, labels, links) of a block's outer region: segmented from its own reference
+    slice, or propagated from the slice its sources labelled (a chained block)."""
+    from napari_emseg import pipeline
+    from napari_emseg.propagation import propagate
+
+    no_links = np.zeros((0, 3), np.int64)
+    if job.chain_z is None:
+        result = pipeline.segment(
+            image,
+            model=job.model,
+            device=job.device,
+            voxel_size=job.voxel_size,
+            ref_slice=job.ref_slice,
+            propagation=job.propagation,
+            start=job.start,
+            value_range=job.value_range,
+            propagation_options=job.propagation_options,
+        )
+        return result.membrane, result.labels, no_links
+    membrane = pipeline.predict_membrane(
+        image,
+        model=job.model,
+        device=job.device,
+        voxel_size=job.voxel_size,
+        value_range=job.value_range,
+    )
+    group = open_group(job.scratch, mode="r")
+
+    def read_labels(block: Block, region) -> np.ndarray:
+        return np.asarray(group[block.name][local(region, block.outer)])
+
+    reference, links = chaining.reference_slice(
+        job.block, job.chain_z, list(job.sources), read_labels
+    )
+    ref = job.chain_z - job.block.outer[0].start
+    labels = np.zeros(image.shape, np.uint32)
+    labels[ref] = reference
+    options = pipeline.method_options(job.propagation, job.voxel_size)
+    labels = propagate(
+        image,
+        labels,
+        ref,
+        membrane=membrane,
+        method=job.propagation,
+        device=job.device,
+        voxel_size=job.voxel_size,
+        **{**options, **(job.propagation_options or {})},
+    )
+    return membrane, labels, links
 
 
 def match_blocks(pair: tuple[Block, Block], *, scratch: str, threshold: float) -> np.ndarray:

@@ -136,25 +136,14 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
 
     from napari_emseg.blockwise.cluster import dask_client
     from napari_emseg.blockwise.run import DEFAULT_BLOCK, DEFAULT_HALO, segment_blockwise
-    from napari_emseg.io import open_volume
     from napari_emseg.io.ome_zarr import check_zarr_output
-    from napari_emseg.pipeline import method_options
 
-    if args.ref_slice is not None:
-        raise UsageError(
-            "--ref-slice does not apply to blockwise segmentation (each block starts from its "
-            "middle slice): leave it out, or write a .tif"
-        )
     if args.workers is not None and args.dask != "local":
         raise UsageError("--workers sets the size of a local cluster: use it with --dask local")
     check_zarr_output(args.output, args.overwrite)
     if args.membrane_out:
         check_zarr_output(args.membrane_out, args.overwrite)
-    options = None
     args.propagation = args.propagation or "watershed"  # blockwise is measured with it
-    if args.propagation == "cconvlstm":  # the learned propagator needs the pixel size
-        voxel = args.voxel_size or open_volume(args.input).voxel_size_nm
-        options = method_options(args.propagation, voxel)
     if args.dask == "local" or args.scheduler:
         cluster = dask_client(scheduler=args.scheduler, workers=args.workers)
     else:
@@ -168,7 +157,10 @@ def _cmd_segment_blockwise(args: argparse.Namespace) -> int:
             model=args.model,
             device=args.device,
             propagation=args.propagation,
-            propagation_options=options,
+            start=args.start,
+            ref_slice=args.ref_slice,
+            scale=args.voxel_size,
+            unit="nm" if args.voxel_size else None,
             membrane_output=args.membrane_out,
             client=client,
             overwrite=args.overwrite,

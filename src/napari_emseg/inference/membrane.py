@@ -4,6 +4,7 @@ import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
 from napari_emseg.inference.loading import load_network
+from napari_emseg.inference.resampling import back_to_shape, needs_resampling, to_pixel_size
 from napari_emseg.models.cards import ModelCard, get_card
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.ridge import ridge_membrane
@@ -28,6 +29,8 @@ def predict_membrane(
     overlap: int = 32,
     batch_size: int | None = None,
     value_range: tuple[float, float] | None = None,
+    pixel_nm: float | None = None,
+    resample: bool = True,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -46,6 +49,11 @@ def predict_membrane(
         Raw intensities mapped to 0 and 1 before prediction; by default the 0.5 and 99.5
         percentiles of ``image`` (see :func:`~.normalization.normalize_intensity`).
         Blockwise processing passes the whole volume's range so that every block matches.
+    pixel_nm : float, optional
+        The stack's in-plane pixel size. With ``resample`` (the default) and a card that
+        records its training pixel size, slices are resampled to the model's size for the
+        network and the map back to the input grid
+        (:mod:`~napari_emseg.inference.resampling`); unknown sizes are used as they are.
 
     Examples
     --------
@@ -58,6 +66,10 @@ def predict_membrane(
     image = np.asarray(image)
     squeeze = image.ndim == 2
     stack = normalize_intensity(image[None] if squeeze else image, value_range=value_range)
+    grid = stack.shape
+    rescale = resample and card.needs_torch and needs_resampling(pixel_nm, card.pixel_nm)
+    if rescale:
+        stack = to_pixel_size(stack, pixel_nm, card.pixel_nm)  # type: ignore[arg-type]
     if not card.needs_torch:
         prob = ridge_membrane(stack, progress=progress, cancel=cancel)
     else:
@@ -88,4 +100,6 @@ def predict_membrane(
             batch_size=batch_size
             or (32 if torch_device.type == "cuda" else 2),  # by docs/performance.md
         )
+    if rescale:
+        prob = np.clip(back_to_shape(prob, grid), 0.0, 1.0)
     return prob[0] if squeeze else prob

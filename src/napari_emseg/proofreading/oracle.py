@@ -500,7 +500,7 @@ def simulate_proofreading(
         Repropagate after each slice edit (False: a user without the plugin's propagation).
     method, method_options, device : optional
         Propagation method of the repropagations (the widget's default when None), its
-        options (e.g. ``{"image_pixel_nm": 8.0}`` for ``cconvlstm``) and device.
+        options (e.g. ``{"pixel_nm": 8.0}`` for ``cconvlstm``) and device.
     model : str, optional
         Membrane model used when ``membrane`` is omitted.
     min_seed_part : int

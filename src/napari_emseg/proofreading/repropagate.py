@@ -140,7 +140,7 @@ def repropagate(
         Membrane model used when ``membrane`` is omitted; device of the membrane model and of
         a learned propagator.
     method_options : dict, optional
-        Options of the method, e.g. ``{"image_pixel_nm": 8.0}`` for ``cconvlstm``.
+        Options of the method, e.g. ``{"pixel_nm": 8.0}`` for ``cconvlstm``.
     progress, cancel : callable, optional
         ``progress(done, total, message)`` per slice; ``cancel()`` returning True stops with
         :class:`napari_emseg._progress.Cancelled`.
@@ -193,7 +193,12 @@ def repropagate(
         from napari_emseg.inference.membrane import predict_membrane
 
         membrane = predict_membrane(
-            image[region], model=model, device=device, progress=progress, cancel=cancel
+            image[region],
+            model=model,
+            device=device,
+            pixel_nm=(method_options or {}).get("pixel_nm"),
+            progress=progress,
+            cancel=cancel,
         )
         sub_membrane = membrane
     else:

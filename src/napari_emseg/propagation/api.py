@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel
+from napari_emseg._timing import timed
 from napari_emseg.propagation.supervoxels import supervoxel_vote
 from napari_emseg.propagation.watershed import propagate_watershed
 
@@ -180,11 +181,12 @@ def propagate(
     voxel_size : (float, float, float), optional
         (z, y, x) voxel size in nm. It decides 3D or per-slice supervoxels (sections at least
         ``ANISOTROPY_LIMIT`` times thicker than pixels are per slice) and, unless
-        ``image_pixel_nm`` is given, is the in-plane pixel size of ``cconvlstm``. Default:
+        ``pixel_nm`` is given, the in-plane pixel size the methods convert their nm sizes
+        with. Default:
         unknown; the anisotropy is then estimated from the membrane map
         (:func:`~.supervoxels.membrane_anisotropy`).
     **options
-        Options of the method (e.g. ``image_pixel_nm`` of ``cconvlstm``).
+        Options of the method (e.g. ``pixel_nm``, the in-plane pixel size).
 
     Returns
     -------
@@ -207,19 +209,24 @@ def propagate(
     if not 0 <= ref_slice < labels.shape[0]:
         raise ValueError(f"reference slice {ref_slice} is outside 0..{labels.shape[0] - 1}")
     z_lo, z_hi = _resolve_range(z_range, ref_slice, labels.shape[0])
+    if voxel_size is not None:
+        options.setdefault("pixel_nm", float(voxel_size[2]))
     if membrane is None:
         from napari_emseg.inference.membrane import predict_membrane
 
         membrane = predict_membrane(
-            image, model=model, device=device, progress=progress, cancel=cancel
+            image,
+            model=model,
+            device=device,
+            pixel_nm=options.get("pixel_nm"),
+            progress=progress,
+            cancel=cancel,
         )
     targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
     work, ids = _compact_ids(labels)
     if ids is not None and targets is not None:
         compact = {int(i): n for n, i in enumerate(ids.tolist())}
         targets = {compact[t] for t in targets if t in compact}
-    if voxel_size is not None and method == "cconvlstm":
-        options.setdefault("image_pixel_nm", float(voxel_size[2]))
     out = PROPAGATORS[method](
         image,
         work,
@@ -235,7 +242,8 @@ def propagate(
     )
     if consistency == "supervoxels":
         check_cancel(cancel)
-        out = _vote(out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size)
+        with timed("vote"):
+            out = _vote(out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size)
     if ids is not None:
         out = _expand_ids(out, ids, labels.dtype)
     out[ref_slice] = labels[ref_slice]  # the user's slice is sacred, whatever the method did

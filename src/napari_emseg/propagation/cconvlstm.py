@@ -8,12 +8,15 @@ reference through the window; every pixel takes the object with the highest prob
 (above 0.5) from the patch whose core (the part nearest its centre) holds it, so patches
 stitch without seams and an id can only come from the reference objects of that patch.
 
-The network works at its card's pixel size (``pixel_nm``, binned from ``image_pixel_nm``). Its
+The network works at its card's pixel size (the stack's ``pixel_nm`` is binned to it). Its
 masks, eroded, are markers of a watershed of the full-resolution membrane map: the network
 decides which object is where, the membrane map places the outlines. Pixels that no marker
 reaches are flooded by their neighbours; cells of the slice's own watershed that no object
 covers enter as new ids (objects entering the volume), as in the classical propagator.
 """
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -21,14 +24,18 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
+from napari_emseg._timing import timed
 from napari_emseg.inference.loading import cached_network
 from napari_emseg.models.cards import get_propagation_card
-from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers
+from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers, step_sizes
 from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.watershed import watershed_slice
 
 DEFAULT_IMAGE_PIXEL_NM = 4.0  # the shipped membrane model's (ISBI 2012) pixel size
+# Newcomer cells smaller than this are left to their neighbours: 200 px at 4 nm, chosen on
+# ISBI slices 8-17 (smaller newcomers did not lower the error there, and each one costs time).
+NEWCOMER_MIN_AREA_NM2 = 3200.0
 
 
 def patch_starts(size: int, patch: int, overlap: int) -> list[int]:
@@ -90,23 +97,39 @@ def predict_window(
             if ids.size:
                 jobs.append((y, x, (cy0 - y, cy1 - y), (cx0 - x, cx1 - x), ids))
     out = np.zeros((t_len - 1, height, width), reference.dtype)
-    for start in range(0, len(jobs), batch):
-        group = jobs[start : start + batch]
-        m = max(ids.size for *_, ids in group)
+    for group in _batches(jobs, batch):
         clip = np.stack([frames[:, :, y : y + ph, x : x + pw] for y, x, *_ in group])
-        masks = np.zeros((len(group), m, ph, pw), np.float32)
-        for b, (y, x, _, _, ids) in enumerate(group):
-            crop = reference[y : y + ph, x : x + pw]
-            masks[b, : ids.size] = crop[None] == ids[:, None, None]
+        masks = np.stack(
+            [
+                reference[y : y + ph, x : x + pw][None] == ids[:, None, None]
+                for y, x, *_, ids in group
+            ]
+        ).astype(np.float32)
         with torch.inference_mode():
             logits = net(torch.from_numpy(clip).to(device), torch.from_numpy(masks).to(device))
         best = logits[:, 1:].float().max(dim=2)
         winner, confident = best.indices.cpu().numpy(), (best.values > 0).cpu().numpy()
         for b, (y, x, (ry0, ry1), (rx0, rx1), ids) in enumerate(group):
-            table = np.concatenate([ids, np.zeros(m - ids.size, ids.dtype)])
-            labels = np.where(confident[b], table[winner[b]], 0)
+            labels = np.where(confident[b], ids[winner[b]], 0)
             out[:, y + ry0 : y + ry1, x + rx0 : x + rx1] = labels[:, ry0:ry1, rx0:rx1]
     return out
+
+
+def _batches(jobs: list, batch: int) -> list[list]:
+    """Patches with the same number of objects, ``batch`` at a time.
+
+    The network passes a state from object to object (both ways in the local-consistency
+    variants), so padding a patch with empty objects would change its other objects' masks:
+    batching only equal counts keeps every patch's result independent of its batch.
+    """
+    by_count: dict[int, list] = {}
+    for job in jobs:
+        by_count.setdefault(job[-1].size, []).append(job)
+    return [
+        same[i : i + batch]
+        for _, same in sorted(by_count.items())
+        for i in range(0, len(same), batch)
+    ]
 
 
 def _upsample(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -125,6 +148,8 @@ def outline_slice(
     fixed: np.ndarray | None = None,
     newcomers: bool = True,
     cell_min_size: int = 50,
+    newcomer_core: float = 3.0,
+    smoothing: float = 1.0,
 ) -> np.ndarray:
     """Full-resolution labels of one slice from the network's (binned) labels.
 
@@ -138,12 +163,74 @@ def outline_slice(
         markers = np.where(fixed != 0, fixed, np.where(up != 0, markers, 0))
     if newcomers:
         cells = watershed_slice(membrane_2d, min_size=cell_min_size)
-        new = newcomer_markers(cells, markers, next_id, 0.05)
+        new = newcomer_markers(cells, markers, next_id, 0.05, newcomer_core)
         markers = np.where((markers == 0) & (new != 0), new, markers)
     if not markers.any():
         return np.zeros(membrane_2d.shape, np.int64)
-    relief = ndi.gaussian_filter(membrane_2d.astype(np.float32), 1.0)
+    relief = ndi.gaussian_filter(membrane_2d.astype(np.float32), smoothing)
     return watershed(relief, markers)
+
+
+def outline_window(
+    coarse: np.ndarray,
+    membrane: np.ndarray,
+    *,
+    factor: int,
+    next_id: int,
+    fixed: list[np.ndarray] | None,
+    targets: np.ndarray | None,
+    threads: int | None = None,
+    **options,
+) -> tuple[list[np.ndarray], int]:
+    """:func:`outline_slice` of every slice of a window, in parallel threads (the watershed
+    releases the GIL); the result and the next free id are those of a loop over the slices.
+
+    Each slice takes newcomer ids from its own range; they are renumbered in slice order.
+    """
+    stride = int(np.prod(membrane.shape[1:])) + 1
+    first = next_id
+
+    def outline(k: int) -> np.ndarray:
+        new = outline_slice(
+            coarse[k],
+            membrane[k],
+            factor=factor,
+            next_id=first + k * stride,
+            fixed=None if fixed is None else fixed[k],
+            **options,
+        )
+        if fixed is not None:
+            new = np.where(fixed[k] != 0, fixed[k], np.where(np.isin(new, targets), new, 0))
+        return new
+
+    workers = min(len(coarse), threads or os.cpu_count() or 1)
+    if workers <= 1:
+        outlined = [outline(k) for k in range(len(coarse))]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            outlined = list(pool.map(outline, range(len(coarse))))
+    result = []
+    for k, new in enumerate(outlined):
+        new, next_id = _renumber_newcomers(new, first + k * stride, next_id)
+        result.append(new)
+    return result, next_id
+
+
+def _renumber_newcomers(labels: np.ndarray, first: int, next_id: int) -> tuple[np.ndarray, int]:
+    """Ids from ``first`` on become ``next_id, next_id + 1, ...`` in their order; the next free id.
+
+    Examples
+    --------
+    >>> _renumber_newcomers(np.array([3, 1000, 1002, 1000]), 1000, 7)
+    (array([3, 7, 8, 7]), 9)
+    """
+    new = labels >= first
+    if not new.any():
+        return labels, max(next_id, int(labels.max(initial=0)) + 1)
+    ids, inverse = np.unique(labels[new], return_inverse=True)
+    labels = labels.copy()
+    labels[new] = next_id + inverse
+    return labels, max(next_id + ids.size, int(labels.max()) + 1)
 
 
 def propagate_cconvlstm(
@@ -160,29 +247,36 @@ def propagate_cconvlstm(
     variant: str = "stc",
     weights: str | None = None,
     device: str = "auto",
-    image_pixel_nm: float | None = None,
+    pixel_nm: float | None = None,
     patch: int = 64,
     overlap: int = 16,
     window: int = 5,
-    batch: int = 8,
+    batch: int | None = None,
     newcomers: bool | None = None,
-    newcomer_min_size: int = 200,
+    newcomer_min_size: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Propagate with the consistent ConvLSTM (see the module doc).
 
     ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
-    ``.propagation.json`` card; ``image_pixel_nm`` is the stack's in-plane pixel size (default
+    ``.propagation.json`` card; ``pixel_nm`` is the stack's in-plane pixel size (default
     4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels; the
     defaults match the training sequences (64 px crops, 5 slices), not a tuning on test data.
-    Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels are left to their
-    neighbours (200, the 2D watershed's minimum, was chosen on ISBI slices 8-17, not on the
-    held-out ones: smaller newcomers did not lower the error there, and every newcomer is then
-    propagated by the network too, which costs time).
+    Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels (default
+    :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours.
+    ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU);
+    ``threads`` outline the slices of a window in parallel (default: one per CPU core). Neither
+    changes the result.
     """
     card = get_propagation_card(weights or variant)
     net = cached_network(card, device)
     torch_device = next(net.parameters()).device
-    factor = downsample_factor(image_pixel_nm or DEFAULT_IMAGE_PIXEL_NM, card.pixel_nm)
+    batch = batch or (64 if torch_device.type == "cuda" else 8)
+    pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
+    factor = downsample_factor(pixel, card.pixel_nm)
+    sizes = step_sizes(pixel)
+    if newcomer_min_size is None:
+        newcomer_min_size = int(round(NEWCOMER_MIN_AREA_NM2 / pixel**2))
     binned_image = normalize_intensity(bin_mean(image, factor))
     frames = np.stack([binned_image, bin_mean(membrane, factor)], axis=1).astype(np.float32)
 
@@ -201,32 +295,35 @@ def propagate_cconvlstm(
             reference = out[current]
             if targets is not None:
                 reference = np.where(np.isin(reference, targets), reference, 0)
-            coarse = predict_window(
-                net,
-                frames[zs],
-                bin_ids(reference[None], factor)[0],
-                patch=patch,
-                overlap=overlap,
-                batch=batch,
-                device=torch_device,
-            )
-            for z, slice_labels in zip(zs[1:], coarse, strict=True):
-                fixed = None
-                if targets is not None:
-                    fixed = np.where(np.isin(out[z], targets), 0, out[z])
-                new = outline_slice(
-                    slice_labels,
-                    membrane[z],
+            with timed("propagation"):
+                coarse = predict_window(
+                    net,
+                    frames[zs],
+                    bin_ids(reference[None], factor)[0],
+                    patch=patch,
+                    overlap=overlap,
+                    batch=batch,
+                    device=torch_device,
+                )
+            fixed = None
+            if targets is not None:  # the other objects keep exactly their voxels
+                fixed = [np.where(np.isin(out[z], targets), 0, out[z]) for z in zs[1:]]
+            with timed("outline"):
+                outlined, next_id = outline_window(
+                    coarse,
+                    membrane[zs[1:]],
                     factor=factor,
                     next_id=next_id,
                     fixed=fixed,
+                    targets=targets,
                     newcomers=newcomers,
                     cell_min_size=newcomer_min_size,
+                    threads=threads,
+                    newcomer_core=sizes["newcomer_core"],
+                    smoothing=sizes["smoothing"],
                 )
-                if fixed is not None:
-                    new = np.where(fixed != 0, fixed, np.where(np.isin(new, targets), new, 0))
+            for z, new in zip(zs[1:], outlined, strict=True):
                 out[z] = new
-                next_id = max(next_id, int(new.max()) + 1)
                 done += 1
                 report(progress, done, total, f"propagating (slice {z})")
             current = zs[-1]

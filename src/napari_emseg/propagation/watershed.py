@@ -14,6 +14,10 @@ This is the baseline the learned propagators must beat. Moving away from the ref
 
 An object with no membrane evidence at all (a uniform region) is carried on: the classical
 method has no other cue. Measured in docs/baselines.md.
+
+Sizes are defined in nm (chosen on ISBI 2012, 4 nm pixels, as 4 px of erosion, 50 px cells,
+3 px newcomer cores, 1 px smoothing and a 32 px window) and converted with the stack's pixel
+size, so 4 nm ssTEM and 10 nm FIB-SEM get the same physical behaviour.
 """
 
 import numpy as np
@@ -21,7 +25,33 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg.segmentation.watershed import watershed_slice
+from napari_emseg._timing import timed
+from napari_emseg.segmentation.watershed import DEFAULT_PIXEL_NM, watershed_slice
+
+EROSION_NM = 16.0
+CELL_MIN_AREA_NM2 = 800.0
+NEWCOMER_CORE_NM = 12.0
+RELIEF_SMOOTHING_NM = 4.0
+WINDOW_NM = 128.0
+
+
+def step_sizes(pixel_nm: float | None) -> dict[str, float]:
+    """The step's size-like parameters in pixels of ``pixel_nm`` (default 4 nm).
+
+    Examples
+    --------
+    >>> step_sizes(4.0)
+    {'erosion': 4.0, 'cell_min_size': 50, 'newcomer_core': 3.0, 'smoothing': 1.0}
+    >>> step_sizes(10.0)
+    {'erosion': 1.6, 'cell_min_size': 8, 'newcomer_core': 1.2, 'smoothing': 0.4}
+    """
+    pixel = float(pixel_nm or DEFAULT_PIXEL_NM)
+    return {
+        "erosion": EROSION_NM / pixel,
+        "cell_min_size": int(round(CELL_MIN_AREA_NM2 / pixel**2)),
+        "newcomer_core": NEWCOMER_CORE_NM / pixel,
+        "smoothing": RELIEF_SMOOTHING_NM / pixel,
+    }
 
 
 def eroded_seeds(labels_2d: np.ndarray, erosion: float) -> np.ndarray:
@@ -53,7 +83,7 @@ def _main_occupant(cells: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def newcomer_markers(
-    cells: np.ndarray, seeds: np.ndarray, first_id: int, cover: float
+    cells: np.ndarray, seeds: np.ndarray, first_id: int, cover: float, core: float = 3.0
 ) -> np.ndarray:
     """Cells that no propagated seed reaches, as markers with ids from ``first_id``."""
     n = int(cells.max())
@@ -63,7 +93,7 @@ def newcomer_markers(
     lut = np.zeros(n + 1, np.int64)
     lut[new] = first_id + np.arange(new.size)
     # Only the core of a newcomer is a marker so that the watershed still places its outline.
-    return eroded_seeds(lut[cells], 3.0)
+    return eroded_seeds(lut[cells], core)
 
 
 def propagation_step(
@@ -78,14 +108,16 @@ def propagation_step(
     newcomers: bool = True,
     newcomer_cover: float = 0.05,
     cell_min_size: int = 50,
+    newcomer_core: float = 3.0,
+    smoothing: float = 1.0,
 ) -> np.ndarray:
     """Labels of one slice from the previous slice's labels and this slice's membrane map.
 
     ``fixed`` holds objects that must keep exactly their voxels in this slice (0 elsewhere);
     they still take part in the flooding so that moving objects respect them. Newcomer ids
-    start at ``next_id``.
+    start at ``next_id``. Sizes are in pixels (:func:`step_sizes` converts the nm defaults).
     """
-    relief = ndi.gaussian_filter(membrane_2d.astype(np.float32), 1.0)
+    relief = ndi.gaussian_filter(membrane_2d.astype(np.float32), smoothing)
     seeds = eroded_seeds(previous, erosion)
     # The slice's own cells, kept fine (small min_size): they only vote, they never become labels.
     cells = watershed_slice(membrane_2d, min_size=cell_min_size)
@@ -102,7 +134,7 @@ def propagation_step(
     if fixed is not None:
         markers = np.where(fixed != 0, fixed, markers)
     if newcomers:
-        new = newcomer_markers(cells, markers, next_id, newcomer_cover)
+        new = newcomer_markers(cells, markers, next_id, newcomer_cover, newcomer_core)
         markers = np.where((markers == 0) & (new != 0), new, markers)
     flooded = watershed(relief, markers)
     return _end_vanishing(flooded, previous, relief, min_area_ratio, fixed)
@@ -180,6 +212,7 @@ def _step_targets(
     return out
 
 
+@timed("propagation")
 def propagate_watershed(
     image: np.ndarray,
     labels: np.ndarray,
@@ -192,16 +225,21 @@ def propagate_watershed(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     newcomers: bool | None = None,
-    window: int = 32,
+    window: int | None = None,
+    pixel_nm: float | None = None,
     device: str = "cpu",  # accepted like every method; this one runs on the CPU
     **options,
 ) -> np.ndarray:
     """Classical propagation from ``ref_slice`` to ``z_lo`` and ``z_hi`` (see module doc).
 
     With ``objects`` only those move and every other object is fixed; each step then works in
-    a window ``window`` px around the moving objects. ``newcomers`` (default: only without
-    ``objects``) lets cells that no object reaches enter as new ids.
+    a window ``window`` px (default :data:`WINDOW_NM`) around the moving objects. ``newcomers``
+    (default: only without ``objects``) lets cells that no object reaches enter as new ids.
+    ``pixel_nm`` (default 4 nm) converts the nm sizes; ``options`` (in px) override them.
     """
+    options = {**step_sizes(pixel_nm), **options}
+    if window is None:
+        window = int(round(WINDOW_NM / float(pixel_nm or DEFAULT_PIXEL_NM)))
     dtype = np.uint32 if labels.dtype.itemsize <= 4 else labels.dtype
     out = labels.astype(dtype, copy=True)
     reference = out[ref_slice]

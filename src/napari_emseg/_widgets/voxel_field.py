@@ -1,0 +1,78 @@
+"""The "voxel size (nm)" field both widgets show for their image.
+
+Prefilled from the image layer's scale (what the file recorded); a size typed here is what
+every run on that image uses (the layer's display scale is left alone, so labels made
+earlier stay aligned). Empty means unknown: the engine then assumes 4 nm pixels and says so.
+"""
+
+from magicgui.widgets import LineEdit
+
+PLACEHOLDER = "z y x, e.g. 50 4 4 (unknown: 4 nm pixels assumed)"
+
+
+def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
+    """``"50 4 4"`` (spaces or commas) as (z, y, x) nm; None for an empty field.
+
+    Examples
+    --------
+    >>> parse_voxel_size("50, 4 4"), parse_voxel_size("  ")
+    ((50.0, 4.0, 4.0), None)
+    >>> parse_voxel_size("4 4")
+    Traceback (most recent call last):
+    ...
+    ValueError: voxel size: give three positive numbers in nm (z y x), e.g. 50 4 4
+    """
+    parts = text.replace(",", " ").split()
+    if not parts:
+        return None
+    try:
+        size = tuple(float(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) != 3 or not all(0 < v < float("inf") for v in size):
+        raise ValueError("voxel size: give three positive numbers in nm (z y x), e.g. 50 4 4")
+    return size  # type: ignore[return-value]
+
+
+def format_voxel_size(size) -> str:
+    return "" if size is None else " ".join(f"{v:g}" for v in size)
+
+
+class VoxelSizeField:
+    """A line edit bound to the session's voxel size of the image chosen in a widget."""
+
+    def __init__(self, session, image_choice, report):
+        self.session = session
+        self.image_choice = image_choice
+        self.report = report  # shows a one-line error in the widget's status
+        self.widget = LineEdit(label="voxel size (nm)")
+        self.widget.native.setPlaceholderText(PLACEHOLDER)
+        self.widget.tooltip = "z y x in nm; from the file when it records one"
+        self.widget.changed.connect(self._edited)
+        image_choice.changed.connect(lambda _value: self.show())
+        session.voxel_size_changed.connect(self._session_changed)
+        self.show()
+
+    def show(self) -> None:
+        """Fill the field from the chosen image (typed size, else the file's)."""
+        text = format_voxel_size(self.session.voxel_size(self.image_choice.value))
+        if self.widget.value != text:
+            with self.widget.changed.blocked():
+                self.widget.value = text
+
+    def _session_changed(self, image) -> None:
+        if image is self.image_choice.value:
+            self.show()
+
+    def _edited(self, text: str) -> None:
+        image = self.image_choice.value
+        if image is None:
+            return
+        try:
+            size = parse_voxel_size(text)
+        except ValueError as error:
+            self.report(str(error))
+            return
+        self.session.set_voxel_size(image, size)
+        shown = format_voxel_size(size) or "unknown (4 nm pixels assumed)"
+        self.report(f"voxel size of {image.name}: {shown}")

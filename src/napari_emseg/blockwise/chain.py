@@ -1,0 +1,100 @@
+"""Blocks that cut z, chained: each layer starts from the stitched last slice of the one before.
+
+Propagating from one reference slice makes ids consistent through z; a block that started again
+from its own 2D watershed would break every object at its z faces. So blocks run in *waves*
+outward from the layer of blocks that holds the volume's reference slice: that layer segments as
+usual (from the reference slice), then the layers above and below it, one wave at a time; a
+block of a later wave takes as its reference the slice just outside its core towards the
+reference (inside its z halo), as the blocks of the previous wave labelled it in their cores.
+
+Those labels are other blocks' local ids. A block renumbers them ``1..k`` for its propagation,
+and returns *links* ``(local id, source block, source local id)``; the stitching merges every
+linked pair, so an object keeps one id through the whole volume as in one run. Blocks of one
+wave share no data and run in parallel (on a dask cluster too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
+
+
+def waves(grid: BlockGrid, ref_z: int) -> list[list[Block]]:
+    """Blocks grouped by z layer, in the order they must run: the reference layer, then layers
+    at distance 1 above and below it, then 2, ...
+
+    Examples
+    --------
+    >>> grid = BlockGrid((10, 8, 8), (3, 8, 8), (1, 0, 0))
+    >>> [[b.index[0] for b in wave] for wave in waves(grid, 5)]
+    [[1], [0, 2], [3]]
+    """
+    layers = grid.grid_shape[0]
+    ref_layer = min(ref_z // grid.block_shape[0], layers - 1)
+    by_layer: dict[int, list[Block]] = {}
+    for block in grid.blocks():
+        by_layer.setdefault(block.index[0], []).append(block)
+    order = [[ref_layer]]
+    for distance in range(1, layers):
+        order.append([k for k in (ref_layer - distance, ref_layer + distance) if 0 <= k < layers])
+    return [[b for k in wave for b in by_layer[k]] for wave in order if wave]
+
+
+def chain_slice(block: Block, ref_layer_z: slice) -> int | None:
+    """The slice (volume z) a block of a later wave starts from, None in the reference layer."""
+    core = block.core[0]
+    if core == ref_layer_z:
+        return None
+    return core.start - 1 if core.start >= ref_layer_z.stop else core.stop
+
+
+def sources(grid: BlockGrid, block: Block, z: int) -> list[Block]:
+    """Blocks whose core holds slice ``z`` and meets ``block``'s outer region in y/x."""
+    found = []
+    for other in grid.blocks():
+        if not other.core[0].start <= z < other.core[0].stop:
+            continue
+        if all(_overlaps(a, b) for a, b in zip(other.core[1:], block.outer[1:], strict=True)):
+            found.append(other)
+    return found
+
+
+def _overlaps(a: slice, b: slice) -> bool:
+    return max(a.start, b.start) < min(a.stop, b.stop)
+
+
+def reference_slice(
+    block: Block, z: int, source_blocks: list[Block], read_labels
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference labels (``1..k``) of ``block`` at slice ``z`` and their links.
+
+    ``read_labels(source, region)`` gives a source block's local ids in a volume region. Returns
+    the (Y, X) slice over ``block``'s outer y/x and a (k, 3) int64 array of
+    ``(local id, source block number, source local id)``.
+    """
+    plane = (slice(z, z + 1), *block.outer[1:])
+    keyed = np.zeros(tuple(s.stop - s.start for s in block.outer[1:]), np.int64)
+    shift = np.int64(1) << np.int64(32)
+    for source in source_blocks:
+        region = intersection(source.core, plane)
+        ids = np.asarray(read_labels(source, region), np.int64)[0]
+        target = local(region, plane)[1:]
+        keyed[target] = np.where(ids != 0, source.number * shift + ids, 0)
+    keys, compact = np.unique(keyed, return_inverse=True)
+    compact = compact.reshape(keyed.shape)
+    if keys[0] != 0:  # no background: ids start at 1 all the same
+        compact += 1
+        keys = np.concatenate([[0], keys])
+    links = np.stack([np.arange(1, keys.size), keys[1:] // shift, keys[1:] % shift], axis=1).astype(
+        np.int64
+    )
+    return compact.astype(np.uint32), links.reshape(-1, 3)
+
+
+def check_halo(grid: BlockGrid) -> None:
+    """Chaining needs the slice before a block's core inside its outer region."""
+    if grid.grid_shape[0] > 1 and grid.halo[0] < 1:
+        raise ValueError(
+            "blocks that cut z need a z halo of at least 1 to carry ids from block to block"
+        )
