@@ -178,7 +178,7 @@ def test_console_script_exit_code_and_message(tmp_path):
 def test_unknown_model_and_absent_device_are_refused(isbi_crop, tmp_path, capsys):
     code = main(["segment", str(isbi_crop), "-o", str(tmp_path / "x.tif"), "--model", "nope"])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown model 'nope'; choose one of: fusionnet-w0.375-isbi" in err
+    assert code == 2 and "unknown model 'nope'; choose one of: fusionnet-w0.375-multimodal" in err
     import torch
 
     if not torch.cuda.is_available():

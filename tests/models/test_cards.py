@@ -18,7 +18,7 @@ def test_default_model_is_listed_first_and_resolves():
 
 def test_unknown_model_names_the_choices():
     with pytest.raises(
-        ValueError, match="unknown model 'nope'; choose one of: fusionnet-w0.375-isbi"
+        ValueError, match="unknown model 'nope'; choose one of: fusionnet-w0.375-multimodal"
     ):
         get_card("nope")
 

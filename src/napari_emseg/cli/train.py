@@ -27,13 +27,16 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
     from napari_emseg.training import AugmentConfig, TrainConfig, train_membrane
 
     augment = (
-        AugmentConfig.off() if args.no_augment else AugmentConfig(artefact_prob=args.artefacts)
+        AugmentConfig.off()
+        if args.no_augment
+        else AugmentConfig(artefact_prob=args.artefacts, scale_jitter=args.scale_jitter)
     )
     config = TrainConfig(
         data=args.data,
         out=args.out,
         extra_data=list(args.extra_data or []),
         extra_fraction=args.extra_fraction,
+        extra_val=list(args.extra_val or []),
         train_slices=args.train_slices,
         val_slices=args.val_slices,
         allow_held_out=args.allow_held_out,
@@ -54,10 +57,12 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         resume=args.resume,
+        init_from=args.init_from,
         val_tile=args.val_tile,
         threads=args.threads,
         workers=args.workers,
         name=args.name,
+        description=args.description or "",
         command=_recorded_command(),
     )
     result = train_membrane(config)
@@ -217,8 +222,20 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         help="dataset folder (isbi2012, Gerhard stack1, gala train block) or IMAGE,LABELS[,KIND] "
         "with KIND auto|membrane-low|membrane-high|instances",
     )
-    p.add_argument("--extra-data", nargs="+", help="more sources, used whole for training only")
+    p.add_argument(
+        "--extra-data",
+        nargs="+",
+        help="more sources for training only, resampled to --data's pixel size; SOURCE@SLICES "
+        "uses only those slices (e.g. ../shared/data/gala_fibsem_medulla@0-39)",
+    )
     p.add_argument("--extra-fraction", type=float, default=0.25, help="share of extra crops")
+    p.add_argument(
+        "--extra-val",
+        nargs="+",
+        metavar="SOURCE@SLICES",
+        help="more validation sets (e.g. ../shared/data/gala_fibsem_medulla@40-49); the best "
+        "epoch then has the highest mean V_rand over all validation sets",
+    )
     p.add_argument("--train-slices", default="0-17", help="training slices of --data (0-17)")
     p.add_argument("--val-slices", default="18,19", help="model-selection slices (18,19)")
     p.add_argument(
@@ -245,6 +262,12 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of membrane pixels")
     p.add_argument("--dice-weight", type=float, default=1.0, help="weight of the Dice term")
     p.add_argument("--artefacts", type=float, default=0.0, help="probability of section artefacts")
+    p.add_argument(
+        "--scale-jitter",
+        type=float,
+        default=1.0,
+        help="zoom each crop by a factor drawn log-uniformly from [1/J, J] (e.g. 1.25; 1 = off)",
+    )
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -254,8 +277,16 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument("--val-tile", type=int, default=256, help="tile edge for validation")
     p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
     p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this membrane model's weights (a registered name such as "
+        "fusionnet-w0.375-isbi, or a card .json; hash-checked); --model, --width and --depth "
+        "must match it",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="model name (default <model>-w<width>)")
+    p.add_argument("--description", help="description written into the exported model card")
     p.set_defaults(run=_cmd_train_membrane)
     _add_propagation_parser(kinds)
     return train

@@ -22,7 +22,7 @@ CLASSICAL = "classical"
 PROPAGATION_SUFFIX = ".propagation.json"
 PROPAGATION_VARIANTS = ("st", "stl", "stn", "stc")
 # The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
-DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-isbi"
+DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-multimodal"
 
 
 @dataclass(frozen=True)

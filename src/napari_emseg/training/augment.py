@@ -1,7 +1,8 @@
 """Data augmentation of (image, membrane) crops, numpy only.
 
-Geometric transforms (the 8 flips/rotations and a smooth elastic deformation) move image and label
-together; the label is interpolated linearly and thresholded at 0.5 so it stays binary and aligned.
+Geometric transforms (a random zoom, the 8 flips/rotations and a smooth elastic deformation) move
+image and label together; the label is interpolated linearly and thresholded at 0.5 so it stays
+binary and aligned.
 Photometric transforms (contrast, brightness, noise and simulated section artefacts) touch the
 image only: the membranes under a fold or a blurred patch are still where they were.
 """
@@ -17,7 +18,9 @@ class AugmentConfig:
     """Probabilities and strengths of the augmentations (intensities are normalised, ~[0, 1]).
 
     ``margin`` extra pixels are sampled around each crop so that the elastic deformation pulls in
-    real image rather than padding.
+    real image rather than padding. ``scale_jitter`` ``j`` > 1 zooms every crop by a factor drawn
+    log-uniformly from ``[1/j, j]`` as it is cut (:func:`zoomed_crop`, done by the crop sampler),
+    so the network sees each source around its own pixel size; 1 = off.
     """
 
     flips: bool = True
@@ -31,6 +34,7 @@ class AugmentConfig:
     noise_sigma: float = 0.05
     artefact_prob: float = 0.0
     margin: int = 16
+    scale_jitter: float = 1.0
 
     @classmethod
     def off(cls) -> "AugmentConfig":
@@ -56,6 +60,51 @@ def inverse_dihedral(array: np.ndarray, k: int) -> np.ndarray:
     """Undo :func:`dihedral` with the same ``k``."""
     array = np.rot90(array, -(k % 4), axes=(-2, -1))
     return np.flip(array, axis=-1) if k >= 4 else array
+
+
+def zoomed_crop(
+    image: np.ndarray,
+    label: np.ndarray,
+    *,
+    factor: float,
+    origin: tuple[float, float],
+    size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` crop of a slice magnified by ``factor``, image and label together.
+
+    The crop covers ``size / factor`` source pixels from ``origin`` (y, x; fractional allowed);
+    beyond the slice the image is mirrored. The image is interpolated linearly, the label
+    linearly and thresholded at 0.5, so it stays binary and aligned with the image.
+
+    Parameters
+    ----------
+    image, label : ndarray, shape (Y, X)
+        A normalised slice and its 0/1 membrane label.
+    factor : float
+        Zoom: > 1 magnifies (structures get bigger), < 1 shrinks.
+    origin : (float, float)
+        Source coordinate of the crop's top-left corner (pixel edge, not centre).
+    size : int
+        Edge of the returned crop.
+
+    Returns
+    -------
+    image, label : ndarray of float32, shape (size, size)
+
+    Examples
+    --------
+    >>> img = np.arange(16, dtype=np.float32).reshape(4, 4)
+    >>> out, lab = zoomed_crop(img, img > 7, factor=2.0, origin=(1.0, 0.0), size=4)
+    >>> out.shape, lab[:, 0].tolist()
+    ((4, 4), [0.0, 0.0, 1.0, 1.0])
+    """
+    centres = (np.arange(size, dtype=np.float64) + 0.5) / float(factor) - 0.5
+    yy = (origin[0] + centres)[:, None]
+    xx = (origin[1] + centres)[None, :]
+    coords = np.stack(np.broadcast_arrays(yy, xx)).astype(np.float32)
+    out = ndi.map_coordinates(np.asarray(image, np.float32), coords, order=1, mode="reflect")
+    lab = ndi.map_coordinates(np.asarray(label, np.float32), coords, order=1, mode="reflect")
+    return out.astype(np.float32), (lab >= 0.5).astype(np.float32)
 
 
 def elastic_field(

@@ -19,9 +19,16 @@ class TrainConfig:
     out : str
         Folder for checkpoints, the metrics log and the exported model.
     extra_data : list of str
-        More sources used whole for training only (e.g. the Gerhard stack).
+        More sources for training only (e.g. the Gerhard stack), each resampled to the main
+        source's pixel size; used whole, or only slices ``S`` with ``SOURCE@S``
+        (``gala_fibsem_medulla@0-39``).
     extra_fraction : float
         Share of crops drawn from ``extra_data`` (when given).
+    extra_val : list of str
+        More validation sets as ``SOURCE@SLICES`` (``gala_fibsem_medulla@40-49``), resampled like
+        ``extra_data``; they must not overlap the training slices of the same source. With
+        them the best epoch is the one with the highest mean V_rand over all validation sets
+        (the main ``val_slices`` and these), each logged as ``val_<name>_*``.
     train_slices, val_slices : str
         Slices of ``data``, as ``"0-17"`` or ``"18,19"``. The ISBI 2012 held-out slices 20-29
         are refused unless ``allow_held_out`` is True.
@@ -45,6 +52,11 @@ class TrainConfig:
         sees the same data as an uninterrupted one.
     resume : str, optional
         A checkpoint (``last.pt``) to continue from.
+    init_from : str, optional
+        A membrane model (registered name or card ``.json``) whose weights start the run
+        (fine-tuning); loaded through :func:`napari_emseg.inference.loading.load_network`, so the
+        hash is checked. Its architecture, width and depth must match ``model``, ``width`` and
+        ``depth``. ``resume`` takes precedence.
     val_tile : int
         Tile edge for validation inference.
     threads : int, optional
@@ -59,6 +71,7 @@ class TrainConfig:
     out: str
     extra_data: list[str] = field(default_factory=list)
     extra_fraction: float = 0.25
+    extra_val: list[str] = field(default_factory=list)
     train_slices: str = "0-17"
     val_slices: str = "18,19"
     allow_held_out: bool = False
@@ -79,6 +92,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     resume: str | None = None
+    init_from: str | None = None
     val_tile: int = 256
     threads: int | None = None
     workers: int = 0

@@ -1,8 +1,9 @@
 """Training stacks: images with binary membrane masks, held-out checks, random crops.
 
 A source is a known dataset folder (ISBI 2012, Gerhard et al. stack 1, gala's FIB-SEM block) or an
-explicit ``IMAGE,LABELS[,KIND]`` pair. Labels become a boolean membrane mask according to their
-kind; images are normalised over the whole stack with
+explicit ``IMAGE,LABELS[,KIND[,PIXEL_NM]]`` entry, optionally followed by ``@SLICES`` (e.g.
+``gala_fibsem_medulla@0-39``) to use only those slices. Labels become a boolean membrane mask
+according to their kind; images are normalised over the whole stack with
 :func:`napari_emseg.segmentation.normalization.normalize_intensity`, exactly as inference does.
 """
 
@@ -17,11 +18,13 @@ from napari_emseg.segmentation.normalization import normalize_intensity
 
 LABEL_KINDS = ("auto", "membrane-low", "membrane-high", "instances")
 
-# Folder layouts recognised by name: (image file, labels file, label kind).
-DATASET_LAYOUTS: dict[str, tuple[str, str, str]] = {
-    "isbi2012": ("train-volume.tif", "train-labels.tif", "membrane-low"),
-    "gerhard-stack1": ("stack1-raw.tif", "stack1-membranes.tif", "membrane-high"),
-    "gala-train": ("train-image.tif", "train-gt.tif", "instances"),
+# Folder layouts recognised by name: (image file, labels file, label kind, in-plane pixel size in
+# nm). The pixel size is used when the file itself does not state one (gala's TIFFs carry none; its
+# FIB-SEM block is 10 nm isotropic); a size stated by the file wins.
+DATASET_LAYOUTS: dict[str, tuple[str, str, str, float | None]] = {
+    "isbi2012": ("train-volume.tif", "train-labels.tif", "membrane-low", 4.0),
+    "gerhard-stack1": ("stack1-raw.tif", "stack1-membranes.tif", "membrane-high", 4.6),
+    "gala-train": ("train-image.tif", "train-gt.tif", "instances", 10.0),
 }
 
 # The ISBI 2012 protocol of this project: slices 20-29 are the held-out test set.
@@ -44,6 +47,7 @@ class SourceSpec:
     image: Path
     labels: Path
     kind: str = "auto"
+    pixel_nm: float | None = None  # used when the image file states no pixel size
 
 
 @dataclass
@@ -137,28 +141,50 @@ def is_isbi2012(image: np.ndarray) -> bool:
     return digest == _ISBI2012_SLICE0_SHA256
 
 
+def split_slices(entry: str) -> tuple[str, tuple[int, ...] | None]:
+    """Split ``SOURCE@SLICES`` into the source and its slices (None: all of them).
+
+    Examples
+    --------
+    >>> split_slices("data/gala_fibsem_medulla@40-49")
+    ('data/gala_fibsem_medulla', (40, 41, 42, 43, 44, 45, 46, 47, 48, 49))
+    >>> split_slices("raw.tif,gt.tif")
+    ('raw.tif,gt.tif', None)
+    """
+    source, sep, slices = str(entry).rpartition("@")
+    if not sep:
+        return str(entry), None
+    try:
+        return source, parse_slices(slices)
+    except ValueError:  # an "@" that is part of a path
+        return str(entry), None
+
+
 def resolve_source(entry: str) -> SourceSpec:
-    """A :class:`SourceSpec` from a dataset folder or an ``IMAGE,LABELS[,KIND]`` string.
+    """A :class:`SourceSpec` from a dataset folder or an ``IMAGE,LABELS[,KIND[,PIXEL_NM]]`` string.
 
     Examples
     --------
     >>> resolve_source("raw.tif,gt.tif,instances").kind
     'instances'
+    >>> resolve_source("raw.tif,gt.tif,instances,10").pixel_nm
+    10.0
     """
     parts = [p.strip() for p in str(entry).split(",")]
-    if len(parts) in (2, 3):
-        kind = parts[2] if len(parts) == 3 else "auto"
+    if len(parts) in (2, 3, 4):
+        kind = parts[2] if len(parts) >= 3 and parts[2] else "auto"
         if kind not in LABEL_KINDS:
             raise ValueError(f"unknown label kind {kind!r} in {entry!r}")
-        return SourceSpec(Path(parts[0]).stem, Path(parts[0]), Path(parts[1]), kind)
+        pixel_nm = float(parts[3]) if len(parts) == 4 else None
+        return SourceSpec(Path(parts[0]).stem, Path(parts[0]), Path(parts[1]), kind, pixel_nm)
     folder = Path(entry)
     if folder.is_dir():
-        for name, (image, labels, kind) in DATASET_LAYOUTS.items():
+        for name, (image, labels, kind, pixel_nm) in DATASET_LAYOUTS.items():
             if (folder / image).is_file() and (folder / labels).is_file():
-                return SourceSpec(name, folder / image, folder / labels, kind)
-        known = "; ".join(f"{i} + {lab}" for i, lab, _ in DATASET_LAYOUTS.values())
+                return SourceSpec(name, folder / image, folder / labels, kind, pixel_nm)
+        known = "; ".join(f"{i} + {lab}" for i, lab, *_ in DATASET_LAYOUTS.values())
         raise ValueError(f"{folder} holds no known training pair ({known})")
-    raise ValueError(f"{entry!r} is neither a dataset folder nor IMAGE,LABELS[,KIND]")
+    raise ValueError(f"{entry!r} is neither a dataset folder nor IMAGE,LABELS[,KIND[,PIXEL_NM]]")
 
 
 def _resample(stack: np.ndarray, factor: float, *, mask: bool) -> np.ndarray:
@@ -174,8 +200,9 @@ def load_stack(spec: SourceSpec, *, pixel_nm: float | None = None) -> MembraneSt
     ----------
     spec : SourceSpec
     pixel_nm : float, optional
-        Resample in-plane to this pixel size when the file's own size is known and differs by
-        more than 2 %.
+        Resample in-plane to this pixel size when the stack's own size is known and differs by
+        more than 2 %. The own size is the file's (when it states one in nm), else
+        ``spec.pixel_nm`` (the dataset layout's known size, e.g. 10 nm for gala's FIB-SEM block).
     """
     from napari_emseg.io import read_volume
 
@@ -187,7 +214,7 @@ def load_stack(spec: SourceSpec, *, pixel_nm: float | None = None) -> MembraneSt
     isbi = is_isbi2012(raw)
     image = normalize_intensity(raw)
     membrane = membrane_from_labels(labels, spec.kind)
-    own_nm = float(image_volume.scale[-1]) if image_volume.unit == "nm" else None
+    own_nm = float(image_volume.scale[-1]) if image_volume.unit == "nm" else spec.pixel_nm
     if pixel_nm and own_nm and abs(own_nm / pixel_nm - 1.0) > 0.02:
         factor = own_nm / pixel_nm
         image = _resample(image, factor, mask=False)
@@ -252,10 +279,15 @@ class CropSampler:
         position uniformly.
     size : int
         Crop edge in pixels (slices smaller than that are mirror-padded).
+    scale_jitter : float
+        With a value ``j`` > 1, each crop is zoomed by a factor drawn log-uniformly from
+        ``[1/j, j]`` (see :func:`napari_emseg.training.augment.zoomed_crop`): a window of
+        ``size / factor`` source pixels becomes the ``size`` x ``size`` crop. 1 = off.
     """
 
     stacks: list[tuple[MembraneStack, tuple[int, ...], float]]
     size: int
+    scale_jitter: float = 1.0
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One ``(image, membrane)`` crop: float32 and float32 (0/1) arrays of ``size``^2."""
@@ -264,6 +296,15 @@ class CropSampler:
         stack, slices, _ = self.stacks[index]
         z = int(slices[rng.integers(len(slices))])
         image, membrane = stack.image[z], stack.membrane[z]
+        if self.scale_jitter > 1.0:
+            from napari_emseg.training.augment import zoomed_crop
+
+            span = np.log(self.scale_jitter)
+            factor = float(np.exp(rng.uniform(-span, span)))
+            extent = self.size / factor  # source pixels the crop covers
+            y = float(rng.uniform(0.0, max(0.0, image.shape[0] - extent)))
+            x = float(rng.uniform(0.0, max(0.0, image.shape[1] - extent)))
+            return zoomed_crop(image, membrane, factor=factor, origin=(y, x), size=self.size)
         pad_y = max(0, self.size - image.shape[0])
         pad_x = max(0, self.size - image.shape[1])
         if pad_y or pad_x:

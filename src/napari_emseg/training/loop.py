@@ -18,10 +18,12 @@ from napari_emseg.training.checkpoint import export_checkpoint, load_checkpoint,
 from napari_emseg.training.config import TrainConfig
 from napari_emseg.training.data import (
     CropSampler,
+    MembraneStack,
     check_slices,
     load_stack,
     parse_slices,
     resolve_source,
+    split_slices,
 )
 from napari_emseg.training.losses import bce_dice_loss
 from napari_emseg.training.progress import TextProgress
@@ -34,6 +36,8 @@ class _Data:
     val_image: np.ndarray
     val_membrane: np.ndarray
     pixel_nm: float | None
+    # More validation sets: (name, normalised slices, membrane), see TrainConfig.extra_val.
+    extra_val: list[tuple[str, np.ndarray, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
 def _prepare_data(config: TrainConfig) -> _Data:
@@ -44,20 +48,73 @@ def _prepare_data(config: TrainConfig) -> _Data:
     check_slices(main, val, purpose="validation", allow_held_out=config.allow_held_out)
     if set(train) & set(val):
         raise ValueError(f"training and validation slices overlap: {sorted(set(train) & set(val))}")
+    loaded: dict[str, MembraneStack] = {}
+    trained: dict[str, set[int]] = {}
+
+    def stack_of(source: str) -> MembraneStack:
+        if source not in loaded:
+            loaded[source] = load_stack(resolve_source(source), pixel_nm=main.pixel_nm)
+        return loaded[source]
+
     sources = [(main, train, 1.0)]
     if config.extra_data:
         share = min(max(config.extra_fraction, 0.0), 1.0)
         sources = [(main, train, 1.0 - share)]
         for entry in config.extra_data:
-            extra = load_stack(resolve_source(entry), pixel_nm=main.pixel_nm)
-            every = tuple(range(extra.depth))
+            source, slices = split_slices(entry)
+            extra = stack_of(source)
+            slices = tuple(range(extra.depth)) if slices is None else slices
             check_slices(
-                extra, every, purpose="extra training", allow_held_out=config.allow_held_out
+                extra, slices, purpose="extra training", allow_held_out=config.allow_held_out
             )
-            sources.append((extra, every, share / len(config.extra_data)))
-    sampler = CropSampler(sources, config.crop + 2 * config.augment.margin)
+            trained.setdefault(source, set()).update(slices)
+            sources.append((extra, slices, share / len(config.extra_data)))
+    extra_val = []
+    for entry in config.extra_val:
+        source, slices = split_slices(entry)
+        if slices is None:
+            raise ValueError(f"extra validation set {entry!r} needs its slices: SOURCE@SLICES")
+        stack = stack_of(source)
+        check_slices(stack, slices, purpose="validation", allow_held_out=config.allow_held_out)
+        overlap = sorted(trained.get(source, set()) & set(slices))
+        if overlap:
+            raise ValueError(f"validation slices {overlap} of {source} are also trained on")
+        name = stack.name
+        while name in {n for n, _, _ in extra_val}:
+            name += "+"
+        index = list(slices)
+        extra_val.append((name, stack.image[index], stack.membrane[index]))
+    sampler = CropSampler(
+        sources, config.crop + 2 * config.augment.margin, config.augment.scale_jitter
+    )
     index = list(val)
-    return _Data(sampler, main.image[index], main.membrane[index], main.pixel_nm)
+    return _Data(sampler, main.image[index], main.membrane[index], main.pixel_nm, extra_val)
+
+
+def initial_network(config: TrainConfig) -> torch.nn.Module:
+    """The network a run starts from: fresh, or ``config.init_from``'s hash-checked weights.
+
+    Raises
+    ------
+    ValueError
+        When the ``init_from`` card's architecture, width or depth differ from the config's.
+    """
+    from napari_emseg.models import build_network
+
+    if not config.init_from:
+        return build_network(config.model, width=config.width, depth=config.depth)
+    from napari_emseg.inference.loading import load_network
+    from napari_emseg.models.cards import get_card
+
+    card = get_card(config.init_from)
+    wanted = (config.model, float(config.width), int(config.depth))
+    found = (card.architecture, float(card.width), int(card.depth))
+    if wanted != found:
+        raise ValueError(
+            f"--init-from {config.init_from!r} is {found[0]} width {found[1]:g} depth {found[2]}; "
+            f"the run asks for {wanted[0]} width {wanted[1]:g} depth {wanted[2]}"
+        )
+    return load_network(card).train()
 
 
 def _warmup_cosine(total: int, warmup: int, clock: dict[str, float]):
@@ -130,16 +187,16 @@ def _batches(data: _Data, config: TrainConfig, first_epoch: int, device: torch.d
 
 
 def _is_better(new: dict[str, float], best: dict[str, Any] | None) -> bool:
-    """Higher V_rand wins, then lower pixel cross-entropy (also the fallback when V_rand is NaN)."""
+    """Higher V_rand wins, then lower pixel cross-entropy (also the fallback when V_rand is NaN).
+
+    With several validation sets, ``select_vrand`` / ``select_bce`` (their means) decide.
+    """
     if best is None:
         return True
-    if (
-        math.isfinite(new["vrand"])
-        and math.isfinite(best["vrand"])
-        and new["vrand"] != best["vrand"]
-    ):
-        return new["vrand"] > best["vrand"]
-    return new["bce"] < best["bce"]
+    new_vrand, old_vrand = (r.get("select_vrand", r["vrand"]) for r in (new, best))
+    if math.isfinite(new_vrand) and math.isfinite(old_vrand) and new_vrand != old_vrand:
+        return new_vrand > old_vrand
+    return new.get("select_bce", new["bce"]) < best.get("select_bce", best["bce"])
 
 
 def _default_command(config: TrainConfig) -> str:
@@ -186,7 +243,6 @@ def train_membrane(
     >>> train_membrane(cfg)["best"]["vrand"]  # doctest: +SKIP
     """
     from napari_emseg.inference.devices import resolve_device
-    from napari_emseg.models import build_network
 
     if config.command is None:
         config = dataclasses.replace(config, command=_default_command(config))
@@ -200,7 +256,7 @@ def train_membrane(
     torch.manual_seed(config.seed)
     data = _prepare_data(config)
 
-    net = build_network(config.model, width=config.width, depth=config.depth).to(device)
+    net = initial_network(config).to(device)
     # Channels-last: about 1.5x faster convolutions on the CPU, and the layout of the bf16
     # tensor-core kernels on CUDA.
     net = net.to(memory_format=torch.channels_last)
@@ -265,12 +321,22 @@ def train_membrane(
         scores = validate(
             net, data.val_image, data.val_membrane, device=device, tile=config.val_tile
         )
+        candidate = dict(scores)
+        if data.extra_val:
+            vrands, bces = [scores["vrand"]], [scores["bce"]]
+            for name, image, membrane in data.extra_val:
+                more = validate(net, image, membrane, device=device, tile=config.val_tile)
+                candidate.update({f"{name}_{k}": v for k, v in more.items()})
+                vrands.append(more["vrand"])
+                bces.append(more["bce"])
+            candidate["select_vrand"] = float(np.mean(vrands))
+            candidate["select_bce"] = float(np.mean(bces))
         record = {
             "epoch": epoch + 1,
             "step": int(scheduler.last_epoch),
             "train_loss": float(np.mean(losses)),
             "lr": float(scheduler.get_last_lr()[0]),
-            **{f"val_{k}": v for k, v in scores.items()},
+            **{f"val_{k}": v for k, v in candidate.items()},
             "train_seconds": round(train_seconds, 2),
             "val_seconds": round(time.perf_counter() - epoch_start - train_seconds, 2),
         }
@@ -280,11 +346,16 @@ def train_membrane(
         sys.stderr.write(
             f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val V_rand "
             f"{scores['vrand']:.4f}, V_info {scores['vinfo']:.4f}, "
-            f"pixel error {scores['pixel_error']:.4f}\n"
+            f"pixel error {scores['pixel_error']:.4f}"
+            + "".join(
+                f", {name} V_rand {candidate[f'{name}_vrand']:.4f}" for name, _, _ in data.extra_val
+            )
+            + (f", selection V_rand {candidate['select_vrand']:.4f}" if data.extra_val else "")
+            + "\n"
         )
-        improved = _is_better(scores, best)
+        improved = _is_better(candidate, best)
         if improved:
-            best = {"epoch": epoch + 1, **scores}
+            best = {"epoch": epoch + 1, **candidate}
         content = {
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),

@@ -1,0 +1,217 @@
+"""Training on several modalities: scale jitter, known pixel sizes, extra validation, init-from."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy import ndimage as ndi
+
+from napari_emseg.inference.loading import WeightsError, load_network
+from napari_emseg.models import build_network
+from napari_emseg.models.cards import get_card
+from napari_emseg.training import AugmentConfig, TrainConfig, train_membrane
+from napari_emseg.training.augment import zoomed_crop
+from napari_emseg.training.checkpoint import export_model
+from napari_emseg.training.data import (
+    CropSampler,
+    MembraneStack,
+    load_stack,
+    resolve_source,
+    split_slices,
+)
+from napari_emseg.training.loop import _prepare_data, initial_network
+
+
+def _smooth(rng, shape=(96, 96), sigma=4.0):
+    image = ndi.gaussian_filter(rng.random(shape), sigma).astype(np.float32)
+    return image, image > np.median(image)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.0, 1.25, 2.0])
+def test_zoomed_crop_keeps_shape_and_alignment(rng, factor):
+    image, label = _smooth(rng)
+    level = float(np.median(image))
+    out, lab = zoomed_crop(image, label, factor=factor, origin=(7.3, 11.6), size=40)
+    assert out.shape == lab.shape == (40, 40)
+    assert out.dtype == lab.dtype == np.float32
+    assert set(np.unique(lab)) <= {0.0, 1.0}
+    # The label, zoomed with the image, still marks where the image is above the level.
+    assert np.mean((out > level) == (lab > 0.5)) > 0.97
+
+
+def test_zoomed_crop_without_zoom_is_a_plain_crop(rng):
+    image, label = _smooth(rng, (50, 60))
+    out, lab = zoomed_crop(image, label, factor=1.0, origin=(5.0, 9.0), size=32)
+    assert np.allclose(out, image[5:37, 9:41], atol=1e-6)
+    assert (lab == label[5:37, 9:41]).all()
+
+
+def test_zoomed_crop_magnifies_by_the_factor():
+    # A vertical membrane line 2 px wide becomes 2 * factor px wide.
+    image = np.ones((64, 64), np.float32)
+    image[:, 30:32] = 0.0
+    out, lab = zoomed_crop(image, image < 0.5, factor=2.0, origin=(16.0, 16.0), size=32)
+    assert lab.sum(axis=1).tolist() == [4.0] * 32
+
+
+def test_sampler_with_scale_jitter_keeps_crop_size(rng):
+    image, label = _smooth(rng, (2, 70, 90))
+    small, small_label = _smooth(rng, (1, 30, 20))  # smaller than the crop: mirrored
+    stacks = [
+        (MembraneStack("a", image, label), (0, 1), 1.0),
+        (MembraneStack("b", small, small_label), (0,), 1.0),
+    ]
+    sampler = CropSampler(stacks, 48, scale_jitter=1.25)
+    level = float(np.median(image))
+    for _ in range(20):
+        out, lab = sampler.sample(rng)
+        assert out.shape == lab.shape == (48, 48)
+        assert set(np.unique(lab)) <= {0.0, 1.0}
+    plain = CropSampler(stacks[:1], 48)
+    out, lab = plain.sample(np.random.default_rng(3))
+    assert np.mean((out > level) == (lab > 0.5)) == 1.0
+
+
+def test_split_slices():
+    assert split_slices("data/gala@40-42") == ("data/gala", (40, 41, 42))
+    assert split_slices("a.tif,b.tif,instances@0,2") == ("a.tif,b.tif,instances", (0, 2))
+    assert split_slices("data/user@host") == ("data/user@host", None)
+    assert split_slices("data/isbi2012") == ("data/isbi2012", None)
+
+
+def test_layout_pixel_size_is_used_when_the_file_has_none(tmp_path):
+    """gala's TIFFs carry no voxel size; its layout's 10 nm resamples it to 4 nm (2.5x)."""
+    rng = np.random.default_rng(0)
+    image = (rng.random((2, 8, 12)) * 255).astype(np.uint8)
+    ids = np.repeat(np.arange(1, 4), 4)[None, None, :].repeat(8, axis=1).repeat(2, axis=0)
+    tifffile.imwrite(tmp_path / "train-image.tif", image)
+    tifffile.imwrite(tmp_path / "train-gt.tif", ids.astype(np.int32))
+    spec = resolve_source(str(tmp_path))
+    assert (spec.name, spec.kind, spec.pixel_nm) == ("gala-train", "instances", 10.0)
+    stack = load_stack(spec, pixel_nm=4.0)
+    assert stack.image.shape == stack.membrane.shape == (2, 20, 30)
+    assert stack.pixel_nm == 4.0
+    assert load_stack(spec).image.shape == (2, 8, 12)  # no target size: left alone
+    explicit = resolve_source(f"{tmp_path / 'train-image.tif'},{tmp_path / 'train-gt.tif'},,5")
+    assert (explicit.kind, explicit.pixel_nm) == ("auto", 5.0)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    stack = make_synthetic_stack((4, 64, 64), seed=5)
+    folder = tmp_path_factory.mktemp("synthetic")
+    tifffile.imwrite(folder / "image.tif", stack.image, metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "labels.tif", stack.labels, metadata={"axes": "ZYX"})
+    return f"{folder / 'image.tif'},{folder / 'labels.tif'},instances"
+
+
+def _config(source, out, **overrides):
+    values = dict(
+        data=source,
+        out=str(out),
+        train_slices="0-2",
+        val_slices="3",
+        model="unet",
+        width=0.0625,
+        depth=2,
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=2,
+        crop=32,
+        lr=1e-2,
+        warmup_steps=1,
+        augment=AugmentConfig(margin=4, scale_jitter=1.25),
+        device="cpu",
+        val_tile=64,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_extra_validation_set_is_logged_and_selects(source, tmp_path):
+    config = _config(
+        source, tmp_path, epochs=2, extra_data=[f"{source}@0-1"], extra_val=[f"{source}@2-3"]
+    )
+    result = train_membrane(config)
+    record = result["history"][-1]
+    assert {"val_vrand", "val_image_vrand", "val_select_vrand", "val_select_bce"} <= set(record)
+    best = result["best"]
+    assert "select_vrand" in best and "image_vrand" in best
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert "val_image_bce" in json.loads(lines[0])
+
+
+def test_extra_validation_may_not_overlap_extra_training(source, tmp_path):
+    config = _config(source, tmp_path, extra_data=[f"{source}@0-2"], extra_val=[f"{source}@2-3"])
+    with pytest.raises(ValueError, match="also trained on"):
+        _prepare_data(config)
+    with pytest.raises(ValueError, match="SOURCE@SLICES"):
+        _prepare_data(_config(source, tmp_path, extra_val=[source]))
+
+
+@pytest.fixture
+def card_file(tmp_path):
+    torch.manual_seed(1)
+    net = build_network("unet", width=0.0625, depth=2)
+    _, card = export_model(
+        net.state_dict(),
+        tmp_path / "card",
+        name="tiny-unet",
+        architecture="unet",
+        width=0.0625,
+        depth=2,
+        description="test",
+        voxel_size_nm=(4.0, 4.0),
+        training_command=None,
+        metrics={},
+    )
+    return card
+
+
+def test_init_from_loads_the_card_weights(source, tmp_path, card_file):
+    config = _config(source, tmp_path, init_from=str(card_file))
+    net = initial_network(config).eval()
+    reference = load_network(get_card(card_file))
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x), reference(x))  # same weights before any step
+        fresh = build_network("unet", width=0.0625, depth=2).eval()
+        assert not torch.allclose(fresh(x), reference(x))
+    result = train_membrane(config)  # and a run starts from them
+    assert result["history"][0]["step"] == 3
+
+
+def test_init_from_refuses_another_size_and_altered_weights(source, tmp_path, card_file):
+    with pytest.raises(ValueError, match="width"):
+        initial_network(_config(source, tmp_path, init_from=str(card_file), width=0.125))
+    weights = card_file.with_suffix(".pt")
+    weights.write_bytes(weights.read_bytes() + b"x")
+    with pytest.raises(WeightsError, match="sha256"):
+        initial_network(_config(source, tmp_path, init_from=str(card_file)))
+
+
+def test_cli_passes_the_new_options(source, tmp_path, card_file):
+    from napari_emseg.cli import main
+
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train", "membrane", "--data", source, "--train-slices", "0-1", "--val-slices", "3",
+            "--extra-data", f"{source}@0-1", "--extra-val", f"{source}@2",
+            "--init-from", str(card_file), "--model", "unet", "--width", "0.0625",
+            "--depth", "2", "--scale-jitter", "1.25", "--epochs", "1", "--steps-per-epoch", "2",
+            "--batch-size", "2", "--crop", "32", "--device", "cpu", "--val-tile", "64",
+            "--description", "a test", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    saved = torch.load(out / "last.pt", weights_only=True)["config"]
+    assert saved["init_from"] == str(card_file)
+    assert saved["augment"]["scale_jitter"] == 1.25
+    assert saved["extra_val"] == [f"{source}@2"]
+    card = json.loads((out / "unet-w0.0625.json").read_text())
+    assert card["description"] == "a test"
