@@ -69,13 +69,15 @@ def reference_from_truth(block: Block) -> np.ndarray:
     return labels
 
 
-def adapted_model(block: Block, labels: np.ndarray, folder: Path) -> tuple[str, float]:
+def adapted_model(
+    block: Block, labels: np.ndarray, folder: Path, tag: str
+) -> tuple[str, float]:
     start = time.perf_counter()
     card = em.adapt(
         block.image,
         labels,
         [block.ref],
-        out=folder / f"{block.name[:4]}.json",
+        out=folder / f"{block.name[:4]}-{tag}.json",
         voxel_size=block.voxel,
     )
     return str(card), time.perf_counter() - start
@@ -100,7 +102,7 @@ def rows_for(block: Block, folder: Path) -> list[dict]:
                 voxel_size=block.voxel,
             ),
         )  # fmt: skip
-    card, adapt_s = adapted_model(block, reference, folder)
+    card, adapt_s = adapted_model(block, reference, folder, "truth")
     adapted = em.predict_membrane(block.image, model=card, voxel_size=block.voxel)
     for method in em.list_methods():
         row(
@@ -116,7 +118,7 @@ def rows_for(block: Block, folder: Path) -> list[dict]:
     em.segment(block.image, voxel_size=block.voxel, ref_slice=block.ref)
     rows[-1]["s"] = time.perf_counter() - start
     print(block.name, rows[-1], flush=True)
-    own, own_s = adapted_model(block, automatic.labels, folder)
+    own, own_s = adapted_model(block, automatic.labels, folder, "automatic")
     row(
         f"automatic segment, adapted to its own reference ({own_s:.0f} s to adapt)",
         lambda: (

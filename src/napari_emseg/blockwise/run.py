@@ -399,31 +399,44 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
             f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
             "may be truncated or corrupt; copy or export it again"
         ) from exc
-    membrane, labels, links = _segment_outer(job, image)
+    membrane, labels, carried, links = _segment_outer(job, image)
     core = job.block.core_in_outer
     if job.membrane is not None:
         open_level(job.membrane)[job.block.core] = membrane[core]
-    n_ids = int(labels.max(initial=0))
+    n_ids = max(int(labels.max(initial=0)), int(carried.max(initial=0)))
     dtype = np.uint32 if n_ids <= np.iinfo(np.uint32).max else np.uint64
-    stored = new_array(
-        open_group(job.scratch),
-        job.block.name,
-        shape=labels.shape,
-        dtype=dtype,
-        chunks=labels.shape,
-    )
-    stored[...] = labels.astype(dtype, copy=False)
+    for name, array in ((job.block.name, labels), (_carried_name(job.block), carried)):
+        stored = new_array(
+            open_group(job.scratch), name, shape=array.shape, dtype=dtype, chunks=array.shape
+        )
+        stored[...] = array.astype(dtype, copy=False)
     core_ids = np.unique(labels[core])
     return BlockSummary(job.block.number, n_ids, core_ids[core_ids != 0], links)
 
 
-def _segment_outer(job: BlockJob, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(membrane, labels, links) of a block's outer region: segmented from its own reference
-    slice, or propagated from the slice its sources labelled (a chained block)."""
+def _carried_name(block: Block) -> str:
+    return f"{block.name}-carried"
+
+
+def _segment_outer(
+    job: BlockJob, image: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(membrane, labels, carried, links) of a block's outer region: segmented from its own
+    reference slice, or propagated from the slice its sources labelled (a chained block).
+
+    ``carried`` are the labels before the supervoxel vote: what the next wave propagates from,
+    as one whole-volume run carries its propagation on before voting once at the end.
+    """
     from napari_emseg import pipeline
     from napari_emseg.propagation import propagate
+    from napari_emseg.propagation.supervoxels import supervoxel_vote
 
-    no_links = np.zeros((0, 3), np.int64)
+    options = dict(job.propagation_options or {})
+    chained = job.chain_z is not None or job.ref_slice is not None
+    vote = chained and options.get("consistency", "supervoxels") == "supervoxels"
+    if chained:
+        options["consistency"] = "none"  # voted below, after the raw labels are kept
+    links = np.zeros((0, 3), np.int64)
     if job.chain_z is None:
         result = pipeline.segment(
             image,
@@ -434,39 +447,42 @@ def _segment_outer(job: BlockJob, image: np.ndarray) -> tuple[np.ndarray, np.nda
             propagation=job.propagation,
             start=job.start,
             value_range=job.value_range,
-            propagation_options=job.propagation_options,
+            propagation_options=options or None,
         )
-        return result.membrane, result.labels, no_links
-    membrane = pipeline.predict_membrane(
-        image,
-        model=job.model,
-        device=job.device,
-        voxel_size=job.voxel_size,
-        value_range=job.value_range,
-    )
-    group = open_group(job.scratch, mode="r")
+        membrane, labels, ref = result.membrane, result.labels, result.ref_slice
+    else:
+        membrane = pipeline.predict_membrane(
+            image,
+            model=job.model,
+            device=job.device,
+            voxel_size=job.voxel_size,
+            value_range=job.value_range,
+        )
+        group = open_group(job.scratch, mode="r")
 
-    def read_labels(block: Block, region) -> np.ndarray:
-        return np.asarray(group[block.name][local(region, block.outer)])
+        def read_labels(block: Block, region) -> np.ndarray:
+            return np.asarray(group[_carried_name(block)][local(region, block.outer)])
 
-    reference, links = chaining.reference_slice(
-        job.block, job.chain_z, list(job.sources), read_labels
-    )
-    ref = job.chain_z - job.block.outer[0].start
-    labels = np.zeros(image.shape, np.uint32)
-    labels[ref] = reference
-    options = pipeline.method_options(job.propagation, job.voxel_size)
-    labels = propagate(
-        image,
-        labels,
-        ref,
-        membrane=membrane,
-        method=job.propagation,
-        device=job.device,
-        voxel_size=job.voxel_size,
-        **{**options, **(job.propagation_options or {})},
-    )
-    return membrane, labels, links
+        reference, links = chaining.reference_slice(
+            job.block, job.chain_z, list(job.sources), read_labels
+        )
+        ref = job.chain_z - job.block.outer[0].start
+        labels = np.zeros(image.shape, np.uint32)
+        labels[ref] = reference
+        labels = propagate(
+            image,
+            labels,
+            ref,
+            membrane=membrane,
+            method=job.propagation,
+            device=job.device,
+            voxel_size=job.voxel_size,
+            **{**pipeline.method_options(job.propagation, job.voxel_size), **options},
+        )
+    carried = labels
+    if vote:
+        labels = supervoxel_vote(carried, membrane, voxel_size=job.voxel_size, fixed_slices=[ref])
+    return membrane, labels, carried, links
 
 
 def match_blocks(pair: tuple[Block, Block], *, scratch: str, threshold: float) -> np.ndarray:
