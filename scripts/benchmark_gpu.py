@@ -136,13 +136,19 @@ def membrane_rows(name, net, image, matmul, repeats):
 
 def pipeline_seconds(shape):
     """One timed ``segment`` run of ``shape`` after a small warm-up run (kernel choice, loads),
-    and the membrane stage of it alone."""
+    its seconds per stage, and the membrane stage of it alone."""
+    from napari_emseg._timing import record_stages
+    from napari_emseg.benchmark.engine import SYNTHETIC_VOXEL_NM
     from napari_emseg.datasets.synthetic import make_synthetic_stack
     from napari_emseg.pipeline import segment
 
-    segment(make_synthetic_stack((6, 256, 256), seed=1).image, device="cuda")
+    def run(image) -> None:
+        segment(image, device="cuda", voxel_size=SYNTHETIC_VOXEL_NM)
+
+    run(make_synthetic_stack((6, 256, 256), seed=1).image)
     image = make_synthetic_stack(shape, seed=0).image
-    total = median_seconds(lambda: segment(image, device="cuda"), 1)
+    with record_stages() as stages:
+        total = median_seconds(lambda: run(image), 1)
     net, normalised = build_model(get_card(None)), image.astype(np.float32) / 255
     membrane = timed(
         lambda: predict_tiled(
@@ -150,7 +156,12 @@ def pipeline_seconds(shape):
         ),
         1,
     )
-    return {"shape": list(shape), "pipeline_s": total, "membrane_s": membrane}
+    return {
+        "shape": list(shape),
+        "pipeline_s": total,
+        "stage_seconds": stages,
+        "membrane_s": membrane,
+    }
 
 
 def main() -> None:
