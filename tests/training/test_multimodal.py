@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from napari_emseg.inference.loading import WeightsError, load_network
 from napari_emseg.models import build_network
 from napari_emseg.models.cards import get_card
-from napari_emseg.training import AugmentConfig, TrainConfig, train_membrane
+from napari_emseg.training import AugmentConfig, train_membrane
 from napari_emseg.training.augment import zoomed_crop
 from napari_emseg.training.checkpoint import export_model
 from napari_emseg.training.data import (
@@ -98,43 +98,25 @@ def test_layout_pixel_size_is_used_when_the_file_has_none(tmp_path):
     assert (explicit.kind, explicit.pixel_nm) == ("auto", 5.0)
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    from napari_emseg.datasets.synthetic import make_synthetic_stack
-
-    stack = make_synthetic_stack((4, 64, 64), seed=5)
-    folder = tmp_path_factory.mktemp("synthetic")
-    tifffile.imwrite(folder / "image.tif", stack.image, metadata={"axes": "ZYX"})
-    tifffile.imwrite(folder / "labels.tif", stack.labels, metadata={"axes": "ZYX"})
-    return f"{folder / 'image.tif'},{folder / 'labels.tif'},instances"
+@pytest.fixture()
+def source(synthetic_source):
+    return synthetic_source
 
 
-def _config(source, out, **overrides):
-    values = dict(
-        data=source,
-        out=str(out),
-        train_slices="0-2",
-        val_slices="3",
-        model="unet",
-        width=0.0625,
-        depth=2,
-        epochs=1,
-        steps_per_epoch=3,
-        batch_size=2,
-        crop=32,
-        lr=1e-2,
-        warmup_steps=1,
-        augment=AugmentConfig(margin=4, scale_jitter=1.25),
-        device="cpu",
-        val_tile=64,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+def _config(source, out, make_config, **overrides):
+    quick = {"epochs": 1, "steps_per_epoch": 3, "batch_size": 2, "warmup_steps": 1}
+    jitter = AugmentConfig(margin=4, scale_jitter=1.25)
+    return make_config(source, out, **{**quick, "augment": jitter, **overrides})
 
 
-def test_extra_validation_set_is_logged_and_selects(source, tmp_path):
+def test_extra_validation_set_is_logged_and_selects(source, tmp_path, make_config):
     config = _config(
-        source, tmp_path, epochs=2, extra_data=[f"{source}@0-1"], extra_val=[f"{source}@2-3"]
+        source,
+        tmp_path,
+        make_config,
+        epochs=2,
+        extra_data=[f"{source}@0-1"],
+        extra_val=[f"{source}@2-3"],
     )
     result = train_membrane(config)
     record = result["history"][-1]
@@ -145,12 +127,14 @@ def test_extra_validation_set_is_logged_and_selects(source, tmp_path):
     assert "val_image_bce" in json.loads(lines[0])
 
 
-def test_extra_validation_may_not_overlap_extra_training(source, tmp_path):
-    config = _config(source, tmp_path, extra_data=[f"{source}@0-2"], extra_val=[f"{source}@2-3"])
+def test_extra_validation_may_not_overlap_extra_training(source, tmp_path, make_config):
+    config = _config(
+        source, tmp_path, make_config, extra_data=[f"{source}@0-2"], extra_val=[f"{source}@2-3"]
+    )
     with pytest.raises(ValueError, match="also trained on"):
         _prepare_data(config)
     with pytest.raises(ValueError, match="SOURCE@SLICES"):
-        _prepare_data(_config(source, tmp_path, extra_val=[source]))
+        _prepare_data(_config(source, tmp_path, make_config, extra_val=[source]))
 
 
 @pytest.fixture
@@ -172,8 +156,8 @@ def card_file(tmp_path):
     return card
 
 
-def test_init_from_loads_the_card_weights(source, tmp_path, card_file):
-    config = _config(source, tmp_path, init_from=str(card_file))
+def test_init_from_loads_the_card_weights(source, tmp_path, card_file, make_config):
+    config = _config(source, tmp_path, make_config, init_from=str(card_file))
     net = initial_network(config).eval()
     reference = load_network(get_card(card_file))
     x = torch.rand(1, 1, 32, 32)
@@ -185,13 +169,17 @@ def test_init_from_loads_the_card_weights(source, tmp_path, card_file):
     assert result["history"][0]["step"] == 3
 
 
-def test_init_from_refuses_another_size_and_altered_weights(source, tmp_path, card_file):
+def test_init_from_refuses_another_size_and_altered_weights(
+    source, tmp_path, card_file, make_config
+):
     with pytest.raises(ValueError, match="width"):
-        initial_network(_config(source, tmp_path, init_from=str(card_file), width=0.125))
+        initial_network(
+            _config(source, tmp_path, make_config, init_from=str(card_file), width=0.125)
+        )
     weights = card_file.with_suffix(".pt")
     weights.write_bytes(weights.read_bytes() + b"x")
     with pytest.raises(WeightsError, match="sha256"):
-        initial_network(_config(source, tmp_path, init_from=str(card_file)))
+        initial_network(_config(source, tmp_path, make_config, init_from=str(card_file)))
 
 
 def test_cli_passes_the_new_options(source, tmp_path, card_file):

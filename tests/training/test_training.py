@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import tifffile
 import torch
 from scipy import ndimage as ndi
 
@@ -11,7 +10,7 @@ from napari_emseg.inference.loading import load_checked_state_dict
 from napari_emseg.models import ARCHITECTURE_CLASSES as ARCHITECTURES
 from napari_emseg.models import build_network
 from napari_emseg.models.cards import ModelCard, sha256_of
-from napari_emseg.training import AugmentConfig, HeldOutError, TrainConfig, train_membrane
+from napari_emseg.training import AugmentConfig, HeldOutError, train_membrane
 from napari_emseg.training.augment import augment_pair, dihedral, inverse_dihedral
 from napari_emseg.training.data import (
     MembraneStack,
@@ -118,43 +117,9 @@ def test_cli_refuses_held_out_slices_of_the_real_isbi_volume(shared_data, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def synthetic_source(tmp_path_factory):
-    from napari_emseg.datasets.synthetic import make_synthetic_stack
-
-    stack = make_synthetic_stack((4, 64, 64), seed=5)
-    folder = tmp_path_factory.mktemp("synthetic")
-    tifffile.imwrite(folder / "image.tif", stack.image, metadata={"axes": "ZYX"})
-    tifffile.imwrite(folder / "labels.tif", stack.labels, metadata={"axes": "ZYX"})
-    return f"{folder / 'image.tif'},{folder / 'labels.tif'},instances"
-
-
-def _tiny_config(source, out, **overrides):
-    values = dict(
-        data=source,
-        out=str(out),
-        train_slices="0-2",
-        val_slices="3",
-        model="unet",
-        width=0.0625,
-        depth=2,
-        epochs=2,
-        steps_per_epoch=12,
-        batch_size=4,
-        crop=32,
-        lr=1e-2,
-        warmup_steps=2,
-        augment=AugmentConfig(margin=4),
-        device="cpu",
-        val_tile=64,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(synthetic_source, tmp_path_factory):
+def tiny_run(synthetic_source, make_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return out, train_membrane(_tiny_config(synthetic_source, out, epochs=3))
+    return out, train_membrane(make_config(synthetic_source, out, epochs=3))
 
 
 def test_tiny_training_lowers_the_loss(tiny_run):
@@ -182,53 +147,53 @@ def test_export_is_a_checked_float16_state_dict_with_a_card(tiny_run):
     net.load_state_dict({k: v.float() for k, v in checked.items()})
 
 
-def test_resume_continues_from_the_saved_epoch(synthetic_source, tmp_path):
-    first = train_membrane(_tiny_config(synthetic_source, tmp_path, epochs=1))
+def test_resume_continues_from_the_saved_epoch(synthetic_source, tmp_path, make_config):
+    first = train_membrane(make_config(synthetic_source, tmp_path, epochs=1))
     saved = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
     assert saved["epoch"] == 1 and set(saved) >= {"model", "optimizer", "config", "scheduler"}
     resumed = train_membrane(
-        _tiny_config(synthetic_source, tmp_path, epochs=2, resume=str(tmp_path / "last.pt"))
+        make_config(synthetic_source, tmp_path, epochs=2, resume=str(tmp_path / "last.pt"))
     )
     assert [r["epoch"] for r in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == first["history"][0]
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
 
 
-def test_time_budget_stops_early_and_anneals(synthetic_source, tmp_path):
-    config = _tiny_config(synthetic_source, tmp_path, epochs=5, time_budget_min=1e-4)
+def test_time_budget_stops_early_and_anneals(synthetic_source, tmp_path, make_config):
+    config = make_config(synthetic_source, tmp_path, epochs=5, time_budget_min=1e-4)
     result = train_membrane(config)
     assert len(result["history"]) == 1  # stopped inside the first epoch
     assert result["history"][0]["step"] < config.steps_per_epoch
     assert result["history"][0]["lr"] == 0.0  # the cosine ran out with the time
 
 
-def test_progress_callback_and_cancel(synthetic_source, tmp_path):
+def test_progress_callback_and_cancel(synthetic_source, tmp_path, make_config):
     from napari_emseg._progress import Cancelled
 
     seen = []
-    config = _tiny_config(synthetic_source, tmp_path, epochs=1, steps_per_epoch=3)
+    config = make_config(synthetic_source, tmp_path, epochs=1, steps_per_epoch=3)
     train_membrane(config, progress=lambda done, total, message: seen.append((done, total)))
     assert seen[-1] == (3, 3)
     with pytest.raises(Cancelled):
         train_membrane(config, cancel=lambda: True)
 
 
-def _stream_batches(source, tmp_path, workers, epochs=2):
+def _stream_batches(source, tmp_path, make_config, workers, epochs=2):
     from napari_emseg.training.loop import _batches, _prepare_data
 
-    config = _tiny_config(source, tmp_path, epochs=epochs, steps_per_epoch=5, workers=workers)
+    config = make_config(source, tmp_path, epochs=epochs, steps_per_epoch=5, workers=workers)
     return [x for x, _ in _batches(_prepare_data(config), config, 0, torch.device("cpu"))]
 
 
-def test_augmenting_workers_give_every_step_reproducibly(synthetic_source, tmp_path):
-    batches = _stream_batches(synthetic_source, tmp_path, workers=2)
+def test_augmenting_workers_give_every_step_reproducibly(synthetic_source, tmp_path, make_config):
+    batches = _stream_batches(synthetic_source, tmp_path, make_config, workers=2)
     assert len(batches) == 2 * 5  # steps_per_epoch batches for each epoch, none lost or doubled
     assert batches[0].shape == (4, 1, 32, 32)
     assert not torch.equal(batches[0], batches[1])  # the two workers draw different crops
-    again = _stream_batches(synthetic_source, tmp_path, workers=2)
+    again = _stream_batches(synthetic_source, tmp_path, make_config, workers=2)
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
-def test_training_with_workers_runs_and_exports(synthetic_source, tmp_path):
-    result = train_membrane(_tiny_config(synthetic_source, tmp_path, epochs=1, workers=2))
+def test_training_with_workers_runs_and_exports(synthetic_source, tmp_path, make_config):
+    result = train_membrane(make_config(synthetic_source, tmp_path, epochs=1, workers=2))
     assert result["history"][0]["step"] == 12 and (tmp_path / "best.pt").is_file()
