@@ -303,8 +303,8 @@ def test_cli_blockwise_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["segment", str(image), "-o", str(tmp_path / "x.tif"), "--dask", "local"]) == 2
     assert "give -o LABELS.zarr" in capsys.readouterr().err
     out = str(tmp_path / "x.zarr")
-    assert main(["segment", str(image), "-o", out, "--ref-slice", "1"]) == 2
-    assert "--ref-slice" in capsys.readouterr().err
+    assert main(["segment", str(image), "-o", out, "--ref-slice", "9"]) == 2
+    assert "reference slice 9 is outside 0..3" in capsys.readouterr().err
     assert (
         main(
             [
