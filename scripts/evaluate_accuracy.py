@@ -69,9 +69,7 @@ def reference_from_truth(block: Block) -> np.ndarray:
     return labels
 
 
-def adapted_model(
-    block: Block, labels: np.ndarray, folder: Path, tag: str
-) -> tuple[str, float]:
+def adapted_model(block: Block, labels: np.ndarray, folder: Path, tag: str) -> tuple[str, float]:
     start = time.perf_counter()
     card = em.adapt(
         block.image,

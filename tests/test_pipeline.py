@@ -59,9 +59,10 @@ def test_only_the_learned_method_takes_the_pixel_size_and_an_unknown_one_is_said
 def test_widgets_read_the_voxel_size_from_the_layer_scale():
     from napari_emseg._widgets.viewer_session import ViewerSession
 
-    assert ViewerSession.scale_voxel_size(SimpleNamespace(scale=(40.0, 8.0, 8.0))) == (40.0, 8.0, 8.0)
-    assert ViewerSession.scale_voxel_size(SimpleNamespace(scale=(1.0, 1.0, 1.0))) is None
-    assert ViewerSession.scale_voxel_size(SimpleNamespace(scale=(4.0, 4.0))) == (1.0, 4.0, 4.0)
+    from_scale = ViewerSession.scale_voxel_size
+    assert from_scale(SimpleNamespace(scale=(40.0, 8.0, 8.0))) == (40.0, 8.0, 8.0)
+    assert from_scale(SimpleNamespace(scale=(1.0, 1.0, 1.0))) is None
+    assert from_scale(SimpleNamespace(scale=(4.0, 4.0))) == (1.0, 4.0, 4.0)
 
 
 @pytest.mark.parametrize(

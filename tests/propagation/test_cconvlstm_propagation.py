@@ -215,9 +215,7 @@ def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(
 
 
 @pytest.mark.parametrize("variant", ["st", "stc"])
-def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(
-    tmp_path, stack, variant
-):
+def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(tmp_path, stack, variant):
     """Batch size and outline threads change the speed, never the labels (stc included: its
     backward sweep over objects would see padding objects if batches mixed object counts)."""
     card = write_card(tmp_path, variant=variant, pixel_nm=4.0)
