@@ -84,39 +84,32 @@ def adapted_model(block: Block, labels: np.ndarray, folder: Path, tag: str) -> t
 def rows_for(block: Block, folder: Path) -> list[dict]:
     rows = []
 
-    def row(name: str, run) -> None:
+    def row(name: str, run) -> np.ndarray:
         start = time.perf_counter()
         labels = run()
         rows.append({"row": name, **scores(labels, block.gt), "s": time.perf_counter() - start})
         print(block.name, rows[-1], flush=True)
+        return labels
 
     reference = reference_from_truth(block)
-    membrane = em.predict_membrane(block.image, voxel_size=block.voxel)
-    for method in em.list_methods():
-        row(
-            f"ground-truth reference, {method}",
-            lambda m=method: em.propagate(
-                block.image, reference, block.ref, membrane=membrane, method=m,
-                voxel_size=block.voxel,
-            ),
-        )  # fmt: skip
+    shipped = em.predict_membrane(block.image, voxel_size=block.voxel)
     card, adapt_s = adapted_model(block, reference, folder, "truth")
     adapted = em.predict_membrane(block.image, model=card, voxel_size=block.voxel)
-    for method in em.list_methods():
-        row(
-            f"ground-truth reference, {method}, adapted membrane ({adapt_s:.0f} s to adapt)",
-            lambda m=method: em.propagate(
-                block.image, reference, block.ref, membrane=adapted, method=m,
-                voxel_size=block.voxel,
-            ),
-        )  # fmt: skip
-    automatic = em.segment(block.image, voxel_size=block.voxel, ref_slice=block.ref)
-    rows.append({"row": "automatic segment", **scores(automatic.labels, block.gt), "s": 0.0})
-    start = time.perf_counter()
-    em.segment(block.image, voxel_size=block.voxel, ref_slice=block.ref)
-    rows[-1]["s"] = time.perf_counter() - start
-    print(block.name, rows[-1], flush=True)
-    own, own_s = adapted_model(block, automatic.labels, folder, "automatic")
+    maps = {"": shipped, f", adapted membrane ({adapt_s:.0f} s to adapt)": adapted}
+    for suffix, membrane in maps.items():
+        for method in em.list_methods():
+            row(
+                f"ground-truth reference, {method}{suffix}",
+                lambda m=method, mem=membrane: em.propagate(
+                    block.image, reference, block.ref, membrane=mem, method=m,
+                    voxel_size=block.voxel,
+                ),
+            )  # fmt: skip
+    automatic = row(
+        "automatic segment",
+        lambda: em.segment(block.image, voxel_size=block.voxel, ref_slice=block.ref).labels,
+    )
+    own, own_s = adapted_model(block, automatic, folder, "automatic")
     row(
         f"automatic segment, adapted to its own reference ({own_s:.0f} s to adapt)",
         lambda: (

@@ -118,11 +118,11 @@ def read_volume(
 
     volume = read(spec, as_labels=as_labels, lazy=lazy)
     if voxel_size is not None:
-        volume = replace(volume, scale=_checked_voxel_size(voxel_size), unit="nm")
+        volume = replace(volume, scale=checked_voxel_size(voxel_size), unit="nm")
     return volume
 
 
-def _checked_voxel_size(voxel_size: Iterable[float]) -> VoxelSize:
+def checked_voxel_size(voxel_size: Iterable[float]) -> VoxelSize:
     size = tuple(float(v) for v in voxel_size)
     if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
         raise ValueError(f"voxel size must be three positive numbers (z, y, x) in nm, got {size}")
@@ -137,7 +137,7 @@ def _unpack(image: Any, voxel_size: VoxelSize | None) -> tuple[np.ndarray, Voxel
         if voxel_size is None and image.unit == "nm":
             voxel_size = image.scale
         image = image.data
-    size = None if voxel_size is None else _checked_voxel_size(voxel_size)
+    size = None if voxel_size is None else checked_voxel_size(voxel_size)
     return np.asarray(image), size
 
 

@@ -7,6 +7,8 @@ earlier stay aligned). Empty means unknown: the engine then assumes 4 nm pixels 
 
 from magicgui.widgets import LineEdit
 
+from napari_emseg.pipeline import checked_voxel_size
+
 PLACEHOLDER = "z y x, e.g. 50 4 4 (unknown: 4 nm pixels assumed)"
 
 
@@ -26,12 +28,11 @@ def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
     if not parts:
         return None
     try:
-        size = tuple(float(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) != 3 or not all(0 < v < float("inf") for v in size):
-        raise ValueError("voxel size: give three positive numbers in nm (z y x), e.g. 50 4 4")
-    return size  # type: ignore[return-value]
+        return checked_voxel_size(float(p) for p in parts)
+    except ValueError:  # a word that is not a number, or not three positive numbers
+        raise ValueError(
+            "voxel size: give three positive numbers in nm (z y x), e.g. 50 4 4"
+        ) from None
 
 
 def format_voxel_size(size) -> str:

@@ -51,17 +51,12 @@ def chain_slice(block: Block, ref_layer_z: slice) -> int | None:
 
 def sources(grid: BlockGrid, block: Block, z: int) -> list[Block]:
     """Blocks whose core holds slice ``z`` and meets ``block``'s outer region in y/x."""
-    found = []
-    for other in grid.blocks():
-        if not other.core[0].start <= z < other.core[0].stop:
-            continue
-        if all(_overlaps(a, b) for a, b in zip(other.core[1:], block.outer[1:], strict=True)):
-            found.append(other)
-    return found
-
-
-def _overlaps(a: slice, b: slice) -> bool:
-    return max(a.start, b.start) < min(a.stop, b.stop)
+    layer = z // grid.block_shape[0]
+    rows, cols = (
+        range(outer.start // size, (outer.stop - 1) // size + 1)
+        for outer, size in zip(block.outer[1:], grid.block_shape[1:], strict=True)
+    )
+    return [grid.block((layer, row, col)) for row in rows for col in cols]
 
 
 def reference_slice(
