@@ -8,8 +8,8 @@ Held-out data (never used to train the propagation model):
 - the gala FIB-SEM test block (50x100x200), reference slice 25;
 - ISBI 2012 slices 20-29 with the rMiW 3D ids, reference slice 25 of the full stack (index 5).
 
-The membrane map is the U-Net `unet-w0.1875-isbi` (the default when these figures were made),
-computed once per dataset. Rows:
+The membrane map is the library's default model (``--membrane-model`` picks another), computed
+once per dataset at the dataset's pixel size (resampled to the model's, as ``segment`` does). Rows:
 the reference copied to every slice (a lower bar), the classical ``watershed`` propagator, waterz
 agglomeration of the membrane map (the seed paper's baseline, best threshold against the ground
 truth), the learned ``cconvlstm`` propagator (ST, STL, STN, STC) when registered, and the fully
@@ -35,12 +35,12 @@ from skimage.segmentation import expand_labels
 
 from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.metrics import adapted_rand_error, variation_of_information
-from napari_emseg.models.cards import PROPAGATION_VARIANTS
+from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL, PROPAGATION_VARIANTS
 from napari_emseg.propagation import list_methods, propagate
 from napari_emseg.segmentation.watershed import watershed_slice
 
-# The trained membrane map these docs were measured with (the default when they were made).
-MEMBRANE_MODEL = "unet-w0.1875-isbi"
+# The membrane map of every row: the library's default, as a user's `propagate` gets.
+MEMBRANE_MODEL = DEFAULT_MEMBRANE_MODEL
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = PROPAGATION_VARIANTS
 METHODS = ("copy", "watershed", "waterz", *VARIANTS, "auto-watershed", "auto-stc")
@@ -401,15 +401,17 @@ on {machine} ({platform.system()}, {os.cpu_count()} cores), networks on the
 - **Data, held out from training the propagation model.** The gala FIB-SEM medulla *test* block
   (Drosophila, probably 10 nm isotropic, dense 3D ids; gala's training block is a different
   block) and ISBI 2012 training slices 20-29 (4x4x50 nm ssTEM) with the rMiW 3D ids, which are
-  good but not pristine (see ../shared/data/isbi2012/SOURCE.md). The membrane network was
-  trained on ISBI slices 0-17 only; it never saw FIB-SEM.
+  good but not pristine (see ../shared/data/isbi2012/SOURCE.md). The membrane network never
+  saw either (the default one trained on ISBI slices 0-17, the gala *train* block and the
+  Gerhard VNC stack).
 - **Reference slice.** Rows marked "ground truth" start from the ground truth of the reference
   slice grown {GROW_REFERENCE} px into its boundary pixels (`skimage.segmentation.expand_labels`),
   as a proofread dense slice would be. Rows marked "2D watershed" are the fully automatic
   pipeline: the reference is `watershed_slice` of the membrane map at that slice, as the paper
   does where no ground truth exists; its time is included in the row's seconds.
-- **Membrane map.** The trained model `{default}` (the default when these figures were made),
-  predicted once per dataset.
+- **Membrane map.** The trained model `{default}` (the library's default when these figures
+  were made), predicted once per dataset at its pixel size (10 nm gala, 4 nm ISBI; resampled to
+  the model's as `segment` does).
 - **Rows.** "Reference copied to every slice" is a trivial lower bar. `watershed` is the
   classical propagator (docs/baselines.md). waterz (Funke et al., the seed paper's baseline)
   agglomerates a 3D watershed of affinities made from the membrane map (affinity between a voxel
@@ -456,7 +458,7 @@ def main() -> None:
     parser.add_argument(
         "--membrane-model",
         default=MEMBRANE_MODEL,
-        help=f"membrane map for every row (default {MEMBRANE_MODEL}, as docs/propagation.md)",
+        help=f"membrane map for every row (default {MEMBRANE_MODEL}, the library's default)",
     )
     parser.add_argument("--quick", action="store_true", help="16 slices of <= 256x256: smoke run")
     args = parser.parse_args()
@@ -473,7 +475,11 @@ def main() -> None:
     for dataset in datasets:
         print(f"{dataset.name}: membrane ({default})", file=sys.stderr, flush=True)
         dataset.membrane, dataset.membrane_seconds = timed(
-            predict_membrane, dataset.image, model=default, device=args.device
+            predict_membrane,
+            dataset.image,
+            model=default,
+            device=args.device,
+            pixel_nm=dataset.pixel_nm,
         )
         results.append(evaluate(dataset, methods, args.device))
     text = render(datasets, results, args, command, time.perf_counter() - start)

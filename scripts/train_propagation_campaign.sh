@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One call of the propagation-network training campaign, sized for one device call.
 #
-# It resumes from the last committed checkpoint (checkpoints/propagation/<variant>/last.pt),
-# trains on every labelled EM stack in the shared data (ISBI 2012 slices 0-19, the gala FIB-SEM
+# It resumes from the last committed checkpoint (checkpoints/propagation/<variant>/last.pt) or,
+# in the first call, starts from the shipped weights (cconvlstm-<variant>, validated before the
+# first step so the export keeps them unless training beats them on the validation sequences);
+# it trains on every labelled EM stack in the shared data (ISBI 2012 slices 0-19, the gala FIB-SEM
 # train block) plus fresh synthetic sequences (new ones at every call), stops after BUDGET
 # minutes, and leaves under OUT the new checkpoint, the float16 weights with their card and the
 # training log. Commit them with:
@@ -30,7 +32,14 @@ done
 [ -n "$DATA" ] || { echo "no shared data found: set DATA=/path/to/shared/data" >&2; exit 2; }
 CHECKPOINT=checkpoints/propagation/$VARIANT/last.pt
 RESUME=()
-[ -f "$CHECKPOINT" ] && RESUME=(--resume "$CHECKPOINT")
+if [ -f "$CHECKPOINT" ]; then
+    RESUME=(--resume "$CHECKPOINT")
+else
+    RESUME=(--init-from "cconvlstm-$VARIANT")
+fi
+# A warm start: no synthetic-only pretraining or teacher forcing (the shipped weights are past
+# both), a fine-tuning learning rate; the membrane map is the default model's, as at inference.
+WARM=(--pretrain-fraction 0 --teacher-fraction 0 --lr 3e-4)
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     SIZE=(--crop 128 --max-objects 16 --length 8 --batch-size 16 --val-every 200 --synthetic-mix 0.2)
     SYNTHETIC=8
@@ -42,5 +51,5 @@ mkdir -p "$OUT/$VARIANT"
 "$PY" -m napari_emseg train propagation \
     --data "isbi2012=$DATA/isbi2012" "gala-train=$DATA/gala_fibsem_medulla" "synthetic=$SYNTHETIC" \
     --variant "$VARIANT" --name "cconvlstm-$VARIANT" --schedule steps --steps 100000 \
-    --time-budget-min "$BUDGET" "${SIZE[@]}" "${RESUME[@]}" --out "$OUT/$VARIANT" \
+    --time-budget-min "$BUDGET" "${WARM[@]}" "${SIZE[@]}" "${RESUME[@]}" --out "$OUT/$VARIANT" \
     2>&1 | tee "$OUT/$VARIANT/train.log"

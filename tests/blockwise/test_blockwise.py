@@ -365,6 +365,88 @@ def test_blocks_that_cut_z_are_chained_like_one_run(tiny_stack, tmp_path, block_
     assert unchained_error > chained_error + 0.02
 
 
+def test_chained_learned_propagation_starts_where_one_run_starts_a_window(tmp_path, monkeypatch):
+    """Blocks of 4 slices, windows of 5 (stride 4) from slice 6: each chained block reads back
+    to slice 6, beyond its 1-slice halo, and predicts as the whole-volume run does."""
+    import napari_emseg.propagation as propagation
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    stack = make_synthetic_stack((12, 96, 96), seed=3)
+    voxel = (50.0, 4.0, 4.0)
+    whole = pipeline.segment(stack.image, model="ridge", propagation="cconvlstm", voxel_size=voxel)
+
+    def blockwise(name: str) -> np.ndarray:
+        result = segment_blockwise(
+            stack.image,
+            tmp_path / name,
+            block_shape=(4, 96, 96),
+            halo=(1, 0, 0),
+            model="ridge",
+            propagation="cconvlstm",
+            scale=voxel,
+            unit="nm",
+        )
+        return _read_labels(result.labels)
+
+    aligned = adapted_rand_error(blockwise("aligned.zarr"), whole.labels)
+    assert aligned <= 0.005
+    monkeypatch.setattr(propagation, "window_stride", lambda method, options=None: 1)
+    assert adapted_rand_error(blockwise("unaligned.zarr"), whole.labels) > aligned
+
+
+def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
+    """3D supervoxels cross block faces: the blocks' counts are pooled per stitched supervoxel,
+    so the vote lands as one run's; without a vote, the chain alone equals one run exactly."""
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    stack = make_synthetic_stack((16, 96, 96), seed=3)
+    voxel = (8.0, 8.0, 8.0)
+    errors = {}
+    for consistency in ("supervoxels", "none"):
+        options = {"consistency": consistency}
+        whole = pipeline.segment(
+            stack.image,
+            model="ridge",
+            start="watershed",
+            propagation="watershed",
+            voxel_size=voxel,
+            propagation_options=options,
+        )
+        result = segment_blockwise(
+            stack.image,
+            tmp_path / f"{consistency}.zarr",
+            block_shape=(6, 96, 96),
+            halo=(3, 0, 0),
+            model="ridge",
+            start="watershed",
+            propagation_options=options,
+            scale=voxel,
+            unit="nm",
+        )
+        errors[consistency] = adapted_rand_error(_read_labels(result.labels), whole.labels)
+        errors[f"whole {consistency}"] = whole.labels
+    assert errors["none"] == 0
+    # The vote changes one run by far more than the blockwise run differs from it.
+    assert adapted_rand_error(errors["whole none"], errors["whole supervoxels"]) > 0.05
+    assert errors["supervoxels"] <= 0.02
+
+
+def test_votes_of_blocks_are_pooled_per_supervoxel():
+    from napari_emseg.blockwise.vote import apply_winners, tally, winners
+
+    # Supervoxel 1 spans two blocks: object 4 wins the first block's part, object 5 the whole.
+    first = tally(np.array([4, 4, 5]), np.array([1, 1, 1]))
+    second = tally(np.array([5, 5, 5, 4]), np.array([1, 1, 1, 2]))
+    winner = winners([first, second], 2)
+    assert winner.tolist() == [0, 5, 4]
+    fixed = np.array([True, False, False])
+    assert apply_winners(np.array([4, 4, 0]), np.array([1, 1, 1]), winner, fixed).tolist() == [
+        4,
+        5,
+        0,
+    ]
+
+
 def test_chaining_needs_a_z_halo(tiny_stack, tmp_path):
     with pytest.raises(ValueError, match="z halo"):
         segment_blockwise(

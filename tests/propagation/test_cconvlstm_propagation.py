@@ -197,6 +197,34 @@ def test_train_propagation_exports_a_card_that_propagates_and_resumes(tmp_path, 
     assert train_propagation(resumed)["steps"] == 6
 
 
+def test_init_from_starts_at_the_cards_weights_and_keeps_them_unless_beaten(tmp_path, stack):
+    from napari_emseg.inference.loading import load_network
+    from napari_emseg.training.sequence_loop import initial_propagation_network
+
+    image, ids = tmp_path / "image.tif", tmp_path / "ids.tif"
+    tifffile.imwrite(image, stack.image)
+    tifffile.imwrite(ids, stack.labels.astype(np.uint32))
+    data = {"tiny": f"{image},{ids},8"}
+    first = train_propagation(_tiny_config(data, tmp_path / "first"))
+    card = get_propagation_card(first["card"])
+    config = _tiny_config(data, tmp_path / "warm", init_from=first["card"], lr=0.0)
+    start = initial_propagation_network(config).state_dict()
+    for name, tensor in load_network(card).state_dict().items():
+        torch.testing.assert_close(start[name], tensor)
+    result = train_propagation(config)
+    log = [
+        json.loads(line) for line in (tmp_path / "warm" / "metrics.jsonl").read_text().splitlines()
+    ]
+    # lr 0: no step changes the weights, so no later validation beats the starting point
+    assert [r["step"] for r in log] == [0, 2, 4] and log[0]["init_from"] == first["card"]
+    assert result["best"]["step"] == 0
+    assert log[1]["val_iou"] == pytest.approx(log[0]["val_iou"])
+    with pytest.raises(ValueError, match="init-from"):
+        initial_propagation_network(
+            _tiny_config(data, tmp_path / "x", init_from=first["card"], hidden=6)
+        )
+
+
 def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(tmp_path):
     from napari_emseg.training.sequence_data import synthetic_stacks
 

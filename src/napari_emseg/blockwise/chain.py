@@ -4,8 +4,10 @@ Propagating from one reference slice makes ids consistent through z; a block tha
 from its own 2D watershed would break every object at its z faces. So blocks run in *waves*
 outward from the layer of blocks that holds the volume's reference slice: that layer segments as
 usual (from the reference slice), then the layers above and below it, one wave at a time; a
-block of a later wave takes as its reference the slice just outside its core towards the
-reference (inside its z halo), as the blocks of the previous wave labelled it in their cores.
+block of a later wave takes as its reference a slice outside its core towards the reference, as
+the blocks of earlier waves labelled it in their cores: the nearest slice where one whole-volume
+run starts a z window (any slice for the classical propagator, every 4th from the reference for
+the learned one), read beyond the block's z halo when it lies further out.
 
 Those labels are other blocks' local ids. A block renumbers them ``1..k`` for its propagation,
 and returns *links* ``(local id, source block, source local id)``; the stitching merges every
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
+from napari_emseg.blockwise.grid import Block, BlockGrid, Region, intersection, local
 
 
 def waves(grid: BlockGrid, ref_z: int) -> list[list[Block]]:
@@ -41,12 +43,41 @@ def waves(grid: BlockGrid, ref_z: int) -> list[list[Block]]:
     return [[b for k in wave for b in by_layer[k]] for wave in order if wave]
 
 
-def chain_slice(block: Block, ref_layer_z: slice) -> int | None:
-    """The slice (volume z) a block of a later wave starts from, None in the reference layer."""
+def chain_slice(block: Block, ref_layer_z: slice, ref_z: int, stride: int = 1) -> int | None:
+    """The slice (volume z) a block of a later wave starts from, None in the reference layer.
+
+    The nearest slice outside the block's core towards the reference that is ``ref_z`` plus a
+    multiple of ``stride`` (the propagation method's z window, see
+    :func:`napari_emseg.propagation.window_stride`): the block's windows then fall where one
+    whole-volume run's do, and it predicts its slices from the same reference slices.
+
+    Examples
+    --------
+    >>> grid = BlockGrid((40, 8, 8), (10, 8, 8), (2, 0, 0))
+    >>> above = grid.block((2, 0, 0))  # core 20..29, reference 5 in the layer 0..9
+    >>> chain_slice(above, slice(0, 10), 5), chain_slice(above, slice(0, 10), 5, stride=4)
+    (19, 17)
+    """
     core = block.core[0]
     if core == ref_layer_z:
         return None
-    return core.start - 1 if core.start >= ref_layer_z.stop else core.stop
+    if core.start >= ref_layer_z.stop:
+        return ref_z + (core.start - 1 - ref_z) // stride * stride
+    return ref_z - (ref_z - core.stop) // stride * stride
+
+
+def reach(block: Block, z: int) -> Region:
+    """The region a chained block reads: its outer region grown in z to hold slice ``z``.
+
+    Examples
+    --------
+    >>> grid = BlockGrid((40, 8, 8), (10, 8, 8), (2, 0, 0))
+    >>> reach(grid.block((2, 0, 0)), 17)[0], reach(grid.block((2, 0, 0)), 19)[0]
+    (slice(17, 32, None), slice(18, 32, None))
+    """
+    z_outer = block.outer[0]
+    grown = slice(min(z_outer.start, z), max(z_outer.stop, z + 1))
+    return (grown, *block.outer[1:])
 
 
 def sources(grid: BlockGrid, block: Block, z: int) -> list[Block]:

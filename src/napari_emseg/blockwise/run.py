@@ -11,7 +11,9 @@ through z as in one run. Then:
    scratch Zarr store beside the output, and the core of its membrane map to the output;
 2. the ids of neighbouring blocks are matched where their halos overlap and merged
    (:mod:`~.stitching`: disjoint id ranges, mutual-majority matches, union-find);
-3. each block's core is relabelled to the final ids ``1..N`` and written to the output.
+3. chained runs with the supervoxel vote stitch the blocks' supervoxels the same way and vote
+   once over the whole volume (:mod:`~.vote`);
+4. each block's core is relabelled to the final ids ``1..N`` and written to the output.
 
 Only one block (and its halo) is in memory per task, so peak memory is set by the block shape,
 not the volume. Outputs are OME-Zarr images built in hidden ``.partial`` folders and moved into
@@ -27,7 +29,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,58 +37,34 @@ import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
 from napari_emseg.blockwise import chain as chaining
+from napari_emseg.blockwise import vote as voting
 from napari_emseg.blockwise.executor import map_tasks
-from napari_emseg.blockwise.grid import Block, BlockGrid, intersection, local
-from napari_emseg.blockwise.stitching import final_ids, id_offsets, match_overlap
-from napari_emseg.io.lazy import read_region
+from napari_emseg.blockwise.grid import BlockGrid
+from napari_emseg.blockwise.stitching import final_ids, id_offsets
+from napari_emseg.blockwise.tasks import (
+    SUPERVOXELS,
+    BlockJob,
+    BlockSummary,
+    match_blocks,
+    no_links,
+    relabel_block,
+    segment_block,
+    tally_block,
+)
 from napari_emseg.io.ome_zarr import (
     check_zarr_output,
     create_image,
     multiscales,
-    new_array,
     new_group,
     ome_unit,
-    open_group,
-    open_level,
     partial_path,
     replace_folder,
 )
-from napari_emseg.io.volume import InputError, short_error
 from napari_emseg.segmentation.normalization import intensity_range
 
 DEFAULT_BLOCK = (32, 512, 512)
 DEFAULT_HALO = (8, 32, 32)
 _CHUNK_LIMIT = (8, 256, 256)  # output chunks: divisors of the block shape up to this size
-
-
-@dataclass(frozen=True)
-class BlockJob:
-    """What a worker needs to segment one block (small and picklable)."""
-
-    block: Block
-    scratch: str
-    membrane: str | None
-    model: str | None
-    device: str
-    propagation: str
-    value_range: tuple[float, float] | None
-    propagation_options: dict[str, Any] | None = None
-    voxel_size: tuple[float, float, float] | None = None
-    start: str = "auto"
-    ref_slice: int | None = None  # in the outer region; None: the block's middle slice
-    chain_z: int | None = None  # volume slice to start from, labelled by ``sources``' cores
-    sources: tuple[Block, ...] = ()
-
-
-@dataclass(frozen=True)
-class BlockSummary:
-    """What a block task returns: its number, its largest local id, the ids in its core and
-    its links ``(local id, source block, source local id)`` to the blocks it started from."""
-
-    number: int
-    n_ids: int
-    core_ids: np.ndarray
-    links: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
 
 @dataclass(frozen=True)
@@ -216,6 +194,8 @@ def segment_blockwise(
     chained = chain and propagation != "none" and start == "watershed" and grid.grid_shape[0] > 1
     if chained:
         chaining.check_halo(grid)
+    consistency = (propagation_options or {}).get("consistency", "supervoxels")
+    vote_later = chained and consistency == "supervoxels"
 
     scratch = partial_path(out, "blocks")
     labels_tmp = partial_path(out)
@@ -242,19 +222,31 @@ def segment_blockwise(
             propagation_options=propagation_options,
             voxel_size=voxel,  # type: ignore[arg-type]
             start=start,
+            vote_later=vote_later,
         )
         summaries = _segment_blocks(
             grid, job, ref_z if chained else None, shared_source, client, progress, cancel
         )
-        table, offsets, matches = _stitch(
-            grid,
-            summaries,
-            scratch=str(scratch),
-            threshold=threshold,
-            client=client,
-            progress=stage_progress(progress, 0.85, 0.9),
-            cancel=cancel,
+        stitch = functools.partial(
+            _stitch, grid, scratch=str(scratch), threshold=threshold, client=client, cancel=cancel
         )
+        table, offsets, matches = stitch(
+            [(s.n_ids, s.core_ids, s.links) for s in summaries],
+            progress=stage_progress(progress, 0.85, 0.88 if vote_later else 0.9),
+        )
+        votes, sv_luts = None, [None] * len(grid)
+        if vote_later:
+            votes, sv_luts = _vote(
+                grid,
+                summaries,
+                (table, offsets),
+                stitch,
+                ref_z=ref_z,
+                scratch=str(scratch),
+                client=client,
+                progress=stage_progress(progress, 0.88, 0.9),
+                cancel=cancel,
+            )
         objects = int(table.max(initial=0))
         create_image(
             labels_tmp,
@@ -264,16 +256,14 @@ def segment_blockwise(
             attrs=multiscales(out.name, scale, unit_name),
         )
         relabel_jobs = [
-            (block, table[offsets[s.number] : offsets[s.number] + s.n_ids + 1].copy())
-            for block, s in zip(blocks, summaries, strict=True)
+            (block, _block_lut(table, offsets, s.number, s.n_ids), sv_lut)
+            for block, s, sv_lut in zip(blocks, summaries, sv_luts, strict=True)
         ]
-        for _, lut in relabel_jobs:
-            lut[0] = 0  # the slice starts at the previous block's last id
         map_tasks(
             relabel_block,
             relabel_jobs,
             client=client,
-            shared={"scratch": str(scratch), "labels": str(labels_tmp)},
+            shared={"scratch": str(scratch), "labels": str(labels_tmp), "votes": votes},
             progress=stage_progress(progress, 0.9, 1.0),
             cancel=cancel,
             message="writing block",
@@ -298,23 +288,28 @@ def segment_blockwise(
 
 def _stitch(
     grid: BlockGrid,
-    summaries: list[BlockSummary],
+    per_block: list[tuple[int, np.ndarray, np.ndarray]],
     *,
     scratch: str,
     threshold: float,
     client: Any,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
+    suffix: str = "",
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(global id -> output id table, each block's id offset, number of matched pairs)."""
+    """(global id -> output id table, each block's id offset, number of matched pairs).
+
+    ``per_block``: each block's (largest local id, ids in its core, links) in block order;
+    ``suffix`` names the stored arrays matched in the overlaps (labels, or supervoxels).
+    """
     blocks = grid.blocks()
-    offsets = id_offsets([s.n_ids for s in summaries])
+    offsets = id_offsets([n for n, _, _ in per_block])
     pairs = [(blocks[a], blocks[b]) for a, b in grid.neighbour_pairs()]
     matched = map_tasks(
         match_blocks,
         pairs,
         client=client,
-        shared={"scratch": scratch, "threshold": threshold},
+        shared={"scratch": scratch, "threshold": threshold, "suffix": suffix},
         progress=progress,
         cancel=cancel,
         message="matching overlap",
@@ -322,15 +317,63 @@ def _stitch(
     merges = [
         found + offsets[[a.number, b.number]] for (a, b), found in zip(pairs, matched, strict=True)
     ]
-    for summary in summaries:  # chained blocks: carried ids are their sources' ids
-        links = summary.links
+    for number, (_, _, links) in enumerate(per_block):  # chained: carried ids are their sources'
         merges.append(
-            np.stack([links[:, 0] + offsets[summary.number], links[:, 2] + offsets[links[:, 1]]], 1)
+            np.stack([links[:, 0] + offsets[number], links[:, 2] + offsets[links[:, 1]]], 1)
         )
-    present = np.concatenate([s.core_ids.astype(np.int64) + offsets[s.number] for s in summaries])
-    total = int(offsets[-1] + summaries[-1].n_ids)
+    present = np.concatenate(
+        [core.astype(np.int64) + offsets[k] for k, (_, core, _) in enumerate(per_block)]
+    )
+    total = int(offsets[-1] + per_block[-1][0])
     table = final_ids(total, np.concatenate([np.zeros((0, 2), np.int64), *merges]), present)
     return table, offsets, sum(len(m) for m in merges)
+
+
+def _block_lut(table: np.ndarray, offsets: np.ndarray, number: int, n_ids: int) -> np.ndarray:
+    """Local id -> output id of one block (0 stays 0)."""
+    lut = table[offsets[number] : offsets[number] + n_ids + 1].copy()
+    lut[0] = 0  # the slice starts at the previous block's last id
+    return lut
+
+
+def _vote(
+    grid: BlockGrid,
+    summaries: list[BlockSummary],
+    label_ids: tuple[np.ndarray, np.ndarray],
+    stitch,
+    *,
+    ref_z: int,
+    scratch: str,
+    client: Any,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The whole-volume supervoxel vote (:mod:`~.vote`): supervoxels stitched, counts summed.
+
+    Returns what :func:`relabel_block` needs: the winner of every supervoxel with the reference
+    slice (kept as the user left it), and each block's supervoxel lut.
+    """
+    sv_table, sv_offsets, _ = stitch(
+        [(s.n_supervoxels, s.core_supervoxels, no_links()) for s in summaries],
+        progress=None,
+        suffix=SUPERVOXELS,
+    )
+    blocks = grid.blocks()
+    sv_luts = [_block_lut(sv_table, sv_offsets, s.number, s.n_supervoxels) for s in summaries]
+    tallies = map_tasks(
+        tally_block,
+        [
+            (block, _block_lut(*label_ids, s.number, s.n_ids), sv_lut)
+            for block, s, sv_lut in zip(blocks, summaries, sv_luts, strict=True)
+        ],
+        client=client,
+        shared={"scratch": scratch},
+        progress=progress,
+        cancel=cancel,
+        message="counting votes",
+    )
+    winner = voting.winners(tallies, int(sv_table.max(initial=0)))
+    return {"winner": winner, "ref_z": ref_z}, sv_luts
 
 
 def _block_start(start: str, voxel: tuple[float, ...] | None) -> str:
@@ -356,15 +399,18 @@ def _segment_blocks(
     cancel: CancelCheck | None,
 ) -> list[BlockSummary]:
     """Every block's summary (in block order); chained in waves outward from ``ref_z``."""
+    from napari_emseg.propagation import window_stride
+
     groups = [grid.blocks()] if ref_z is None else chaining.waves(grid, ref_z)
     ref_layer_z = groups[0][0].core[0]
+    stride = window_stride(template.propagation, template.propagation_options)
     summaries: dict[int, BlockSummary] = {}
     done = 0
     for wave in groups:
         jobs = []
         for block in wave:
             job = replace(template, block=block)
-            z = chaining.chain_slice(block, ref_layer_z) if ref_z is not None else None
+            z = None if ref_z is None else chaining.chain_slice(block, ref_layer_z, ref_z, stride)
             if ref_z is not None and z is None:
                 job = replace(job, ref_slice=ref_z - block.outer[0].start)
             elif z is not None:
@@ -385,124 +431,6 @@ def _segment_blocks(
     return [summaries[k] for k in range(len(grid))]
 
 
-def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
-    """Segment one block with its halo; write its labels to scratch, its membrane core out.
-
-    A dask task: ``source`` is the volume (an array, or an input spec the worker opens).
-    """
-    try:
-        image = read_region(_worker_source(source), job.block.outer)
-    except (InputError, MemoryError):
-        raise
-    except Exception as exc:  # zarr, h5py and codecs raise many types on damaged data
-        raise InputError(
-            f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
-            "may be truncated or corrupt; copy or export it again"
-        ) from exc
-    membrane, labels, carried, links = _segment_outer(job, image)
-    core = job.block.core_in_outer
-    if job.membrane is not None:
-        open_level(job.membrane)[job.block.core] = membrane[core]
-    n_ids = max(int(labels.max(initial=0)), int(carried.max(initial=0)))
-    dtype = np.uint32 if n_ids <= np.iinfo(np.uint32).max else np.uint64
-    for name, array in ((job.block.name, labels), (_carried_name(job.block), carried)):
-        stored = new_array(
-            open_group(job.scratch), name, shape=array.shape, dtype=dtype, chunks=array.shape
-        )
-        stored[...] = array.astype(dtype, copy=False)
-    core_ids = np.unique(labels[core])
-    return BlockSummary(job.block.number, n_ids, core_ids[core_ids != 0], links)
-
-
-def _carried_name(block: Block) -> str:
-    return f"{block.name}-carried"
-
-
-def _segment_outer(
-    job: BlockJob, image: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(membrane, labels, carried, links) of a block's outer region: segmented from its own
-    reference slice, or propagated from the slice its sources labelled (a chained block).
-
-    ``carried`` are the labels before the supervoxel vote: what the next wave propagates from,
-    as one whole-volume run carries its propagation on before voting once at the end.
-    """
-    from napari_emseg import pipeline
-    from napari_emseg.propagation import propagate
-    from napari_emseg.propagation.supervoxels import supervoxel_vote
-
-    options = dict(job.propagation_options or {})
-    chained = job.chain_z is not None or job.ref_slice is not None
-    vote = chained and options.get("consistency", "supervoxels") == "supervoxels"
-    if chained:
-        options["consistency"] = "none"  # voted below, after the raw labels are kept
-    links = np.zeros((0, 3), np.int64)
-    if job.chain_z is None:
-        result = pipeline.segment(
-            image,
-            model=job.model,
-            device=job.device,
-            voxel_size=job.voxel_size,
-            ref_slice=job.ref_slice,
-            propagation=job.propagation,
-            start=job.start,
-            value_range=job.value_range,
-            propagation_options=options or None,
-        )
-        membrane, labels, ref = result.membrane, result.labels, result.ref_slice
-    else:
-        membrane = pipeline.predict_membrane(
-            image,
-            model=job.model,
-            device=job.device,
-            voxel_size=job.voxel_size,
-            value_range=job.value_range,
-        )
-        group = open_group(job.scratch, mode="r")
-
-        def read_labels(block: Block, region) -> np.ndarray:
-            return np.asarray(group[_carried_name(block)][local(region, block.outer)])
-
-        reference, links = chaining.reference_slice(
-            job.block, job.chain_z, list(job.sources), read_labels
-        )
-        ref = job.chain_z - job.block.outer[0].start
-        labels = np.zeros(image.shape, np.uint32)
-        labels[ref] = reference
-        labels = propagate(
-            image,
-            labels,
-            ref,
-            membrane=membrane,
-            method=job.propagation,
-            device=job.device,
-            voxel_size=job.voxel_size,
-            **{**pipeline.method_options(job.propagation, job.voxel_size), **options},
-        )
-    carried = labels
-    if vote:
-        labels = supervoxel_vote(carried, membrane, voxel_size=job.voxel_size, fixed_slices=[ref])
-    return membrane, labels, carried, links
-
-
-def match_blocks(pair: tuple[Block, Block], *, scratch: str, threshold: float) -> np.ndarray:
-    """Local id pairs ``(id in a, id in b)`` matched in the overlap of two blocks (a dask task)."""
-    a, b = pair
-    region = intersection(a.outer, b.outer)
-    group = open_group(scratch, mode="r")
-    labels_a = group[a.name][local(region, a.outer)]
-    labels_b = group[b.name][local(region, b.outer)]
-    return match_overlap(np.asarray(labels_a), np.asarray(labels_b), threshold=threshold)
-
-
-def relabel_block(job: tuple[Block, np.ndarray], *, scratch: str, labels: str) -> None:
-    """Write one block's core with final ids: ``lut[local id]`` (a dask task)."""
-    block, lut = job
-    local_ids = np.asarray(open_group(scratch, mode="r")[block.name][block.core_in_outer])
-    target = open_level(labels)
-    target[block.core] = lut[local_ids].astype(target.dtype, copy=False)
-
-
 def _open(source: Any, client: Any) -> tuple[Any, Any, tuple[float, ...], str]:
     """(array to read here, what tasks get as ``source``, scale, unit) of a source."""
     if isinstance(source, (str, os.PathLike)):
@@ -517,18 +445,6 @@ def _open(source: Any, client: Any) -> tuple[Any, Any, tuple[float, ...], str]:
     if client is not None and isinstance(array, np.ndarray):
         shared = client.scatter(np.asarray(array), broadcast=True)
     return array, shared, (1.0, 1.0, 1.0), "pixel"
-
-
-@functools.lru_cache(maxsize=2)
-def _open_spec(spec: str) -> Any:
-    """The volume behind an input spec, opened once per worker process."""
-    from napari_emseg.io import open_volume
-
-    return open_volume(spec, as_labels=False).data
-
-
-def _worker_source(source: Any) -> Any:
-    return _open_spec(source) if isinstance(source, str) else source
 
 
 def _chunks(block_shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -111,6 +111,7 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
         resume=args.resume,
+        init_from=args.init_from,
         name=args.name,
         command=_recorded_command(),
     )
@@ -196,6 +197,12 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
     p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from these trained weights (stc, cconvlstm-stc or a .propagation.json; "
+        "hash-checked, same architecture); they are the first validation's score to beat",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="model name (default cconvlstm-<variant>-w<width>)")
     p.set_defaults(run=_cmd_train_propagation)

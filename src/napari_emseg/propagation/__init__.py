@@ -6,6 +6,6 @@ not depend on the method: the reference slice is returned exactly as the user le
 outside ``z_range`` are untouched, and with ``objects`` only those objects change.
 """
 
-from napari_emseg.propagation.api import PROPAGATORS, list_methods, propagate
+from napari_emseg.propagation.api import PROPAGATORS, list_methods, propagate, window_stride
 
-__all__ = ["PROPAGATORS", "list_methods", "propagate"]
+__all__ = ["PROPAGATORS", "list_methods", "propagate", "window_stride"]

@@ -21,6 +21,8 @@ PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {
     "watershed": propagate_watershed,
     "cconvlstm": _propagate_cconvlstm,
 }
+# The learned propagator works in z windows of this many slices that share one slice.
+CCONVLSTM_WINDOW = 5
 DEFAULT_METHOD = "watershed"
 # From a watershed-made reference (Segment), the learned propagator is the better one on both
 # held-out data sets; from a corrected reference it is not everywhere (docs/propagation.md).
@@ -32,6 +34,24 @@ AUTOMATIC_METHOD = "cconvlstm"
 # (docs/results/supervoxel-vote.md).
 CONSISTENCY = ("supervoxels", "none")
 DEFAULT_CONSISTENCY = "supervoxels"
+
+
+def window_stride(method: str, options: dict | None = None) -> int:
+    """Slices from the start of one of a method's z windows to the next (1: slice by slice).
+
+    Windows start at the reference slice and every ``stride`` slices from it, so a propagation
+    started on one of those slices predicts as one run from the reference does there.
+
+    Examples
+    --------
+    >>> window_stride("cconvlstm"), window_stride("cconvlstm", {"window": 3})
+    (4, 2)
+    >>> window_stride("watershed")
+    1
+    """
+    if method == "cconvlstm":
+        return max(int((options or {}).get("window", CCONVLSTM_WINDOW)) - 1, 1)
+    return 1
 
 
 def list_methods() -> list[str]:

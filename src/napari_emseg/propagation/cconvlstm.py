@@ -27,6 +27,7 @@ from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, 
 from napari_emseg._timing import timed
 from napari_emseg.inference.loading import cached_network
 from napari_emseg.models.cards import get_propagation_card
+from napari_emseg.propagation.api import CCONVLSTM_WINDOW
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers, step_sizes
 from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
 from napari_emseg.segmentation.normalization import normalize_intensity
@@ -250,7 +251,7 @@ def propagate_cconvlstm(
     pixel_nm: float | None = None,
     patch: int = 64,
     overlap: int = 16,
-    window: int = 5,
+    window: int = CCONVLSTM_WINDOW,
     batch: int | None = None,
     newcomers: bool | None = None,
     newcomer_min_size: int | None = None,

@@ -71,7 +71,7 @@ def synthetic_stacks(
     stacks = []
     for k in range(count):
         stack = make_synthetic_stack((24, 256, 256), seed=seed * 1000 + k)
-        membrane = predict_membrane(stack.image, model=membrane_model, device="auto")
+        membrane = predict_membrane(stack.image, model=membrane_model, device="auto", pixel_nm=4.0)
         stacks.append(
             SequenceStack(
                 name=f"{SYNTHETIC}-{seed}-{k}",
@@ -109,7 +109,8 @@ def load_sequence_stack(
         if name == "isbi2012" and set(usable) & set(ISBI2012_HELD_OUT):
             raise ValueError("ISBI 2012 slices 20-29 are held out")
         image, ids = image[list(usable)], ids[list(usable)]
-    membrane = predict_membrane(image, model=membrane_model, device="auto")
+    # At the native pixel size, so the map is resampled to the membrane model's as at inference.
+    membrane = predict_membrane(image, model=membrane_model, device="auto", pixel_nm=native_nm)
     factor = downsample_factor(native_nm, pixel_nm)
     return SequenceStack(
         name=name,

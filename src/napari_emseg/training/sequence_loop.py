@@ -67,6 +67,9 @@ class PropagationTrainConfig:
     threads: int | None = None
     seed: int = 0
     resume: str | None = None
+    # A trained network (a card name such as ``stc`` or a .propagation.json) to start from; it
+    # is validated before the first step, so the export keeps it unless training beats it.
+    init_from: str | None = None
     name: str | None = None
     command: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -124,10 +127,27 @@ def _progress(step: int, total: int, elapsed: float, budget: float | None) -> fl
     return min(progress, 1.0)
 
 
+def initial_propagation_network(config: PropagationTrainConfig) -> torch.nn.Module:
+    """A fresh network, or ``config.init_from``'s hash-checked weights (same architecture)."""
+    from napari_emseg.models.cconvlstm import CConvLSTMNet
+
+    if not config.init_from:
+        return CConvLSTMNet(**config.network_kwargs())
+    from napari_emseg.inference.loading import load_network
+    from napari_emseg.models.cards import get_propagation_card
+
+    card = get_propagation_card(config.init_from)
+    if card.network != config.network_kwargs() or card.pixel_nm != config.pixel_nm:
+        raise ValueError(
+            f"--init-from {config.init_from!r} is {card.network} at {card.pixel_nm:g} nm; the run "
+            f"asks for {config.network_kwargs()} at {config.pixel_nm:g} nm"
+        )
+    return load_network(card).train()
+
+
 def train_propagation(config: PropagationTrainConfig) -> dict[str, Any]:
     """Train, validate, checkpoint (``last.pt``, ``best.pt``) and export the best weights."""
     from napari_emseg.inference.devices import resolve_device
-    from napari_emseg.models.cconvlstm import CConvLSTMNet
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +189,7 @@ def train_propagation(config: PropagationTrainConfig) -> dict[str, Any]:
         for i in range(0, len(val_samples), config.batch_size)
     ]
 
-    net = CConvLSTMNet(**config.network_kwargs()).to(device)
+    net = initial_propagation_network(config).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step, elapsed, best, history = 0, 0.0, None, []
     if config.resume:
@@ -181,6 +201,12 @@ def train_propagation(config: PropagationTrainConfig) -> dict[str, Any]:
 
     budget = 60 * config.time_budget_min if config.time_budget_min else None
     log = open(out / "metrics.jsonl", "a")  # noqa: SIM115 - closed in the finally below
+    if config.init_from and not config.resume:  # the starting point is the score to beat
+        net.eval()
+        best = {"step": 0, "val_iou": closed_loop_iou(net, val_batches)}
+        history.append({**best, "init_from": config.init_from})
+        log.write(json.dumps(history[-1]) + "\n")
+        save_checkpoint(out / "best.pt", model=net.state_dict(), **best)
     bar = TextProgress(config.steps, f"train propagation {config.variant}")
     started = time.perf_counter() - elapsed
     call_started = time.perf_counter()
