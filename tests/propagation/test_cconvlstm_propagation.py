@@ -242,10 +242,27 @@ def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(
     assert train_propagation(resumed)["steps"] == 6  # resumed from the checkpoint step
 
 
+def test_padding_objects_change_no_real_objects_result():
+    """Patches of different object counts share a batch: slots past a sample's count are
+    padding, masked out of the backward sweep over objects."""
+    torch.manual_seed(0)
+    net = CConvLSTMNet(**NET, variant="stc").eval()
+    frames = torch.rand(2, 3, 2, 16, 16)
+    masks = (torch.rand(2, 4, 16, 16) > 0.7).float()
+    with torch.inference_mode():
+        alone = net(frames[:1], masks[:1, :2])
+        padded = masks.clone()
+        padded[0, 2:] = 0
+        together = net(frames, padded, object_counts=torch.tensor([2, 4]))
+        unmasked = net(frames, padded)
+    torch.testing.assert_close(together[0, :, :2], alone[0], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(unmasked[0, :, :2], alone[0], atol=1e-5)
+
+
 @pytest.mark.parametrize("variant", ["st", "stc"])
 def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(tmp_path, stack, variant):
-    """Batch size and outline threads change the speed, never the labels (stc included: its
-    backward sweep over objects would see padding objects if batches mixed object counts)."""
+    """Batch size and outline threads change the speed, never the labels (stc included: batches
+    mix patches of different object counts, padded, and its backward sweep skips the padding)."""
     card = write_card(tmp_path, variant=variant, pixel_nm=4.0)
     labels = reference_labels(stack, 3)
     runs = [
@@ -261,9 +278,10 @@ def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(tmp_pat
             overlap=8,
             consistency="none",
             batch=batch,
+            padded=padded,
             threads=threads,
         )
-        for batch, threads in ((1, 1), (64, 1), (5, 3))
+        for batch, padded, threads in ((1, False, 1), (64, False, 1), (5, True, 3), (64, True, 1))
     ]
     for other in runs[1:]:
         np.testing.assert_array_equal(other, runs[0])

@@ -139,7 +139,7 @@ def _segment_outer(
             value_range=job.value_range,
             propagation_options=options or None,
         )
-        membrane, labels, ref = result.membrane, result.labels, result.ref_slice
+        membrane, labels = result.membrane, result.labels
     else:
         membrane = pipeline.predict_membrane(
             image,

@@ -114,7 +114,12 @@ class CConvLSTM(nn.Module):
         self.reference = nn.Conv2d(2 * hidden, hidden, 3, padding=1) if non_local else None
 
     def _sweep(
-        self, cell: ConvLSTMCell, x: torch.Tensor, temporal: torch.Tensor | None, order: range
+        self,
+        cell: ConvLSTMCell,
+        x: torch.Tensor,
+        temporal: torch.Tensor | None,
+        order: range,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, m = x.shape[:2]
         h_time = x.new_zeros((b, m, self.hidden, *x.shape[-2:])) if temporal is None else temporal
@@ -126,6 +131,9 @@ class CConvLSTM(nn.Module):
         outputs: list[torch.Tensor] = [x] * m  # placeholders, all overwritten
         for k in order:
             spatial = cell.step(gates[:, k], spatial)
+            if valid is not None:  # a padding object passes on the zero state it got
+                keep = valid[:, k].to(spatial[0].dtype)[:, None, None, None]
+                spatial = (spatial[0] * keep, spatial[1] * keep)
             outputs[k] = spatial[0]
         return torch.stack(outputs, dim=1)
 
@@ -134,6 +142,7 @@ class CConvLSTM(nn.Module):
         x: torch.Tensor,
         temporal: tuple[torch.Tensor, torch.Tensor | None] | None = None,
         reference: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
         """Process one frame.
 
@@ -146,6 +155,9 @@ class CConvLSTM(nn.Module):
             (B, M, hidden, h, w); None at the first frame.
         reference : Tensor (B, M, hidden, h, w), optional
             The ``local`` output of the reference frame; None means this frame is the reference.
+        valid : Tensor (B, M) of bool, optional
+            False for padding objects after a sample's real ones: the backward sweep reaches
+            the last real object with a zero state, as if the padding were not there.
 
         Returns
         -------
@@ -162,7 +174,7 @@ class CConvLSTM(nn.Module):
         h_bwd = None
         local = h_fwd
         if self.backward_cell is not None and self.merge is not None:
-            h_bwd = self._sweep(self.backward_cell, x, t_bwd, range(n - 1, -1, -1))
+            h_bwd = self._sweep(self.backward_cell, x, t_bwd, range(n - 1, -1, -1), valid)
             local = self.merge(torch.cat([h_fwd, h_bwd], dim=2).flatten(0, 1))
             local = local.view_as(h_fwd)
         out = local
@@ -190,7 +202,9 @@ class _Refine(nn.Module):
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor, *_unused) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def forward(
+        self, x: torch.Tensor, *_unused, **_ignored
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
         out = self.body(x.flatten(0, 1)).view(*x.shape[:2], -1, *x.shape[-2:])
         return out, out, None
 
@@ -296,6 +310,7 @@ class CConvLSTMNet(nn.Module):
         reference_masks: torch.Tensor,
         *,
         teacher_masks: torch.Tensor | None = None,
+        object_counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mask logits of every object in every frame.
 
@@ -309,6 +324,10 @@ class CConvLSTMNet(nn.Module):
         teacher_masks : Tensor (B, T, M, H, W), optional
             Ground-truth masks fed as the previous-frame masks (teacher forcing); without them
             each frame uses the sigmoid of the model's prediction for the frame before.
+        object_counts : Tensor (B,) of int, optional
+            Real objects of each sample; the slots after them are padding (empty masks) that
+            change no real object's result, so samples of different object counts share a
+            batch. Default: every slot is real.
 
         Returns
         -------
@@ -335,6 +354,10 @@ class CConvLSTMNet(nn.Module):
         reference = F.pad(reference_masks.to(x.dtype), pad)  # zeros: no object in the padding
         teacher = None if teacher_masks is None else F.pad(teacher_masks.to(x.dtype), pad)
         seed = _pool(reference, self.levels - 1)
+        valid = None
+        if object_counts is not None:
+            slots = torch.arange(m, device=object_counts.device)
+            valid = (slots[None, :] < object_counts[:, None]).to(frames.device)
 
         temporal: list = [None] * self.levels
         stored: list[torch.Tensor | None] = [None] * self.levels
@@ -346,7 +369,9 @@ class CConvLSTMNet(nn.Module):
             for k in reversed(range(self.levels)):
                 f = features[k][:, t, None].expand(-1, m, -1, -1, -1)
                 inputs = torch.cat([up, f, _pool(previous, k)], dim=2)
-                out, local, temporal[k] = self.decoder[k](inputs, temporal[k], stored[k])
+                out, local, temporal[k] = self.decoder[k](
+                    inputs, temporal[k], stored[k], valid=valid
+                )
                 if t == 0:
                     stored[k] = local
                 if k:
