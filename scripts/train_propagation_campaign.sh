@@ -26,10 +26,12 @@ OUT=${OUT:-runs/campaign}
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 DATA=${DATA:-}
-for candidate in ../shared/data shared/data; do
+for candidate in ../shared/data shared/data .gpu-data; do
     [ -z "$DATA" ] && [ -d "$candidate/isbi2012" ] && DATA=$candidate
 done
 [ -n "$DATA" ] || { echo "no shared data found: set DATA=/path/to/shared/data" >&2; exit 2; }
+# On the device machine the package is not installed: run it from the checkout.
+"$PY" -c "import napari_emseg" 2>/dev/null || export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 CHECKPOINT=checkpoints/propagation/$VARIANT/last.pt
 RESUME=()
 if [ -f "$CHECKPOINT" ]; then
