@@ -401,7 +401,7 @@ def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
 
     stack = make_synthetic_stack((16, 96, 96), seed=3)
     voxel = (8.0, 8.0, 8.0)
-    errors = {}
+    errors, wholes = {}, {}
     for consistency in ("supervoxels", "none"):
         options = {"consistency": consistency}
         whole = pipeline.segment(
@@ -424,10 +424,10 @@ def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
             unit="nm",
         )
         errors[consistency] = adapted_rand_error(_read_labels(result.labels), whole.labels)
-        errors[f"whole {consistency}"] = whole.labels
+        wholes[consistency] = whole.labels
     assert errors["none"] == 0
     # The vote changes one run by far more than the blockwise run differs from it.
-    assert adapted_rand_error(errors["whole none"], errors["whole supervoxels"]) > 0.05
+    assert adapted_rand_error(wholes["none"], wholes["supervoxels"]) > 0.05
     assert errors["supervoxels"] <= 0.02
 
 

@@ -234,12 +234,13 @@ def segment_blockwise(
             [(s.n_ids, s.core_ids, s.links) for s in summaries],
             progress=stage_progress(progress, 0.85, 0.88 if vote_later else 0.9),
         )
+        luts = [_block_lut(table, offsets, s.number, s.n_ids) for s in summaries]
         votes, sv_luts = None, [None] * len(grid)
         if vote_later:
             votes, sv_luts = _vote(
                 grid,
                 summaries,
-                (table, offsets),
+                luts,
                 stitch,
                 ref_z=ref_z,
                 scratch=str(scratch),
@@ -256,8 +257,7 @@ def segment_blockwise(
             attrs=multiscales(out.name, scale, unit_name),
         )
         relabel_jobs = [
-            (block, _block_lut(table, offsets, s.number, s.n_ids), sv_lut)
-            for block, s, sv_lut in zip(blocks, summaries, sv_luts, strict=True)
+            (block, lut, sv_lut) for block, lut, sv_lut in zip(blocks, luts, sv_luts, strict=True)
         ]
         map_tasks(
             relabel_block,
@@ -339,7 +339,7 @@ def _block_lut(table: np.ndarray, offsets: np.ndarray, number: int, n_ids: int) 
 def _vote(
     grid: BlockGrid,
     summaries: list[BlockSummary],
-    label_ids: tuple[np.ndarray, np.ndarray],
+    luts: list[np.ndarray],
     stitch,
     *,
     ref_z: int,
@@ -362,10 +362,7 @@ def _vote(
     sv_luts = [_block_lut(sv_table, sv_offsets, s.number, s.n_supervoxels) for s in summaries]
     tallies = map_tasks(
         tally_block,
-        [
-            (block, _block_lut(*label_ids, s.number, s.n_ids), sv_lut)
-            for block, s, sv_lut in zip(blocks, summaries, sv_luts, strict=True)
-        ],
+        [(block, lut, sv_lut) for block, lut, sv_lut in zip(blocks, luts, sv_luts, strict=True)],
         client=client,
         shared={"scratch": scratch},
         progress=progress,

@@ -127,27 +127,24 @@ def _segment_outer(
     if job.vote_later:
         options["consistency"] = "none"  # voted once over the whole volume
     links = no_links()
+    network = {
+        "model": job.model,
+        "device": job.device,
+        "voxel_size": job.voxel_size,
+        "value_range": job.value_range,
+    }
     if job.chain_z is None:
         result = pipeline.segment(
             image,
-            model=job.model,
-            device=job.device,
-            voxel_size=job.voxel_size,
             ref_slice=job.ref_slice,
             propagation=job.propagation,
             start=job.start,
-            value_range=job.value_range,
             propagation_options=options or None,
+            **network,
         )
         membrane, labels = result.membrane, result.labels
     else:
-        membrane = pipeline.predict_membrane(
-            image,
-            model=job.model,
-            device=job.device,
-            voxel_size=job.voxel_size,
-            value_range=job.value_range,
-        )
+        membrane = pipeline.predict_membrane(image, **network)
         group = open_group(job.scratch, mode="r")
 
         def read_labels(block: Block, region) -> np.ndarray:

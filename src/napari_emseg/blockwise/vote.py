@@ -30,12 +30,11 @@ def tally(labels: np.ndarray, supervoxels: np.ndarray) -> np.ndarray:
     voting = (labels != 0) & (supervoxels != 0)
     if not voting.any():
         return np.zeros((0, TALLY_COLUMNS), np.int64)
-    pairs, counts = np.unique(
-        np.stack([supervoxels[voting], labels[voting]], axis=1).astype(np.int64),
-        axis=0,
-        return_counts=True,
+    base = np.int64(labels.max()) + 1  # one int64 key per voxel: unique over rows is far slower
+    keys, counts = np.unique(
+        supervoxels[voting].astype(np.int64) * base + labels[voting], return_counts=True
     )
-    return np.column_stack([pairs, counts]).astype(np.int64)
+    return np.column_stack([keys // base, keys % base, counts]).astype(np.int64)
 
 
 def winners(tallies: list[np.ndarray], n_supervoxels: int) -> np.ndarray:

@@ -128,10 +128,13 @@ def _progress(step: int, total: int, elapsed: float, budget: float | None) -> fl
 
 
 def initial_propagation_network(config: PropagationTrainConfig) -> torch.nn.Module:
-    """A fresh network, or ``config.init_from``'s hash-checked weights (same architecture)."""
+    """A fresh network, or ``config.init_from``'s hash-checked weights (same architecture).
+
+    A resumed run gets a fresh one: the checkpoint's weights replace whatever it starts with.
+    """
     from napari_emseg.models.cconvlstm import CConvLSTMNet
 
-    if not config.init_from:
+    if not config.init_from or config.resume:
         return CConvLSTMNet(**config.network_kwargs())
     from napari_emseg.inference.loading import load_network
     from napari_emseg.models.cards import get_propagation_card
