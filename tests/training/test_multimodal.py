@@ -1,6 +1,7 @@
 """Training on several modalities: scale jitter, known pixel sizes, extra validation, init-from."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,64 @@ def test_cli_passes_the_new_options(source, tmp_path, card_file):
     assert saved["extra_val"] == [f"{source}@2"]
     card = json.loads((out / "unet-w0.0625.json").read_text())
     assert card["description"] == "a test"
+
+
+def test_shrinking_keeps_a_thin_membrane_closed():
+    # A 1 px membrane line at 4 nm seen at 12 nm: plain sampling of every third pixel would
+    # miss it in two of three positions; the shrunk label still marks it in every row.
+    image = np.ones((96, 96), np.float32)
+    image[:, 40] = 0.0
+    for offset in (0.0, 1.0, 2.0):
+        out, lab = zoomed_crop(image, image < 0.5, factor=1 / 3, origin=(0.0, offset), size=32)
+        assert (lab.sum(axis=1) >= 1).all()
+        assert out.min() < 0.9  # anti-aliased, not vanished
+
+
+def test_pixel_range_shows_each_stack_at_a_size_in_the_range(rng, monkeypatch):
+    from napari_emseg.training import augment
+
+    image, label = _smooth(rng, (1, 200, 200))
+    stacks = [
+        (MembraneStack("fine", image, label, pixel_nm=4.0), (0,), 1.0),
+        (MembraneStack("coarse", image, label, pixel_nm=10.0), (0,), 1.0),
+    ]
+    sampler = CropSampler(stacks, 32, pixel_range=(4.0, 12.0))
+    seen: list[float] = []
+    original = augment.zoomed_crop
+    monkeypatch.setattr(
+        augment, "zoomed_crop", lambda *a, **k: seen.append(k["factor"]) or original(*a, **k)
+    )
+    for _ in range(200):
+        out, lab = sampler.sample(rng)
+        assert out.shape == lab.shape == (32, 32)
+    # A 4 nm stack is shrunk by 1..3 (to 4..12 nm), a 10 nm stack zoomed by 0.83..2.5.
+    factors = np.array(seen)
+    assert factors.min() >= 1 / 3 - 1e-6 and factors.max() <= 2.5 + 1e-6
+    assert (factors < 0.5).any() and (factors > 1.5).any()
+    unknown = CropSampler([(MembraneStack("x", image, label), (0,), 1.0)], 32, pixel_range=(4, 12))
+    with pytest.raises(ValueError, match="no known pixel size"):
+        unknown.sample(rng)
+
+
+def test_pixel_range_run_validates_coarser_views_and_records_the_range(
+    tmp_path, make_config, monkeypatch
+):
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    stack = make_synthetic_stack((4, 64, 64), seed=5)
+    tifffile.imwrite(tmp_path / "image.tif", stack.image, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "labels.tif", stack.labels, metadata={"axes": "ZYX"})
+    source = f"{tmp_path / 'image.tif'},{tmp_path / 'labels.tif'},instances,4"
+    config = _config(
+        source,
+        tmp_path / "run",
+        make_config,
+        pixel_range_nm=(4.0, 8.0),
+        val_pixel_nm=[8.0, 3.0],  # 3 nm is finer than the set's own 4 nm: not a view
+    )
+    result = train_membrane(config)
+    record = result["history"][-1]
+    assert "val_image@8nm_vrand" in record and "val_image@3nm_vrand" not in record
+    card = json.loads(Path(result["card"]).read_text())
+    assert card["pixel_range_nm"] == [4.0, 8.0]
+    assert get_card(result["card"]).pixel_range_nm == (4.0, 8.0)

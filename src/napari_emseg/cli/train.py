@@ -37,6 +37,8 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         extra_data=list(args.extra_data or []),
         extra_fraction=args.extra_fraction,
         extra_val=list(args.extra_val or []),
+        pixel_range_nm=tuple(args.pixel_range_nm) if args.pixel_range_nm else None,
+        val_pixel_nm=list(args.val_pixel_nm or []),
         train_slices=args.train_slices,
         val_slices=args.val_slices,
         allow_held_out=args.allow_held_out,
@@ -274,6 +276,21 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         type=float,
         default=1.0,
         help="zoom each crop by a factor drawn log-uniformly from [1/J, J] (e.g. 1.25; 1 = off)",
+    )
+    p.add_argument(
+        "--pixel-range-nm",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="show each crop at a pixel size drawn from LOW..HIGH nm, every source at its own "
+        "resolution: one network for stacks anywhere in the range (replaces --scale-jitter)",
+    )
+    p.add_argument(
+        "--val-pixel-nm",
+        nargs="+",
+        type=float,
+        metavar="NM",
+        help="also score every validation set at these coarser pixel sizes",
     )
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)

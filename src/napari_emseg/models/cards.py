@@ -46,6 +46,9 @@ class ModelCard:
     training_command: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     base_model: str | None = None  # for a model adapted from another one
+    # Pixel sizes (nm) the network was trained to see as they are (wide scale jitter); stacks
+    # inside run at their own resolution, see napari_emseg.inference.resampling.work_pixel_nm.
+    pixel_range_nm: tuple[float, float] | None = None
 
     @property
     def needs_torch(self) -> bool:
@@ -88,8 +91,9 @@ def _card(kind: type, fields: dict, *, folder: Path | None = None):
     """A card of ``kind`` from a JSON dict; a user card's weights become an absolute path."""
     known = {f.name for f in dataclasses.fields(kind)}
     values = {k: v for k, v in fields.items() if k in known}
-    if values.get("voxel_size_nm") is not None:
-        values["voxel_size_nm"] = tuple(values["voxel_size_nm"])
+    for key in ("voxel_size_nm", "pixel_range_nm"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
     if folder is not None and values.get("weights"):
         values["weights"] = str((folder / values["weights"]).resolve())
     return kind(**values)

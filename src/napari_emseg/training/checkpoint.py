@@ -54,6 +54,7 @@ def export_model(
     voxel_size_nm: tuple[float, float] | None,
     training_command: str | None,
     metrics: dict[str, float],
+    pixel_range_nm: tuple[float, float] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<name>.pt`` (float16 state dict) and ``<name>.json`` (a :class:`ModelCard`).
 
@@ -80,6 +81,7 @@ def export_model(
         sha256=sha256_of(weights),
         training_command=training_command,
         metrics={k: float(v) for k, v in metrics.items()},
+        pixel_range_nm=tuple(pixel_range_nm) if pixel_range_nm else None,
     )
     card_path = out / f"{name}.json"
     fields = {k: getattr(card, k) for k in card.__dataclass_fields__}
@@ -128,4 +130,5 @@ def export_checkpoint(
         voxel_size_nm=(pixel_nm, pixel_nm) if pixel_nm else None,
         training_command=training_command or config.get("command"),
         metrics=metrics,
+        pixel_range_nm=ckpt.get("pixel_range_nm"),
     )

@@ -29,6 +29,15 @@ class TrainConfig:
         ``extra_data``; they must not overlap the training slices of the same source. With
         them the best epoch is the one with the highest mean V_rand over all validation sets
         (the main ``val_slices`` and these), each logged as ``val_<name>_*``.
+    pixel_range_nm : (float, float), optional
+        Train one network for every pixel size in this range (nm): each crop is shown at a size
+        drawn log-uniformly from it (:class:`~napari_emseg.training.data.CropSampler`), every
+        source at its own resolution (no resampling to the main source's size). The exported
+        card records the range; inference then runs stacks in it at their own pixel size.
+    val_pixel_nm : list of float
+        More pixel sizes (nm) at which every validation set is also scored, when coarser than
+        its own: its slices are resampled there, predicted and the map brought back (see
+        :func:`~napari_emseg.training.validate.validate`). All scores enter the selection mean.
     train_slices, val_slices : str
         Slices of ``data``, as ``"0-17"`` or ``"18,19"``. The ISBI 2012 held-out slices 20-29
         are refused unless ``allow_held_out`` is True.
@@ -72,6 +81,8 @@ class TrainConfig:
     extra_data: list[str] = field(default_factory=list)
     extra_fraction: float = 0.25
     extra_val: list[str] = field(default_factory=list)
+    pixel_range_nm: tuple[float, float] | None = None
+    val_pixel_nm: list[float] = field(default_factory=list)
     train_slices: str = "0-17"
     val_slices: str = "18,19"
     allow_held_out: bool = False
@@ -107,6 +118,8 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
+        if values.get("pixel_range_nm") is not None:
+            values["pixel_range_nm"] = tuple(values["pixel_range_nm"])
         if isinstance(values.get("augment"), dict):
             values["augment"] = AugmentConfig(**values["augment"])
         return cls(**values)

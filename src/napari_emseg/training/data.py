@@ -283,11 +283,25 @@ class CropSampler:
         With a value ``j`` > 1, each crop is zoomed by a factor drawn log-uniformly from
         ``[1/j, j]`` (see :func:`napari_emseg.training.augment.zoomed_crop`): a window of
         ``size / factor`` source pixels becomes the ``size`` x ``size`` crop. 1 = off.
+    pixel_range : (float, float), optional
+        Instead of ``scale_jitter``: each crop is shown at a pixel size (nm) drawn
+        log-uniformly from this range, whatever its stack's own size (which must be known), so
+        that one network learns every stack in the range at its own resolution.
     """
 
     stacks: list[tuple[MembraneStack, tuple[int, ...], float]]
     size: int
     scale_jitter: float = 1.0
+    pixel_range: tuple[float, float] | None = None
+
+    def _zoom(self, stack: MembraneStack, rng: np.random.Generator) -> float:
+        if self.pixel_range is not None:
+            if not stack.pixel_nm:
+                raise ValueError(f"{stack.name} has no known pixel size for a pixel range")
+            low, high = np.log(self.pixel_range[0]), np.log(self.pixel_range[1])
+            return float(stack.pixel_nm / np.exp(rng.uniform(low, high)))
+        span = np.log(self.scale_jitter)
+        return float(np.exp(rng.uniform(-span, span)))
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One ``(image, membrane)`` crop: float32 and float32 (0/1) arrays of ``size``^2."""
@@ -296,11 +310,10 @@ class CropSampler:
         stack, slices, _ = self.stacks[index]
         z = int(slices[rng.integers(len(slices))])
         image, membrane = stack.image[z], stack.membrane[z]
-        if self.scale_jitter > 1.0:
+        if self.scale_jitter > 1.0 or self.pixel_range is not None:
             from napari_emseg.training.augment import zoomed_crop
 
-            span = np.log(self.scale_jitter)
-            factor = float(np.exp(rng.uniform(-span, span)))
+            factor = self._zoom(stack, rng)
             extent = self.size / factor  # source pixels the crop covers
             y = float(rng.uniform(0.0, max(0.0, image.shape[0] - extent)))
             x = float(rng.uniform(0.0, max(0.0, image.shape[1] - extent)))

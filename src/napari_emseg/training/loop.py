@@ -31,17 +31,41 @@ from napari_emseg.training.validate import validate
 
 
 @dataclass
+class _ValSet:
+    """Validation slices scored at ``work_nm`` (None: as they are); ``name`` prefixes scores."""
+
+    name: str
+    image: np.ndarray
+    membrane: np.ndarray
+    pixel_nm: float | None = None
+    work_nm: float | None = None
+
+
+@dataclass
 class _Data:
     sampler: CropSampler
     val_image: np.ndarray
     val_membrane: np.ndarray
     pixel_nm: float | None
-    # More validation sets: (name, normalised slices, membrane), see TrainConfig.extra_val.
-    extra_val: list[tuple[str, np.ndarray, np.ndarray]] = dataclasses.field(default_factory=list)
+    # More validation sets (TrainConfig.extra_val, and every set at TrainConfig.val_pixel_nm).
+    extra_val: list[_ValSet] = dataclasses.field(default_factory=list)
+
+
+def _coarser_views(name: str, image, membrane, pixel_nm, sizes) -> list[_ValSet]:
+    """The set seen at each size of ``sizes`` more than 10 % coarser than its own."""
+    if not pixel_nm:
+        return []
+    return [
+        _ValSet(f"{name}@{nm:g}nm", image, membrane, pixel_nm, float(nm))
+        for nm in sizes
+        if nm > 1.1 * pixel_nm
+    ]
 
 
 def _prepare_data(config: TrainConfig) -> _Data:
     main = load_stack(resolve_source(config.data))
+    # With a pixel range every source stays at its own resolution; else all match the main one.
+    common_nm = None if config.pixel_range_nm else main.pixel_nm
     train = parse_slices(config.train_slices)
     val = parse_slices(config.val_slices)
     check_slices(main, train, purpose="training", allow_held_out=config.allow_held_out)
@@ -53,7 +77,7 @@ def _prepare_data(config: TrainConfig) -> _Data:
 
     def stack_of(source: str) -> MembraneStack:
         if source not in loaded:
-            loaded[source] = load_stack(resolve_source(source), pixel_nm=main.pixel_nm)
+            loaded[source] = load_stack(resolve_source(source), pixel_nm=common_nm)
         return loaded[source]
 
     sources = [(main, train, 1.0)]
@@ -80,15 +104,25 @@ def _prepare_data(config: TrainConfig) -> _Data:
         if overlap:
             raise ValueError(f"validation slices {overlap} of {source} are also trained on")
         name = stack.name
-        while name in {n for n, _, _ in extra_val}:
+        while name in {v.name for v in extra_val}:
             name += "+"
         index = list(slices)
-        extra_val.append((name, stack.image[index], stack.membrane[index]))
-    sampler = CropSampler(
-        sources, config.crop + 2 * config.augment.margin, config.augment.scale_jitter
-    )
+        extra_val.append(_ValSet(name, stack.image[index], stack.membrane[index], stack.pixel_nm))
     index = list(val)
-    return _Data(sampler, main.image[index], main.membrane[index], main.pixel_nm, extra_val)
+    coarser = _coarser_views(
+        main.name, main.image[index], main.membrane[index], main.pixel_nm, config.val_pixel_nm
+    )
+    for v in list(extra_val):
+        coarser += _coarser_views(v.name, v.image, v.membrane, v.pixel_nm, config.val_pixel_nm)
+    sampler = CropSampler(
+        sources,
+        config.crop + 2 * config.augment.margin,
+        config.augment.scale_jitter,
+        config.pixel_range_nm,
+    )
+    return _Data(
+        sampler, main.image[index], main.membrane[index], main.pixel_nm, extra_val + coarser
+    )
 
 
 def initial_network(config: TrainConfig) -> torch.nn.Module:
@@ -324,9 +358,17 @@ def train_membrane(
         candidate = dict(scores)
         if data.extra_val:
             vrands, bces = [scores["vrand"]], [scores["bce"]]
-            for name, image, membrane in data.extra_val:
-                more = validate(net, image, membrane, device=device, tile=config.val_tile)
-                candidate.update({f"{name}_{k}": v for k, v in more.items()})
+            for view in data.extra_val:
+                more = validate(
+                    net,
+                    view.image,
+                    view.membrane,
+                    device=device,
+                    tile=config.val_tile,
+                    pixel_nm=view.pixel_nm,
+                    work_nm=view.work_nm,
+                )
+                candidate.update({f"{view.name}_{k}": v for k, v in more.items()})
                 vrands.append(more["vrand"])
                 bces.append(more["bce"])
             candidate["select_vrand"] = float(np.mean(vrands))
@@ -348,7 +390,7 @@ def train_membrane(
             f"{scores['vrand']:.4f}, V_info {scores['vinfo']:.4f}, "
             f"pixel error {scores['pixel_error']:.4f}"
             + "".join(
-                f", {name} V_rand {candidate[f'{name}_vrand']:.4f}" for name, _, _ in data.extra_val
+                f", {v.name} V_rand {candidate[f'{v.name}_vrand']:.4f}" for v in data.extra_val
             )
             + (f", selection V_rand {candidate['select_vrand']:.4f}" if data.extra_val else "")
             + "\n"
@@ -366,6 +408,7 @@ def train_membrane(
             "history": history,
             "elapsed_seconds": time.perf_counter() - resumed_at,
             "pixel_nm": data.pixel_nm,
+            "pixel_range_nm": list(config.pixel_range_nm) if config.pixel_range_nm else None,
         }
         save_checkpoint(out / "last.pt", **content)
         if improved:

@@ -31,6 +31,8 @@ def validate(
     *,
     device: torch.device,
     tile: int = 256,
+    pixel_nm: float | None = None,
+    work_nm: float | None = None,
 ) -> dict[str, float]:
     """Scores of ``net`` on full validation slices, predicted as inference would.
 
@@ -44,6 +46,10 @@ def validate(
         Normalised slices.
     membrane : ndarray of bool, shape (Z, Y, X)
         Their membrane labels.
+    pixel_nm, work_nm : float, optional
+        The slices' pixel size and the one the network sees: when both are given and differ,
+        the slices are resampled to ``work_nm`` for prediction and the map back to their grid,
+        so a coarser acquisition is scored against the full-resolution labels.
 
     Returns
     -------
@@ -55,7 +61,14 @@ def validate(
     """
     model = copy.deepcopy(net).eval()
     batch = 16 if device.type == "cuda" else 2
-    prob = predict_tiled(model, image, device=device, tile=tile, batch_size=batch)
+    if pixel_nm and work_nm and abs(pixel_nm / work_nm - 1.0) > 0.02:
+        from napari_emseg.inference.resampling import back_to_shape, to_pixel_size
+
+        small = to_pixel_size(image, pixel_nm, work_nm)
+        prob = predict_tiled(model, small, device=device, tile=tile, batch_size=batch)
+        prob = back_to_shape(prob, image.shape)
+    else:
+        prob = predict_tiled(model, image, device=device, tile=tile, batch_size=batch)
     prob = np.clip(prob, 0.0, 1.0)
     target = membrane.astype(np.float32)
     p = np.clip(prob, 1e-6, 1 - 1e-6)
