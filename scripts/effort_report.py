@@ -207,7 +207,7 @@ def adapted_row(dataset: Dataset, reference, cost, cap: int, log) -> Row:
     try:
         membrane, seconds = timed(adapted_membrane, dataset, reference)
         dataset.seconds["adapt + predict"] = seconds
-        start = propagate(dataset.image, reference, dataset.ref, membrane=membrane)
+        start = propagate(dataset.image, reference, dataset.ref, membrane=membrane).labels
         row.result = oracle(
             dataset, start, membrane=membrane, references=[dataset.ref], max_actions=cap
         )
@@ -233,7 +233,7 @@ def speed_run(quick: bool) -> dict:
     ref = shape[0] // 2
     seeded = np.zeros(shape, np.uint32)
     seeded[ref] = watershed_slice(membrane[ref])
-    start = propagate(stack.image, seeded, ref, membrane=membrane, method="watershed")
+    start = propagate(stack.image, seeded, ref, membrane=membrane, method="watershed").labels
     result = simulate_proofreading(
         stack.image,
         stack.labels,

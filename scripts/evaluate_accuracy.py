@@ -103,7 +103,7 @@ def rows_for(block: Block, folder: Path) -> list[dict]:
                 lambda m=method, mem=membrane: em.propagate(
                     block.image, reference, block.ref, membrane=mem, method=m,
                     voxel_size=block.voxel,
-                ),
+                ).labels,
             )  # fmt: skip
     automatic = row(
         "automatic segment",

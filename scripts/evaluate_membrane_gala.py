@@ -51,7 +51,7 @@ def main() -> None:
                 membrane=maps["resampled_4nm"],
                 voxel_size=(10, 10, 10),
                 device="cpu",
-            )
+            ).labels
             row["propagate_are"] = float(metrics.adapted_rand_error(seg, gt))
             row["propagate_seconds"] = time.perf_counter() - start
             print(model, "propagate ARE", row["propagate_are"], flush=True)

@@ -14,7 +14,10 @@ True
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cancelled",
+    "Propagation",
     "Segmentation",
+    "VoxelSizeWarning",
     "Volume",
     "adapt",
     "default_method",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
+from napari_emseg._progress import CancelCheck, Cancelled, ProgressCallback, stage_progress
 from napari_emseg._timing import timed
 from napari_emseg.segmentation.normalization import check_has_content
 
@@ -35,6 +35,23 @@ AGGLOMERATION_SIGMA = 1.0
 # The membrane networks and ISBI 2012 are 4 nm ssTEM: the size assumed when a file gives none.
 ASSUMED_PIXEL_NM = 4.0
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
+__all__ = [
+    "Cancelled",
+    "Propagation",
+    "Segmentation",
+    "VoxelSizeWarning",
+    "adapt",
+    "default_method",
+    "evaluate",
+    "list_methods",
+    "list_models",
+    "predict_membrane",
+    "propagate",
+    "read_volume",
+    "repropagate",
+    "resolve_device",
+    "segment",
+]
 
 
 class VoxelSizeWarning(UserWarning):
@@ -43,11 +60,43 @@ class VoxelSizeWarning(UserWarning):
 
 @dataclass
 class Segmentation:
-    """Result of :func:`segment`: the membrane map and the instance labels."""
+    """Result of :func:`segment`: the membrane map and the instance labels.
+
+    ``notes`` are one-line messages for the user (what was assumed, estimated or chosen);
+    ``calibration`` what was chosen on corrected slices, when any were given.
+    """
 
     membrane: np.ndarray
     labels: np.ndarray
     ref_slice: int | None
+    notes: list[str] = field(default_factory=list)
+    calibration: Any = None
+
+
+@dataclass
+class Propagation:
+    """Result of :func:`propagate` and :func:`repropagate`.
+
+    Attributes
+    ----------
+    labels : ndarray
+        The new labels (a copy); ``np.asarray(result)`` gives them too.
+    sparse : bool
+        Whether the reference was traced sparsely (only its objects were carried; see
+        :mod:`napari_emseg.propagation.sparse`) or densely.
+    notes : list of str
+        One-line messages for the user (what was assumed, estimated or chosen).
+    calibration : object or None
+        What was chosen on the corrected slices, with its scores, when calibration ran.
+    """
+
+    labels: np.ndarray
+    sparse: bool = False
+    notes: list[str] = field(default_factory=list)
+    calibration: Any = None
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.labels, dtype=dtype)
 
 
 # -- defaults and choices -------------------------------------------------------------------------
@@ -361,14 +410,18 @@ def propagate(
     weights: str | None = None,
     z_range: tuple[int, int] | None = None,
     objects: Iterable[int] | None = None,
+    sparse: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-) -> np.ndarray:
+) -> Propagation:
     """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
 
     ``method`` defaults to :func:`default_method`; ``variant`` and ``weights`` choose the
     network of ``cconvlstm``; the membrane map is predicted with ``model`` when not given.
-    See :func:`napari_emseg.propagation.propagate` for the guarantees.
+    ``sparse`` (default: from the reference's coverage) carries exactly the reference's
+    objects, grown from dots to their cells, and gives unlabelled area no id
+    (:mod:`napari_emseg.propagation.sparse`). See :func:`napari_emseg.propagation.propagate`
+    for the guarantees. A reference slice with no object is refused (``ValueError``).
 
     Examples
     --------
@@ -376,17 +429,21 @@ def propagate(
     >>> labels = np.zeros((3, 40, 40), np.uint32)
     >>> labels[1, :, :19], labels[1, :, 21:] = 1, 2
     >>> out = propagate(image, labels, 1, model="ridge")
-    >>> [sorted(np.unique(out[z]).tolist()) for z in range(3)]
-    [[1, 2], [0, 1, 2], [1, 2]]
+    >>> [sorted(np.unique(out.labels[z]).tolist()) for z in range(3)], out.sparse
+    ([[1, 2], [0, 1, 2], [1, 2]], False)
     """
     from napari_emseg.propagation import propagate as run_propagation
+    from napari_emseg.propagation.sparse import is_sparse
 
     array, voxel = _unpack(image, voxel_size)
+    labels = np.asarray(labels)
+    _check_reference(labels, [ref_slice], objects)
     method = method or default_method()
     options = method_options(method, voxel, variant=variant, weights=weights)
-    return run_propagation(
+    sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
+    out = run_propagation(
         array,
-        np.asarray(labels),
+        labels,
         ref_slice,
         membrane=membrane,
         method=method,
@@ -397,8 +454,37 @@ def propagate(
         progress=progress,
         cancel=cancel,
         voxel_size=voxel,
+        sparse=sparse,
         **options,
     )
+    return Propagation(out, sparse)
+
+
+def _check_reference(
+    labels: np.ndarray, slices: Iterable[int], objects: Iterable[int] | None = None
+) -> None:
+    """Refuse references that hold nothing to propagate (one line, ``ValueError``)."""
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a (Z, Y, X) volume, got shape {labels.shape}")
+    wanted = None if objects is None else [int(o) for o in objects]
+    for z in slices:
+        if not 0 <= int(z) < labels.shape[0]:
+            raise ValueError(f"reference slice {z} is outside 0..{labels.shape[0] - 1}")
+        plane = labels[int(z)]
+        if plane.any() if wanted is None else np.isin(plane, wanted).any():
+            return
+    which = ", ".join(str(int(z)) for z in slices)
+    raise ValueError(
+        f"reference slice {which} holds no object to propagate: paint or correct the objects "
+        "on the slice you edited and choose that slice"
+    )
+
+
+def _sparse_references(labels: np.ndarray, references: Iterable[int]) -> bool:
+    from napari_emseg.propagation.sparse import SPARSE_COVERAGE, coverage
+
+    shares = [coverage(labels[int(z)]) for z in references]
+    return bool(np.mean(shares) < SPARSE_COVERAGE) if shares else False
 
 
 def _device_for(model: str | None, method: str, membrane: Any, device: str) -> str:
@@ -422,18 +508,25 @@ def repropagate(
     voxel_size: VoxelSize | None = None,
     variant: str | None = None,
     weights: str | None = None,
+    sparse: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-) -> np.ndarray:
+) -> Propagation:
     """Propagate again from corrected reference slices, keeping locked objects and hand-edited
-    slices; see :func:`napari_emseg.proofreading.repropagate`."""
+    slices; see :func:`napari_emseg.proofreading.repropagate`. ``sparse`` as in
+    :func:`propagate` (default: from the references' mean coverage)."""
     from napari_emseg.proofreading import repropagate as run_repropagation
 
     array, voxel = _unpack(image, voxel_size)
+    labels = np.asarray(labels)
+    references = [int(z) for z in references]
+    if objects is None:
+        _check_reference(labels, references)
     method = method or default_method(interactive=True)
-    return run_repropagation(
+    sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
+    out = run_repropagation(
         array,
-        np.asarray(labels),
+        labels,
         references=references,
         objects=objects,
         locked=locked,
@@ -447,9 +540,11 @@ def repropagate(
             **method_options(method, voxel, variant=variant, weights=weights),
             "voxel_size": voxel,
         },
+        sparse=sparse,
         progress=progress,
         cancel=cancel,
     )
+    return Propagation(out, sparse)
 
 
 def adapt(

@@ -414,7 +414,7 @@ class ProofreadWidget(DockWidget):
 
         def done(result) -> None:
             with self.viewer_session.layer(layer).tool_edit():
-                changed = apply_as_undoable_edit(layer, result, since=labels)
+                changed = apply_as_undoable_edit(layer, result.labels, since=labels)
             session.snapshot_reference(np.asarray(layer.data))
             self._set_status(
                 f"repropagated objects {sorted(objects)}: {changed} voxels changed "

@@ -274,7 +274,7 @@ class SegmentWidget(DockWidget):
 
         def done(result) -> None:
             with layer_session.tool_edit():
-                changed = apply_as_undoable_edit(labels_layer, result, since=labels)
+                changed = apply_as_undoable_edit(labels_layer, result.labels, since=labels)
             self.session.add_reference(labels_layer, ref)
             session.snapshot_reference(np.asarray(labels_layer.data))
             kept = sorted(frozen)

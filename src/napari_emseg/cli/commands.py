@@ -261,7 +261,9 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         weights=args.propagation_weights,
         progress=_progress_printer(args.quiet),
     )
-    write_labels_tiff(out, result, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite)
+    write_labels_tiff(
+        out, result.labels, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite
+    )
     return 0
 
 

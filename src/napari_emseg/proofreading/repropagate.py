@@ -105,6 +105,7 @@ def repropagate(
     model: str | None = None,
     device: str = "auto",
     method_options: dict | None = None,
+    sparse: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -141,6 +142,10 @@ def repropagate(
         a learned propagator.
     method_options : dict, optional
         Options of the method, e.g. ``{"pixel_nm": 8.0}`` for ``cconvlstm``.
+    sparse : bool
+        Sparse tracing (:mod:`napari_emseg.propagation.sparse`): the objects of the references
+        are first grown from dots or scribbles to their cells (the only change a reference
+        gets: unlabelled pixels), and unlabelled area never gets an id.
     progress, cancel : callable, optional
         ``progress(done, total, message)`` per slice; ``cancel()`` returning True stops with
         :class:`napari_emseg._progress.Cancelled`.
@@ -188,21 +193,14 @@ def repropagate(
             return labels.copy()  # the objects are nowhere: nothing to propagate
         box = found
     region = (slice(z_lo, z_hi + 1), *box)
+    if sparse:
+        membrane = _membrane_of(image, membrane, region, model, device, method_options)
+        labels = _grown_references(labels, membrane, region, refs, targets, method_options)
+        method_options = {**(method_options or {}), "sparse": True}
     before = labels[region]
     if membrane is None:
-        from napari_emseg.inference.membrane import predict_membrane
-
-        membrane = predict_membrane(
-            image[region],
-            model=model,
-            device=device,
-            pixel_nm=(method_options or {}).get("pixel_nm"),
-            progress=progress,
-            cancel=cancel,
-        )
-        sub_membrane = membrane
-    else:
-        sub_membrane = membrane[region]
+        membrane = _membrane_of(image, None, region, model, device, method_options, progress)
+    sub_membrane = membrane if membrane.shape == before.shape else membrane[region]
     after = _run_plan(
         image[region],
         before,
@@ -222,6 +220,43 @@ def repropagate(
     out = labels.astype(_result_dtype(labels, int(after.max(initial=0))), copy=True)
     out[region] = after
     return out
+
+
+def _membrane_of(image, membrane, region, model, device, options, progress=None, cancel=None):
+    """The given map, or one predicted for the region only (then shaped like the region)."""
+    if membrane is not None:
+        return membrane
+    from napari_emseg.inference.membrane import predict_membrane
+
+    return predict_membrane(
+        image[region],
+        model=model,
+        device=device,
+        pixel_nm=(options or {}).get("pixel_nm"),
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def _grown_references(labels, membrane, region, refs, targets, options) -> np.ndarray:
+    """Labels whose reference slices have their (target) objects grown to their cells."""
+    from napari_emseg.propagation.api import grown_reference
+
+    z_lo = region[0].start
+    whole = membrane.shape == labels.shape
+    labels = labels.copy()
+    for z in sorted(refs):
+        if not z_lo <= z < region[0].stop:
+            continue
+        plane = labels[z][region[1:]]
+        map_2d = membrane[z][region[1:]] if whole else membrane[z - z_lo]
+        labels[(z, *region[1:])] = grown_reference(
+            plane,
+            map_2d,
+            objects=None if targets is None else targets.tolist(),
+            pixel_nm=(options or {}).get("pixel_nm"),
+        )
+    return labels
 
 
 def _run_plan(

@@ -6,8 +6,10 @@ import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel
 from napari_emseg._timing import timed
+from napari_emseg.propagation.sparse import drop_placeholders, grow_scribbles, is_sparse
 from napari_emseg.propagation.supervoxels import supervoxel_vote
 from napari_emseg.propagation.watershed import propagate_watershed
+from napari_emseg.segmentation.watershed import watershed_slice
 
 
 def _propagate_cconvlstm(*args, **kwargs) -> np.ndarray:
@@ -156,6 +158,41 @@ def _vote(
     return out
 
 
+def grown_reference(
+    labels_2d: np.ndarray,
+    membrane_2d: np.ndarray,
+    *,
+    objects: Iterable[int] | None = None,
+    pixel_nm: float | None = None,
+) -> np.ndarray:
+    """A reference slice whose objects (all, or ``objects``) are grown from dots or scribbles
+    to their cells of the membrane map (:func:`~.sparse.grow_scribbles`); other pixels as
+    they were."""
+    reference = labels_2d
+    if objects is not None:
+        reference = np.where(np.isin(labels_2d, [int(o) for o in objects]), labels_2d, 0)
+    grown = grow_scribbles(reference, watershed_slice(membrane_2d, pixel_nm=pixel_nm))
+    return np.where((reference == 0) & (labels_2d == 0), grown, labels_2d).astype(labels_2d.dtype)
+
+
+def _sparse_reference(
+    labels: np.ndarray,
+    ref_slice: int,
+    membrane: np.ndarray,
+    objects: Iterable[int] | None,
+    options: dict,
+) -> tuple[np.ndarray, list[int]]:
+    """Labels whose reference has its dots grown to their cells, and the objects to carry."""
+    labels = labels.copy()
+    labels[ref_slice] = grown_reference(
+        labels[ref_slice], membrane[ref_slice], objects=objects, pixel_nm=options.get("pixel_nm")
+    )
+    carried = np.unique(labels[ref_slice])
+    if objects is not None:
+        carried = carried[np.isin(carried, [int(o) for o in objects])]
+    return labels, [int(i) for i in carried if i != 0]
+
+
 def propagate(
     image: np.ndarray,
     labels: np.ndarray,
@@ -171,6 +208,7 @@ def propagate(
     cancel: CancelCheck | None = None,
     consistency: str = DEFAULT_CONSISTENCY,
     voxel_size: tuple[float, float, float] | None = None,
+    sparse: bool | None = False,
     **options,
 ) -> np.ndarray:
     """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
@@ -205,6 +243,12 @@ def propagate(
         with. Default:
         unknown; the anisotropy is then estimated from the membrane map
         (:func:`~.supervoxels.membrane_anisotropy`).
+    sparse : bool or None
+        Sparse tracing (:mod:`~.sparse`): carry exactly the objects of the reference, grown
+        from dots or scribbles to their cells on the reference slice (the only change to that
+        slice: unlabelled pixels of those cells); unlabelled area never gets an id. False
+        (the default here): dense, cells no object reaches enter as new ids. None: sparse
+        when the reference labels less than half of its slice (:func:`~.sparse.is_sparse`).
     **options
         Options of the method (e.g. ``pixel_nm``, the in-plane pixel size).
 
@@ -231,6 +275,8 @@ def propagate(
     z_lo, z_hi = _resolve_range(z_range, ref_slice, labels.shape[0])
     if voxel_size is not None:
         options.setdefault("pixel_nm", float(voxel_size[2]))
+    if sparse is None:
+        sparse = is_sparse(labels[ref_slice])
     if membrane is None:
         from napari_emseg.inference.membrane import predict_membrane
 
@@ -242,8 +288,12 @@ def propagate(
             progress=progress,
             cancel=cancel,
         )
+    if sparse:
+        labels, objects = _sparse_reference(labels, ref_slice, membrane, objects, options)
+        options["newcomers"] = True  # competitors that bound the traced objects, dropped below
     targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
     work, ids = _compact_ids(labels)
+    first_new = int(work.max()) + 1
     if ids is not None and targets is not None:
         compact = {int(i): n for n, i in enumerate(ids.tolist())}
         targets = {compact[t] for t in targets if t in compact}
@@ -264,9 +314,12 @@ def propagate(
         check_cancel(cancel)
         with timed("vote"):
             out = _vote(out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size)
+    if sparse:
+        out = drop_placeholders(out, work, first_new, np.array(sorted(targets or ()), work.dtype))
     if ids is not None:
         out = _expand_ids(out, ids, labels.dtype)
-    out[ref_slice] = labels[ref_slice]  # the user's slice is sacred, whatever the method did
+    # The user's slice is sacred, whatever the method did (in sparse mode: with its dots grown).
+    out[ref_slice] = labels[ref_slice]
     out[:z_lo] = labels[:z_lo]
     out[z_hi + 1 :] = labels[z_hi + 1 :]
     return out
