@@ -5,7 +5,13 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.inference.resampling import back_to_shape, needs_resampling, to_pixel_size
+from napari_emseg.inference.resampling import (
+    MAX_UPSAMPLING,
+    back_to_shape,
+    needs_resampling,
+    to_pixel_size,
+    work_pixel_nm,
+)
 
 
 def _smooth_stack(shape=(2, 90, 120)) -> np.ndarray:
@@ -48,7 +54,8 @@ def test_tolerance():
 
 
 def test_membrane_network_sees_its_own_pixel_size(monkeypatch):
-    """At 10 nm the network sees slices enlarged to its 4 nm; the map returns to the input grid."""
+    """A one-size model (4 nm) sees a 10 nm stack enlarged by 1.25x at most (to 8 nm), a 2 nm
+    stack shrunk to 4 nm; the map returns to the input grid."""
     seen = []
 
     def fake_tiled(net, stack, **_):
@@ -59,9 +66,45 @@ def test_membrane_network_sees_its_own_pixel_size(monkeypatch):
     image = (np.random.default_rng(0).random((2, 40, 60)) * 255).astype(np.uint8)
     model = "unet-w0.1875-isbi"  # trained at 4 nm (its card says so)
     prob = predict_membrane(image, model=model, device="cpu", pixel_nm=10.0)
-    assert seen[-1] == (2, 100, 150) and prob.shape == image.shape
+    assert seen[-1] == (2, 50, 75) and prob.shape == image.shape
     assert np.allclose(prob, 0.25)
+    predict_membrane(image, model=model, device="cpu", pixel_nm=2.0)
+    assert seen[-1] == (2, 20, 30)
     predict_membrane(image, model=model, device="cpu", pixel_nm=4.2)  # within tolerance
     predict_membrane(image, model=model, device="cpu", pixel_nm=10.0, resample=False)
     predict_membrane(image, model=model, device="cpu")  # unknown size: as it is
-    assert seen[1:] == [(2, 40, 60)] * 3
+    assert seen[2:] == [(2, 40, 60)] * 3
+
+
+def test_a_range_model_runs_stacks_in_its_range_at_their_own_size(monkeypatch, tmp_path):
+    import dataclasses
+    import json
+
+    from napari_emseg.models.cards import get_card
+
+    seen = []
+    monkeypatch.setattr(
+        "napari_emseg.inference.tiled.predict_tiled",
+        lambda net, stack, **_: seen.append(stack.shape) or np.zeros(stack.shape, np.float32),
+    )
+    card = dataclasses.asdict(get_card("unet-w0.1875-isbi"))
+    weights = get_card("unet-w0.1875-isbi").weights
+    from napari_emseg.models.cards import weights_path
+
+    card.update(name="ranged", pixel_range_nm=[4.0, 12.0])
+    card["weights"] = str(weights_path(get_card("unet-w0.1875-isbi")))
+    path = tmp_path / "ranged.json"
+    path.write_text(json.dumps(card))
+    assert weights
+    image = np.zeros((1, 40, 60), np.uint8)
+    for pixel, shape in [(10.0, (1, 40, 60)), (4.0, (1, 40, 60)), (2.0, (1, 20, 30))]:
+        predict_membrane(image, model=str(path), device="cpu", pixel_nm=pixel)
+        assert seen[-1] == shape
+
+
+def test_work_pixel_size_never_enlarges_more_than_max_upsampling():
+    for pixel in (3.0, 5.0, 11.0, 20.0, 60.0):
+        work = work_pixel_nm(pixel, 4.0)
+        assert pixel / work <= MAX_UPSAMPLING + 1e-9
+        assert work_pixel_nm(pixel, None, (4.0, 12.0)) <= max(pixel, 4.0)
+    assert work_pixel_nm(None, 4.0) is None

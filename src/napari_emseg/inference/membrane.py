@@ -4,7 +4,12 @@ import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
 from napari_emseg.inference.loading import load_network
-from napari_emseg.inference.resampling import back_to_shape, needs_resampling, to_pixel_size
+from napari_emseg.inference.resampling import (
+    back_to_shape,
+    needs_resampling,
+    to_pixel_size,
+    work_pixel_nm,
+)
 from napari_emseg.models.cards import ModelCard, get_card
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.ridge import ridge_membrane
@@ -16,8 +21,9 @@ def build_model(card: ModelCard):
 
 
 def default_tile(device_type: str) -> int:
-    # CPU caches favour mid-sized tiles; GPUs want big ones to fill the device.
-    return 512 if device_type == "cuda" else 256
+    # The largest tile edge: tiles are then sized to the slice (TileGrid.plan), so a small slice
+    # is one tile. Speed per pixel on the CPU was flat from 128 to 512 px (docs/performance.md).
+    return 512
 
 
 def predict_membrane(
@@ -50,10 +56,12 @@ def predict_membrane(
         percentiles of ``image`` (see :func:`~.normalization.normalize_intensity`).
         Blockwise processing passes the whole volume's range so that every block matches.
     pixel_nm : float, optional
-        The stack's in-plane pixel size. With ``resample`` (the default) and a card that
-        records its training pixel size, slices are resampled to the model's size for the
-        network and the map back to the input grid
-        (:mod:`~napari_emseg.inference.resampling`); unknown sizes are used as they are.
+        The stack's in-plane pixel size. With ``resample`` (the default), slices the model does
+        not cover are resampled for the network and the map back to the input grid: a model
+        trained over a range of pixel sizes runs stacks inside it at their own resolution,
+        finer stacks are shrunk to it, coarser ones enlarged by at most 1.25x
+        (:func:`~napari_emseg.inference.resampling.work_pixel_nm`); unknown sizes are used
+        as they are.
 
     Examples
     --------
@@ -67,9 +75,10 @@ def predict_membrane(
     squeeze = image.ndim == 2
     stack = normalize_intensity(image[None] if squeeze else image, value_range=value_range)
     grid = stack.shape
-    rescale = resample and card.needs_torch and needs_resampling(pixel_nm, card.pixel_nm)
+    work_nm = work_pixel_nm(pixel_nm, card.pixel_nm, card.pixel_range_nm)
+    rescale = resample and card.needs_torch and needs_resampling(pixel_nm, work_nm)
     if rescale:
-        stack = to_pixel_size(stack, pixel_nm, card.pixel_nm)  # type: ignore[arg-type]
+        stack = to_pixel_size(stack, pixel_nm, work_nm)  # type: ignore[arg-type]
     if not card.needs_torch:
         prob = ridge_membrane(stack, progress=progress, cancel=cancel)
     else:
@@ -98,7 +107,7 @@ def predict_membrane(
             device=torch_device,
             tile=tile or default_tile(torch_device.type),
             batch_size=batch_size
-            or (32 if torch_device.type == "cuda" else 2),  # by docs/performance.md
+            or (32 if torch_device.type == "cuda" else 1),  # by docs/performance.md
         )
     if rescale:
         prob = np.clip(back_to_shape(prob, grid), 0.0, 1.0)

@@ -20,6 +20,42 @@ from skimage.transform import resize
 # Pixel sizes within 10 % of the model's are used as they are: resampling costs time and
 # blurs a little, and the networks are trained with that much scale jitter.
 SCALE_TOLERANCE = 0.10
+# A stack coarser than its model is enlarged by at most this factor: upsampling costs the
+# square of the factor in time and memory (a 10 nm stack at 4 nm is 6.25x the pixels) and adds
+# no detail the acquisition did not record.
+MAX_UPSAMPLING = 1.25
+
+
+def work_pixel_nm(
+    pixel_nm: float | None,
+    model_nm: float | None,
+    pixel_range_nm: tuple[float, float] | None = None,
+) -> float | None:
+    """The pixel size a network sees a stack at: its own size when the model covers it.
+
+    A model trained over a range of pixel sizes (``pixel_range_nm``) runs every stack inside
+    the range at the stack's own resolution; a finer stack is shrunk to the range's fine end;
+    a coarser one is enlarged by at most :data:`MAX_UPSAMPLING`. A model of one size
+    (``model_nm``) is a range of one size. Unknown sizes stay unknown (None: as it is).
+
+    Examples
+    --------
+    >>> work_pixel_nm(10.0, None, (4.0, 12.0)), work_pixel_nm(2.0, None, (4.0, 12.0))
+    (10.0, 4.0)
+    >>> work_pixel_nm(10.0, 4.0), work_pixel_nm(30.0, None, (4.0, 12.0))
+    (8.0, 24.0)
+    """
+    if not pixel_nm:
+        return None
+    low, high = pixel_range_nm or (model_nm, model_nm)
+    if not low or not high:
+        return float(pixel_nm)
+    pixel = float(pixel_nm)
+    if pixel < low:
+        return float(low)
+    if pixel > high:
+        return max(float(high), pixel / MAX_UPSAMPLING)
+    return pixel
 
 
 def needs_resampling(pixel_nm: float | None, model_nm: float | None) -> bool:

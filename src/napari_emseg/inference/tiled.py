@@ -1,9 +1,10 @@
 """Sliding-window inference of a 2D membrane network over a (Z, Y, X) stack.
 
 Tiles from all slices are batched together, predicted with the network (channels-last; bf16
-autocast on GPUs) and blended with raised-cosine weights so that there are no seams. On a GPU the
-tiles are cut and blended on the device and slices travel through pinned memory on a side stream,
-so copies overlap the network (docs/performance.md measures both paths).
+autocast on GPUs and on CPUs with native bf16) and blended with raised-cosine weights so that
+there are no seams. On a GPU the tiles are cut and blended on the device and slices travel
+through pinned memory on a side stream, so copies overlap the network (docs/performance.md
+measures both paths).
 """
 
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
+from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.tiling import TileGrid
 
 
@@ -39,6 +41,7 @@ def predict_tiled(
     tile: int = 256,
     overlap: int = 32,
     batch_size: int = 4,
+    precision: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -52,7 +55,10 @@ def predict_tiled(
     image : ndarray, shape (Z, Y, X)
         Normalised intensities (see :func:`~.normalization.normalize_intensity`).
     tile, overlap : int
-        Tile edge and the overlap between neighbouring tiles, in pixels.
+        Largest tile edge and the overlap between neighbouring tiles, in pixels.
+    precision : {"auto", "float32"}
+        ``auto``: bfloat16 where the device computes it natively
+        (:func:`~napari_emseg.inference.devices.autocast_dtype`), else float32.
 
     Examples
     --------
@@ -74,6 +80,7 @@ def predict_tiled(
     weights = grid.weights(overlap)
     use_cuda = device.type == "cuda"
     net = net.to(device=device, memory_format=torch.channels_last).eval()
+    dtype = autocast_dtype(device) if precision == "auto" else None
     if use_cuda:
         out = predict_on_gpu(
             net,
@@ -84,6 +91,7 @@ def predict_tiled(
             padded=(padded_h, padded_w),
             device=device,
             batch_size=batch_size,
+            dtype=dtype,
             progress=progress,
             cancel=cancel,
         )
@@ -104,7 +112,8 @@ def predict_tiled(
             tiles.append(padded_cache[z][y : y + grid.tile_y, x : x + grid.tile_x])
         inputs = torch.from_numpy(np.stack(tiles)[:, None]).to(device)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-        probs = torch.sigmoid(net(inputs).float())[:, 0].cpu().numpy()
+        with torch.autocast(device_type="cpu", dtype=dtype or torch.float32, enabled=bool(dtype)):
+            probs = torch.sigmoid(net(inputs).float())[:, 0].cpu().numpy()
         for (z, y, x), prob in zip(batch, probs, strict=True):
             out[z, y : y + grid.tile_y, x : x + grid.tile_x] += prob * weights
             norm[z, y : y + grid.tile_y, x : x + grid.tile_x] += weights

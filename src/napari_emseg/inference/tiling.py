@@ -42,6 +42,15 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
     return weights
 
 
+def _fitted_tile(length: int, tile: int, overlap: int, divisor: int) -> int:
+    """Edge of the fewest tiles of at most ``tile`` that cover ``length`` with ``overlap``."""
+    if length <= tile:
+        return -(-length // divisor) * divisor
+    count = -(-(length - overlap) // max(tile - overlap, 1))
+    edge = -(-(length + (count - 1) * overlap) // count)
+    return min(tile, -(-edge // divisor) * divisor)
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Where the tiles of one (padded) slice lie."""
@@ -53,10 +62,20 @@ class TileGrid:
 
     @classmethod
     def plan(cls, height: int, width: int, *, tile: int, overlap: int, divisor: int) -> "TileGrid":
-        """Tiles of at most ``tile`` pixels (a multiple of ``divisor``) covering the slice."""
+        """The fewest tiles of at most ``tile`` pixels (multiples of ``divisor``) that cover
+        the slice, each as small as that count allows, so little is computed beyond the slice.
+
+        Examples
+        --------
+        >>> grid = TileGrid.plan(282, 282, tile=512, overlap=32, divisor=16)
+        >>> grid.tile_y, grid.starts_y
+        (288, (0,))
+        >>> grid = TileGrid.plan(544, 544, tile=512, overlap=32, divisor=16)
+        >>> grid.tile_y, grid.starts_y
+        (288, (0, 256))
+        """
         tile = max(divisor, tile // divisor * divisor)
-        tile_y = min(tile, -(-height // divisor) * divisor)
-        tile_x = min(tile, -(-width // divisor) * divisor)
+        tile_y, tile_x = (_fitted_tile(n, tile, overlap, divisor) for n in (height, width))
         return cls(
             tile_y,
             tile_x,
