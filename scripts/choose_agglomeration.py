@@ -3,7 +3,7 @@
     .venv/bin/python scripts/choose_agglomeration.py
 
 The default membrane model's map of the gala FIB-SEM *train* block (10 nm), agglomerated with
-`napari_emseg.propagation.supervoxels.membrane_supervoxels` (3D) over a grid of smoothing and
+`napari_emseg.segmentation.supervoxels.membrane_supervoxels` (3D) over a grid of smoothing and
 merge thresholds; the lowest adapted Rand error on this training block sets
 `pipeline.AGGLOMERATION_SIGMA` and `AGGLOMERATION_THRESHOLD`. The held-out test block is
 scored for the chosen setting and its neighbours only (no choice is made on it).
@@ -19,7 +19,7 @@ import tifffile
 import napari_emseg as em
 from napari_emseg import pipeline
 from napari_emseg.metrics import adapted_rand_error
-from napari_emseg.propagation.supervoxels import membrane_supervoxels
+from napari_emseg.segmentation.supervoxels import membrane_supervoxels
 
 REPO = Path(__file__).resolve().parents[1]
 GALA = REPO.parent / "shared" / "data" / "gala_fibsem_medulla"

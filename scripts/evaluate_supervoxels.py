@@ -7,7 +7,7 @@
 Protocol. A propagator (``watershed``, ``cconvlstm``) fills each block from the ground truth of
 its reference slice, grown 10 px into its boundary pixels; supervoxels of the default model's
 membrane map then take the id most of their voxels were given
-(:func:`napari_emseg.propagation.supervoxels.majority_vote`, with the rules of ``propagate``:
+(:func:`napari_emseg.segmentation.supervoxels.majority_vote`, with the rules of ``propagate``:
 the reference slice and unlabelled voxels do not change). A grid of supervoxel settings (3D or
 per slice, smoothing, merge threshold; waterz's own supervoxels too when waterz is installed)
 is scored on the TRAINING blocks only (gala train block, reference slice 25; ISBI 2012 slices
@@ -35,7 +35,7 @@ from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.metrics import adapted_rand_error
 from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL
 from napari_emseg.propagation import propagate
-from napari_emseg.propagation.supervoxels import (
+from napari_emseg.segmentation.supervoxels import (
     DEFAULT_SIGMA_2D,
     DEFAULT_SIGMA_3D,
     DEFAULT_THRESHOLD_2D,

@@ -366,7 +366,7 @@ def segment(
 
 
 def _starts_with_agglomeration(start: str, voxel: VoxelSize | None, membrane: np.ndarray) -> bool:
-    from napari_emseg.propagation.supervoxels import is_anisotropic
+    from napari_emseg.segmentation.supervoxels import is_anisotropic
 
     if start != "auto":
         return start == "agglomeration"
@@ -378,7 +378,7 @@ def agglomerate(membrane: np.ndarray, *, voxel_size: VoxelSize | None = None) ->
     consecutive ids), with the thresholds chosen on training data."""
     from skimage.segmentation import relabel_sequential
 
-    from napari_emseg.propagation.supervoxels import membrane_supervoxels
+    from napari_emseg.segmentation.supervoxels import membrane_supervoxels
 
     supervoxels = membrane_supervoxels(
         membrane,

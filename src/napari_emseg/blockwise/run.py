@@ -376,7 +376,7 @@ def _vote(
 def _block_start(start: str, voxel: tuple[float, ...] | None) -> str:
     """The start every block uses: decided once, from the voxel size, for the whole volume."""
     from napari_emseg.pipeline import STARTS
-    from napari_emseg.propagation.supervoxels import is_anisotropic
+    from napari_emseg.segmentation.supervoxels import is_anisotropic
 
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; choose one of: {', '.join(STARTS)}")

@@ -121,7 +121,7 @@ def _segment_outer(
     """
     from napari_emseg import pipeline
     from napari_emseg.propagation import propagate
-    from napari_emseg.propagation.supervoxels import membrane_supervoxels
+    from napari_emseg.segmentation.supervoxels import membrane_supervoxels
 
     options = dict(job.propagation_options or {})
     if job.vote_later:

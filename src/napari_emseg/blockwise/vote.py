@@ -1,7 +1,7 @@
 """The supervoxel vote of a chained blockwise run, once over the whole volume.
 
 One whole-volume run propagates, then lets every supervoxel of the membrane map take the id most
-of its voxels were given (:func:`napari_emseg.propagation.supervoxels.supervoxel_vote`). A block
+of its voxels were given (:func:`napari_emseg.segmentation.supervoxels.supervoxel_vote`). A block
 that voted on its own would see only the part of a supervoxel inside it, and on near-isotropic
 voxels supervoxels span many slices, so blocks would vote differently from one run. Instead each
 block keeps its propagated labels and its supervoxels; the stitching gives both consistent ids
@@ -40,7 +40,7 @@ def tally(labels: np.ndarray, supervoxels: np.ndarray) -> np.ndarray:
 def winners(tallies: list[np.ndarray], n_supervoxels: int) -> np.ndarray:
     """``winner[s]``: the object with most voxels in supervoxel ``s`` over all blocks (0: none).
 
-    Ties go to the larger id, as :func:`~napari_emseg.propagation.supervoxels.majority_vote`
+    Ties go to the larger id, as :func:`~napari_emseg.segmentation.supervoxels.majority_vote`
     breaks them in one run (its ids are ordered like these).
 
     Examples

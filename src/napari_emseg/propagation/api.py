@@ -7,8 +7,8 @@ import numpy as np
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel
 from napari_emseg._timing import timed
 from napari_emseg.propagation.sparse import drop_placeholders, grow_scribbles, is_sparse
-from napari_emseg.propagation.supervoxels import supervoxel_vote
 from napari_emseg.propagation.watershed import propagate_watershed
+from napari_emseg.segmentation.supervoxels import supervoxel_vote
 from napari_emseg.segmentation.watershed import watershed_slice
 
 
@@ -30,7 +30,7 @@ DEFAULT_METHOD = "watershed"
 # held-out data sets; from a corrected reference it is not everywhere (docs/propagation.md).
 AUTOMATIC_METHOD = "cconvlstm"
 # What makes the result consistent in 3D after a method ran: "supervoxels" lets supervoxels of
-# the membrane map take the id most of their voxels were given (propagation/supervoxels.py; 3D
+# the membrane map take the id most of their voxels were given (segmentation/supervoxels.py; 3D
 # supervoxels for near-isotropic voxels, 2D per slice for thick sections), "none" keeps the
 # method's result. The vote lowered the error of both methods on both held-out data sets
 # (docs/results/supervoxel-vote.md).
@@ -233,16 +233,17 @@ def propagate(
     consistency : {"supervoxels", "none"}
         ``"supervoxels"`` (the default, ``DEFAULT_CONSISTENCY``): after the method, supervoxels
         of the membrane map in ``z_range`` take the id most of their voxels were given, so
-        outlines follow membranes in 3D (:func:`~.supervoxels.supervoxel_vote`); the
-        reference slice still votes but is not changed, and with ``objects`` only those
-        objects (and newcomers) change. ``"none"``: the method's result as it is.
+        outlines follow membranes in 3D
+        (:func:`~napari_emseg.segmentation.supervoxels.supervoxel_vote`); the reference
+        slice still votes but is not changed, and with ``objects`` only those objects (and
+        newcomers) change. ``"none"``: the method's result as it is.
     voxel_size : (float, float, float), optional
         (z, y, x) voxel size in nm. It decides 3D or per-slice supervoxels (sections at least
         ``ANISOTROPY_LIMIT`` times thicker than pixels are per slice) and, unless
         ``pixel_nm`` is given, the in-plane pixel size the methods convert their nm sizes
         with. Default:
         unknown; the anisotropy is then estimated from the membrane map
-        (:func:`~.supervoxels.membrane_anisotropy`).
+        (:func:`~napari_emseg.segmentation.supervoxels.membrane_anisotropy`).
     sparse : bool or None
         Sparse tracing (:mod:`~.sparse`): carry exactly the objects of the reference, grown
         from dots or scribbles to their cells on the reference slice (the only change to that

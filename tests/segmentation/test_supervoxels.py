@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_emseg.propagation import PROPAGATORS, propagate
-from napari_emseg.propagation.supervoxels import (
+from napari_emseg.segmentation.supervoxels import (
     is_anisotropic,
     majority_vote,
     membrane_anisotropy,
