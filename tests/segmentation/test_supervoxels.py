@@ -182,3 +182,22 @@ def test_propagate_real_method_still_follows_the_membranes():
         out = propagate(image, labels, 2, membrane=membrane, voxel_size=voxel_size)
         assert (out[:, :, :18] == 1).all() and (out[:, :, 21:] == 2).all()
         np.testing.assert_array_equal(out[2], labels[2])
+
+
+@pytest.mark.parametrize("per_slice", [False, True])
+def test_one_recorded_agglomeration_gives_every_threshold(per_slice):
+    from skimage.metrics import variation_of_information
+
+    from napari_emseg.segmentation.supervoxels import supervoxel_hierarchy
+
+    rng = np.random.default_rng(4)
+    membrane = ndi.gaussian_filter(rng.random((6, 40, 40)), 2).astype(np.float32)
+    membrane = (membrane - membrane.min()) / np.ptp(membrane)
+    hierarchy = supervoxel_hierarchy(membrane, per_slice=per_slice, sigma=0.5)
+    counts = []
+    for threshold in (0.0, 0.2, 0.4, 0.6, 0.8):
+        direct = membrane_supervoxels(membrane, threshold=threshold, per_slice=per_slice, sigma=0.5)
+        cut = hierarchy.labels(threshold)
+        assert sum(variation_of_information(direct, cut)) == pytest.approx(0.0, abs=1e-9)
+        counts.append(np.unique(cut).size)
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]

@@ -14,13 +14,15 @@ different neurites, and the vote then raised the error instead of lowering it.
 Pure NumPy / SciPy / scikit-image, no waterz. Measured in docs/results/supervoxel-vote.md.
 """
 
-import heapq
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import local_minima
 from skimage.segmentation import watershed
+
+from napari_emseg.segmentation.agglomeration import MergeTree, merge_tree
 
 # Smoothing (in-plane pixels) of the map before the watershed, and mean membrane value on a
 # shared face below which two supervoxels merge (0 = no merging), for 3D and for per-slice
@@ -116,7 +118,7 @@ def _fragments(relief: np.ndarray, per_slice: bool) -> np.ndarray:
     return watershed(relief, markers).astype(np.int64)
 
 
-def _face_statistics(
+def face_statistics(
     fragments: np.ndarray, membrane: np.ndarray, axes: Iterable[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of touching fragments (a < b) with the sum and count of their face values.
@@ -144,54 +146,68 @@ def _face_statistics(
     return pairs // base, pairs % base, sums, counts
 
 
-def _agglomerate(
-    first: np.ndarray, second: np.ndarray, sums: np.ndarray, counts: np.ndarray, n: int, limit
-) -> np.ndarray:
-    """Merge the pair with the lowest mean face value while it is below ``limit``.
+@dataclass(frozen=True)
+class Hierarchy:
+    """Fragments of a membrane map and their recorded agglomeration: supervoxels at any
+    threshold for the price of one run (:class:`~.agglomeration.MergeTree`).
 
-    Returns a lookup table fragment -> region. A merged region's faces with a neighbour pool
-    the faces of both parts (sum and count), as waterz's mean-affinity merge function does.
+    ``level`` is the map's confident membrane value; thresholds are relative to it.
     """
-    edges: list[dict[int, list[float]]] = [{} for _ in range(n + 1)]
-    heap = []
-    for a, b, s, c in zip(
-        first.tolist(), second.tolist(), sums.tolist(), counts.tolist(), strict=True
-    ):
-        edges[a][b] = edges[b][a] = [s, c]
-        if s / c < limit:
-            heap.append((s / c, a, b))
-    heapq.heapify(heap)
-    parent = np.arange(n + 1)
-    alive = np.ones(n + 1, bool)
-    while heap:
-        mean, a, b = heapq.heappop(heap)
-        if not (alive[a] and alive[b]):
-            continue
-        face = edges[a].get(b)
-        if face is None or face[0] / face[1] != mean:
-            continue  # stale: the pair's faces changed since it was pushed
-        if len(edges[a]) < len(edges[b]):
-            a, b = b, a  # fold the smaller neighbourhood into the larger
-        del edges[a][b], edges[b][a]
-        for other, (s, c) in edges[b].items():
-            del edges[other][b]
-            pooled = edges[a].get(other)
-            if pooled is None:
-                pooled = edges[a][other] = edges[other][a] = [s, c]
-            else:
-                pooled[0] += s
-                pooled[1] += c
-            if pooled[0] / pooled[1] < limit:
-                heapq.heappush(heap, (pooled[0] / pooled[1], a, other))
-        edges[b] = {}
-        alive[b] = False
-        parent[b] = a
-    # Resolve chains of merges (b -> a -> ...) by pointer jumping.
-    while True:
-        grand = parent[parent]
-        if np.array_equal(grand, parent):
-            return parent
-        parent = grand
+
+    fragments: np.ndarray
+    tree: MergeTree
+    level: float
+
+    def table(self, threshold: float) -> np.ndarray:
+        """Fragment id -> supervoxel id at ``threshold`` (0 keeps the fragments)."""
+        if threshold <= 0:
+            return np.arange(self.tree.n + 1)
+        return self.tree.table(threshold * self.level)
+
+    def labels(self, threshold: float) -> np.ndarray:
+        """Supervoxels at ``threshold``, shaped like the map."""
+        return self.table(threshold)[self.fragments]
+
+
+def supervoxel_hierarchy(
+    membrane: np.ndarray,
+    *,
+    voxel_size: Iterable[float] | None = None,
+    per_slice: bool | None = None,
+    sigma: float | None = None,
+    up_to: float = 1.0,
+) -> Hierarchy:
+    """The fragments of a membrane map and their merges up to threshold ``up_to``.
+
+    Options as in :func:`membrane_supervoxels`; ``hierarchy.labels(t)`` equals
+    ``membrane_supervoxels(membrane, threshold=t, ...)`` for every ``t <= up_to``.
+
+    Examples
+    --------
+    >>> membrane = np.zeros((2, 20, 20), np.float32); membrane[:, :, 9:11] = 1
+    >>> membrane[:, 3:5, 2:4] = 0.1
+    >>> h = supervoxel_hierarchy(membrane, sigma=1.0)
+    >>> [len(np.unique(h.labels(t))) for t in (0, 0.05, 0.6)]
+    [4, 3, 2]
+    """
+    membrane = np.asarray(membrane, np.float32)
+    if membrane.ndim != 3:
+        raise ValueError(f"membrane must be a (Z, Y, X) volume, got shape {membrane.shape}")
+    size = _voxel_size(voxel_size)
+    if per_slice is None:
+        per_slice = is_anisotropic(voxel_size, membrane)
+    if sigma is None:
+        sigma = DEFAULT_SIGMA_2D if per_slice else DEFAULT_SIGMA_3D
+    sigmas = sigma * min(size[1], size[2]) / size
+    if per_slice:
+        sigmas[0] = 0.0
+    relief = ndi.gaussian_filter(membrane, sigmas) if sigma > 0 else membrane
+    fragments = _fragments(relief, per_slice)
+    axes = (1, 2) if per_slice else (0, 1, 2)
+    first, second, sums, counts = face_statistics(fragments, membrane, axes)
+    level = _membrane_level(membrane)
+    tree = merge_tree(first, second, sums, counts, int(fragments.max()), up_to * level)
+    return Hierarchy(fragments, tree, level)
 
 
 def membrane_supervoxels(
@@ -238,27 +254,18 @@ def membrane_supervoxels(
     (2, True)
     """
     membrane = np.asarray(membrane, np.float32)
-    if membrane.ndim != 3:
-        raise ValueError(f"membrane must be a (Z, Y, X) volume, got shape {membrane.shape}")
-    size = _voxel_size(voxel_size)
-    if per_slice is None:
+    if per_slice is None and membrane.ndim == 3:
         per_slice = is_anisotropic(voxel_size, membrane)
     if threshold is None:
         threshold = DEFAULT_THRESHOLD_2D if per_slice else DEFAULT_THRESHOLD_3D
-    if sigma is None:
-        sigma = DEFAULT_SIGMA_2D if per_slice else DEFAULT_SIGMA_3D
-    sigmas = sigma * min(size[1], size[2]) / size
-    if per_slice:
-        sigmas[0] = 0.0
-    relief = ndi.gaussian_filter(membrane, sigmas) if sigma > 0 else membrane
-    fragments = _fragments(relief, per_slice)
-    if threshold <= 0:
-        return fragments
-    axes = (1, 2) if per_slice else (0, 1, 2)
-    first, second, sums, counts = _face_statistics(fragments, membrane, axes)
-    limit = threshold * _membrane_level(membrane)
-    table = _agglomerate(first, second, sums, counts, int(fragments.max()), limit)
-    return table[fragments]
+    hierarchy = supervoxel_hierarchy(
+        membrane,
+        voxel_size=voxel_size,
+        per_slice=per_slice,
+        sigma=sigma,
+        up_to=max(float(threshold), 0.0),
+    )
+    return hierarchy.labels(threshold)
 
 
 def majority_vote(
