@@ -47,13 +47,23 @@ def test_voxel_size_comes_from_the_volume_unless_given():
         pipeline._unpack(volume, (0, 4, 4))
 
 
-def test_only_the_learned_method_takes_the_pixel_size_and_an_unknown_one_is_said():
-    assert pipeline.method_options("cconvlstm", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
-    assert pipeline.method_options("watershed", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
-    with pytest.warns(pipeline.VoxelSizeWarning, match="assuming 4 nm"):
-        assert pipeline.method_options("cconvlstm", None) == {"pixel_nm": 4.0}
-    with pytest.raises(ValueError, match="cconvlstm method only"):
-        pipeline.method_options("watershed", None, variant="stc")
+def test_method_options_take_the_pixel_size_and_only_the_options_a_method_knows():
+    assert pipeline.options_for("cconvlstm", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
+    assert pipeline.options_for("watershed", (40.0, 8.0, 8.0), {"newcomers": False}) == {
+        "pixel_nm": 8.0,
+        "newcomers": False,
+    }
+    assert pipeline.options_for("cconvlstm", None, {"variant": "st"}) == {"variant": "st"}
+    with pytest.raises(ValueError, match="the watershed method takes no option variant"):
+        pipeline.options_for("watershed", None, {"variant": "stc"})
+
+
+def test_implausible_voxel_sizes_are_refused_with_a_hint_about_units():
+    with pytest.raises(ValueError, match="not micrometres"):
+        pipeline.checked_voxel_size((0.05, 0.004, 0.004))
+    with pytest.raises(ValueError, match="pixels at most 100 nm"):
+        pipeline.checked_voxel_size((50, 400, 400))
+    assert pipeline.checked_voxel_size((5000, 100, 100)) == (5000.0, 100.0, 100.0)
 
 
 def test_widgets_read_the_voxel_size_from_the_layer_scale():
@@ -101,21 +111,25 @@ def test_devices_are_checked_with_one_line_errors():
 
 
 def test_segment_starts_isotropic_volumes_with_3d_agglomeration(monkeypatch):
+    from napari_emseg.propagation import agglomeration
+
     membrane = np.zeros((6, 40, 40), np.float32)
     membrane[:, :, 19:21] = 1.0  # one membrane plane: two cells through the whole stack
-    labels = pipeline.agglomerate(membrane, voxel_size=(10.0, 10.0, 10.0))
+    labels = agglomeration.agglomerate(membrane, voxel_size=(10.0, 10.0, 10.0))
     assert labels.dtype == np.uint32 and len(np.unique(labels)) == 2
     assert labels[0, 5, 5] == labels[5, 5, 5] != labels[0, 5, 35]  # one 3D id per cell
 
     calls = []
-    monkeypatch.setattr(pipeline, "agglomerate", lambda m, **kw: calls.append(kw) or m > 2)
+    monkeypatch.setattr(agglomeration, "agglomerate", lambda m, **kw: calls.append(kw) or m > 2)
     image = (255 * (1 - membrane)).astype(np.uint8)
-    pipeline.segment(image, model="ridge", voxel_size=(10, 10, 10))
-    assert len(calls) == 1  # auto: isotropic voxels are agglomerated
+    result = pipeline.segment(image, model="ridge", voxel_size=(10, 10, 10))
+    assert len(calls) == 1 and result.method == "agglomeration"  # auto: isotropic voxels
     pipeline.segment(image, model="ridge", voxel_size=(50, 4, 4), propagation="watershed")
     pipeline.segment(image, model="ridge", voxel_size=(10, 10, 10), propagation="watershed")
     assert len(calls) == 1  # thick sections, or a propagator asked for: one slice, propagated
-    pipeline.segment(image, model="ridge", start="agglomeration", propagation="watershed")
+    pipeline.segment(
+        image, model="ridge", start="agglomeration", propagation="watershed", voxel_size=(8, 8, 8)
+    )
     assert len(calls) == 2
     with pytest.raises(ValueError, match="unknown start"):
-        pipeline.segment(image, model="ridge", start="magic")
+        pipeline.segment(image, model="ridge", start="magic", voxel_size=(8, 8, 8))

@@ -1,9 +1,12 @@
 """The one facade of the engine: the CLI, the widgets and Python users call only this.
 
-It owns the defaults (membrane model, propagation method, reference slice, voxel size) and
-resolves the device once per call, so every entry point behaves the same. Images may be plain
-arrays or :class:`~napari_emseg.io.Volume` objects, whose voxel size then travels with them.
-Progress is a plain callback ``progress(done, total, message)``; ``cancel`` a plain callable.
+It owns the defaults (membrane model, propagation method, reference slice, voxel size), resolves
+the device once per call and calibrates every data-dependent choice on the slices the user
+corrected, so every entry point behaves the same. Images may be plain arrays or
+:class:`~napari_emseg.io.Volume` objects, whose voxel size then travels with them. A voxel size
+that neither the caller nor the file gives is estimated from the image and said once
+(:class:`VoxelSizeWarning`, and the result's ``notes``). Progress is a plain callback
+``progress(done, total, message)``; ``cancel`` a plain callable.
 """
 
 from __future__ import annotations
@@ -18,30 +21,29 @@ import numpy as np
 from napari_emseg._progress import CancelCheck, Cancelled, ProgressCallback, stage_progress
 from napari_emseg._timing import timed
 from napari_emseg.segmentation.normalization import check_has_content
+from napari_emseg.voxel_size import VoxelSize, VoxelSizeWarning, checked_voxel_size
 
 if TYPE_CHECKING:
+    from napari_emseg.calibration import Calibration
     from napari_emseg.io import Volume
 
-VoxelSize = tuple[float, float, float]
 NO_PROPAGATION = "none"
-# How segment makes its first labels: "agglomeration" of 3D supervoxels of the membrane map
-# (near-isotropic voxels, e.g. FIB-SEM), or a 2D "watershed" of one slice propagated through z
-# (thick sections); "auto" picks by the voxel size, or by the map's own anisotropy.
+# How segment makes its first labels: "agglomeration" of the membrane map in 3D (near-isotropic
+# voxels, e.g. FIB-SEM), or a 2D "watershed" of one slice propagated through z (thick
+# sections); "auto" picks by the voxel size, or by the map's own anisotropy.
 STARTS = ("auto", "agglomeration", "watershed")
-# Chosen on the gala FIB-SEM train block (docs/accuracy.md): supervoxels of the map smoothed by
-# 1 px, merged across faces whose mean membrane value is below 0.8.
-AGGLOMERATION_THRESHOLD = 0.8
-AGGLOMERATION_SIGMA = 1.0
-# The membrane networks and ISBI 2012 are 4 nm ssTEM: the size assumed when a file gives none.
-ASSUMED_PIXEL_NM = 4.0
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
+# Options every propagation method takes (see napari_emseg.propagation.propagate).
+COMMON_OPTIONS = ("pixel_nm", "newcomers", "consistency", "vote_threshold")
 __all__ = [
     "Cancelled",
     "Propagation",
     "Segmentation",
     "VoxelSizeWarning",
     "adapt",
+    "checked_voxel_size",
     "default_method",
+    "estimate_voxel_size",
     "evaluate",
     "list_methods",
     "list_models",
@@ -54,23 +56,32 @@ __all__ = [
 ]
 
 
-class VoxelSizeWarning(UserWarning):
-    """The voxel size matters for this operation but is unknown: a default is assumed."""
-
-
 @dataclass
 class Segmentation:
-    """Result of :func:`segment`: the membrane map and the instance labels.
+    """Result of :func:`segment`.
 
-    ``notes`` are one-line messages for the user (what was assumed, estimated or chosen);
-    ``calibration`` what was chosen on corrected slices, when any were given.
+    Attributes
+    ----------
+    membrane : ndarray of float32
+        Membrane probability (1 = membrane).
+    labels : ndarray of uint32
+        Instance labels, ids consistent through z.
+    ref_slice : int or None
+        The slice a propagation started from (None: every slice on its own).
+    voxel_size : (z, y, x) in nm, or None
+        The size used: given, read from the file, or estimated (see ``notes``).
+    method : str
+        How the labels were made (``"agglomeration"``, a propagation method, or ``"none"``).
+    notes : list of str
+        One-line messages for the user (what was estimated or chosen).
     """
 
     membrane: np.ndarray
     labels: np.ndarray
     ref_slice: int | None
+    voxel_size: VoxelSize | None = None
+    method: str = ""
     notes: list[str] = field(default_factory=list)
-    calibration: Any = None
 
 
 @dataclass
@@ -84,16 +95,23 @@ class Propagation:
     sparse : bool
         Whether the reference was traced sparsely (only its objects were carried; see
         :mod:`napari_emseg.propagation.sparse`) or densely.
+    method : str
+        The propagation method that ran.
+    voxel_size : (z, y, x) in nm, or None
+        The size used: given, read from the file, or estimated (see ``notes``).
+    calibration : Calibration or None
+        What was chosen on the corrected slices and on what scores (``calibration.summary()``
+        is one line), or None when calibration was off.
     notes : list of str
-        One-line messages for the user (what was assumed, estimated or chosen).
-    calibration : object or None
-        What was chosen on the corrected slices, with its scores, when calibration ran.
+        One-line messages for the user (what was estimated, chosen or skipped).
     """
 
     labels: np.ndarray
     sparse: bool = False
+    method: str = ""
+    voxel_size: VoxelSize | None = None
+    calibration: Calibration | None = None
     notes: list[str] = field(default_factory=list)
-    calibration: Any = None
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.labels, dtype=dtype)
@@ -114,17 +132,33 @@ def list_methods() -> list[str]:
     return registered()
 
 
-def default_method(*, interactive: bool = False) -> str:
-    """The propagation method used when none is given.
+def default_method(
+    *,
+    voxel_size: VoxelSize | None = None,
+    membrane: np.ndarray | None = None,
+    interactive: bool = False,
+) -> str:
+    """The propagation method used when none is given, by the data.
 
-    The consistent ConvLSTM, followed by the supervoxel vote, had the lowest error from a
-    corrected reference slice on the training data (gala train block, ISBI slices 0-19) and on
-    the held-out data (docs/results/supervoxel-vote.md). ``interactive`` is for the Proofread
-    widget's targeted repropagation, where a person waits for every call: the classical
-    propagator is 20-60x faster on a CPU.
+    Near-isotropic voxels (FIB-SEM; by ``voxel_size``, else the ``membrane`` map's own
+    anisotropy): ``agglomeration``, the 3D agglomeration named by the reference, which beat the
+    consistent ConvLSTM from the same corrected slice on training and held-out FIB-SEM
+    (docs/results/calibration.md). Thick sections: the consistent ConvLSTM with the supervoxel
+    vote (docs/results/supervoxel-vote.md); ``interactive`` (the Proofread widget's targeted
+    repropagation, where a person waits for every call) takes the classical propagator there,
+    20-60x faster on a CPU.
+
+    Examples
+    --------
+    >>> default_method(voxel_size=(10, 10, 10)), default_method(voxel_size=(50, 4, 4))
+    ('agglomeration', 'cconvlstm')
     """
     from napari_emseg.propagation.api import AUTOMATIC_METHOD, DEFAULT_METHOD
+    from napari_emseg.segmentation.supervoxels import is_anisotropic
 
+    known = voxel_size is not None or (membrane is not None and membrane.shape[0] > 1)
+    if known and not is_anisotropic(voxel_size, membrane):
+        return "agglomeration"
     return DEFAULT_METHOD if interactive else AUTOMATIC_METHOD
 
 
@@ -171,13 +205,6 @@ def read_volume(
     return volume
 
 
-def checked_voxel_size(voxel_size: Iterable[float]) -> VoxelSize:
-    size = tuple(float(v) for v in voxel_size)
-    if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
-        raise ValueError(f"voxel size must be three positive numbers (z, y, x) in nm, got {size}")
-    return size  # type: ignore[return-value]
-
-
 def _unpack(image: Any, voxel_size: VoxelSize | None) -> tuple[np.ndarray, VoxelSize | None]:
     """The array of an image or Volume, and its voxel size in nm (``voxel_size`` wins)."""
     from napari_emseg.io import Volume
@@ -190,44 +217,101 @@ def _unpack(image: Any, voxel_size: VoxelSize | None) -> tuple[np.ndarray, Voxel
     return np.asarray(image), size
 
 
-def _pixel_nm(voxel_size: VoxelSize | None, *, why: str) -> float:
-    """In-plane pixel size; when unknown, say once which one is assumed."""
-    if voxel_size is not None:
-        return float(voxel_size[-1])
-    warnings.warn(
-        f"voxel size unknown: assuming {ASSUMED_PIXEL_NM:g} nm pixels for {why}; give the "
-        "voxel size if it differs",
-        VoxelSizeWarning,
-        stacklevel=3,
-    )
-    return ASSUMED_PIXEL_NM
-
-
-def method_options(
-    method: str,
-    voxel_size: VoxelSize | None,
+def estimate_voxel_size(
+    image: Any,
     *,
-    variant: str | None = None,
-    weights: str | None = None,
-) -> dict:
-    """Options a propagation method takes from the data: the pixel size its nm sizes are
-    converted with, and the learned method's network.
+    model: str | None = None,
+    device: str = "auto",
+    membrane: np.ndarray | None = None,
+) -> tuple[VoxelSize, str]:
+    """The voxel size (z, y, x) in nm of a stack whose file gives none, and how it was found.
+
+    The pixel size comes from the size of the cells on the membrane map
+    (:func:`napari_emseg.inference.pixel_size.estimate_pixel_size`); the section thickness from
+    how much the map changes from slice to slice against an in-plane shift
+    (:func:`~napari_emseg.segmentation.supervoxels.membrane_anisotropy`, with ``membrane``
+    when given). A ``ValueError`` (:class:`~napari_emseg.inference.pixel_size.PixelSizeError`)
+    when the image shows no cells: then only the user can say.
+    """
+    from napari_emseg.inference.pixel_size import estimate_pixel_size
+    from napari_emseg.segmentation.supervoxels import membrane_anisotropy
+
+    array, _ = _unpack(image, None)
+    stack = array[None] if array.ndim == 2 else array
+    check_has_content(stack)
+    found = estimate_pixel_size(stack, model=model, device=device)
+    pixel = found.pixel_nm
+    if stack.shape[0] < 2:
+        return (pixel, pixel, pixel), f"pixel size {pixel:g} nm {found.how}"
+    if membrane is None:
+        from napari_emseg.inference.membrane import predict_membrane as predict
+
+        middle = stack.shape[0] // 2
+        window = stack[max(0, middle - 4) : middle + 4]
+        membrane = predict(window, model=model, device=device, pixel_nm=pixel)
+    ratio = max(1.0, float(membrane_anisotropy(membrane)))
+    how = (
+        f"pixel size {pixel:g} nm {found.how}; sections about {ratio:.1f}x the pixel "
+        "(from how the membrane map changes between slices)"
+    )
+    return (round(pixel * ratio, 1), pixel, pixel), how
+
+
+def _voxel_or_estimate(
+    array: np.ndarray, voxel: VoxelSize | None, *, model: str | None, device: str, notes: list
+) -> tuple[VoxelSize, bool]:
+    """The given size, or an estimate said once (warning and note); True when estimated."""
+    if voxel is not None:
+        return voxel, False
+    voxel, how = estimate_voxel_size(array, model=model, device=device)
+    shown = " ".join(f"{v:g}" for v in voxel)
+    message = (
+        f"voxel size unknown: estimated {shown} nm (z y x), {how}; give the voxel size "
+        "(--voxel-size Z Y X) if you know it"
+    )
+    warnings.warn(message, VoxelSizeWarning, stacklevel=3)
+    notes.append(message)
+    return voxel, True
+
+
+def _coarse_pixel_note(voxel: VoxelSize, model: str | None, notes: list) -> None:
+    """Warn once when pixels are much coarser than the membrane model knows."""
+    from napari_emseg.models.cards import get_card
+
+    card = get_card(model)
+    high = (card.pixel_range_nm or (card.pixel_nm, card.pixel_nm))[1] if card.pixel_nm else None
+    if high and voxel[-1] > 1.5 * high:
+        message = (
+            f"pixels of {voxel[-1]:g} nm are much coarser than the membrane model's "
+            f"{high:g} nm: thin membranes may be missed (the stack is enlarged at most 1.25x)"
+        )
+        warnings.warn(message, VoxelSizeWarning, stacklevel=3)
+        notes.append(message)
+
+
+def options_for(method: str, voxel_size: VoxelSize | None, options: dict | None = None) -> dict:
+    """The options a propagation method runs with: the pixel size its nm sizes are converted
+    with, then the caller's ``options`` (only those the method takes).
 
     Examples
     --------
-    >>> method_options("watershed", (10.0, 10.0, 10.0))
+    >>> options_for("watershed", (10.0, 10.0, 10.0))
     {'pixel_nm': 10.0}
-    >>> method_options("cconvlstm", (50.0, 4.0, 4.0), variant="st")
+    >>> options_for("cconvlstm", (50.0, 4.0, 4.0), {"variant": "st"})
     {'pixel_nm': 4.0, 'variant': 'st'}
     """
-    if method != "cconvlstm" and (variant is not None or weights is not None):
-        raise ValueError("a network variant or weights apply to the cconvlstm method only")
-    options: dict[str, Any] = {"pixel_nm": _pixel_nm(voxel_size, why=f"the {method} method")}
-    if variant is not None:
-        options["variant"] = variant
-    if weights is not None:
-        options["weights"] = weights
-    return options
+    from napari_emseg.propagation import get_propagator
+
+    record = get_propagator(method)
+    given = dict(options or {})
+    unknown = sorted(k for k in given if k not in (*record.options, *COMMON_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"the {method} method takes no option {', '.join(unknown)}"
+            + (f"; it takes {', '.join(record.options)}" if record.options else "")
+        )
+    base: dict[str, Any] = {} if voxel_size is None else {"pixel_nm": float(voxel_size[-1])}
+    return {**base, **given}
 
 
 # -- operations -----------------------------------------------------------------------------------
@@ -243,6 +327,10 @@ def predict_membrane(
 ) -> np.ndarray:
     """Membrane probability (float32, [0, 1], 1 = membrane) of a (Z, Y, X) stack.
 
+    The network sees the stack at its own resolution when its card covers the pixel size, else
+    at the nearest size it covers (:func:`~napari_emseg.inference.resampling.work_pixel_nm`);
+    without a voxel size the pixel size is estimated first (one :class:`VoxelSizeWarning`).
+
     Examples
     --------
     >>> stack = np.full((1, 32, 32), 200, np.uint8); stack[:, 16] = 40
@@ -251,10 +339,13 @@ def predict_membrane(
     ((1, 32, 32), True)
     """
     from napari_emseg.inference.membrane import predict_membrane as predict
+    from napari_emseg.models.cards import get_card
 
     array, voxel = _unpack(image, voxel_size)
     if value_range is None:  # a block of a larger volume may be blank; a whole volume not
         check_has_content(array)
+    if voxel is None and get_card(model).needs_torch and value_range is None:
+        voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=[])
     return predict(
         array,
         model=model,
@@ -276,31 +367,50 @@ def segment(
     propagation: str | None = None,
     start: str = "auto",
     value_range: tuple[float, float] | None = None,
-    propagation_options: dict | None = None,
+    method_options: dict | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Segmentation:
-    """Membrane map and 3D instance labels of an EM stack.
+    """Membrane map and 3D instance labels of an EM stack, with no correction yet.
 
-    ``start="watershed"``: a 2D watershed labels the reference slice (the middle slice by
-    default) and the chosen propagator carries its objects through z, so ids are consistent
-    in 3D; the default propagator is :func:`default_method`.
-    ``start="agglomeration"``: 3D supervoxels of the membrane map merged across faint faces
-    (ids consistent in 3D at once; no propagation). ``"auto"`` (the default) agglomerates
-    near-isotropic volumes and propagates through thick sections (:data:`STARTS`). With
-    ``propagation="none"`` every slice is segmented on its own (ids unique, not linked in z).
-    ``value_range`` fixes the intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5
-    percentiles; :mod:`napari_emseg.blockwise` passes the whole volume's).
-    ``propagation_options`` go to the propagator on top of those :func:`method_options` derives.
+    Parameters
+    ----------
+    image : ndarray or Volume, shape (Z, Y, X) or (Y, X)
+        The EM stack (a 2D image is a one-slice stack).
+    model, device : str, optional
+        Membrane model (:func:`list_models`) and where networks run.
+    voxel_size : (z, y, x) in nm, optional
+        Default: the file's, else estimated (one :class:`VoxelSizeWarning`).
+    ref_slice : int, optional
+        Where a propagation starts (default: the middle slice).
+    propagation : str, optional
+        A propagation method, ``"none"`` (every slice on its own), or the default for the data.
+    start : {"auto", "agglomeration", "watershed"}
+        ``agglomeration``: the membrane map agglomerated in 3D by the start rule
+        (docs/results/start-rule.md); ``watershed``: a 2D watershed of ``ref_slice``
+        propagated through z; ``auto``: agglomeration for near-isotropic voxels, else watershed
+        (a ``propagation`` given means a watershed start).
+    value_range : (float, float), optional
+        Intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5 percentiles;
+        :mod:`napari_emseg.blockwise` passes the whole volume's).
+    method_options : dict, optional
+        Options of the propagation method (e.g. ``{"variant": "st"}``).
+    progress, cancel : callable, optional
+
+    Returns
+    -------
+    Segmentation
 
     Examples
     --------
     >>> from napari_emseg.datasets.synthetic import make_synthetic_stack
     >>> stack = make_synthetic_stack((4, 96, 96))
-    >>> result = segment(stack.image, model="ridge", propagation="watershed")
-    >>> result.labels.shape, result.labels.dtype
-    ((4, 96, 96), dtype('uint32'))
+    >>> result = segment(stack.image, model="ridge", propagation="watershed",
+    ...                  voxel_size=stack.scale)
+    >>> result.labels.shape, result.labels.dtype, result.method
+    ((4, 96, 96), dtype('uint32'), 'watershed')
     """
+    from napari_emseg.inference.membrane import predict_membrane as predict
     from napari_emseg.segmentation.watershed import watershed_slice, watershed_stack
 
     array, voxel = _unpack(image, voxel_size)
@@ -316,10 +426,13 @@ def segment(
     ref = depth // 2 if ref_slice is None else int(ref_slice)
     if propagation != NO_PROPAGATION and not 0 <= ref < depth:
         raise ValueError(f"reference slice {ref} is outside 0..{depth - 1}")
-    method = propagation or default_method()
+    notes: list[str] = []
+    if voxel is None and value_range is None:
+        voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+    if voxel is not None:
+        _coarse_pixel_note(voxel, model, notes)
+    method = propagation or default_method(voxel_size=voxel)
     device = resolve_device(device) if _needs_network(model, method) else "cpu"
-    from napari_emseg.inference.membrane import predict_membrane as predict
-
     pixel = None if voxel is None else voxel[-1]
     with timed("membrane"):
         membrane = predict(
@@ -331,6 +444,7 @@ def segment(
             progress=stage_progress(progress, 0.0, 0.5, "membrane"),
             cancel=cancel,
         )
+    done = {"membrane": membrane, "ref_slice": ref, "voxel_size": voxel, "notes": notes}
     if method == NO_PROPAGATION:
         labels = watershed_stack(
             membrane,
@@ -338,13 +452,23 @@ def segment(
             progress=stage_progress(progress, 0.5, 1.0, "watershed"),
             cancel=cancel,
         )
-        return Segmentation(membrane, labels, None)
+        return Segmentation(labels=labels, method=NO_PROPAGATION, **{**done, "ref_slice": None})
     # Under "auto", a propagator the caller chose means a start from one slice.
     chosen = "watershed" if start == "auto" and propagation is not None else start
     if _starts_with_agglomeration(chosen, voxel, membrane):
+        from napari_emseg.propagation.agglomeration import agglomerate
+
         with timed("agglomeration"):
-            return Segmentation(membrane, agglomerate(membrane, voxel_size=voxel), ref)
-    options = method_options(method, voxel)
+            labels = agglomerate(
+                membrane,
+                voxel_size=voxel,
+                progress=stage_progress(progress, 0.5, 1.0, "agglomeration"),
+                cancel=cancel,
+            )
+        return Segmentation(labels=labels, method="agglomeration", **done)
+    if method == "agglomeration":  # a watershed start was asked for: propagate it through z
+        method = default_method(voxel_size=(ANISOTROPIC_Z, 1.0, 1.0))
+    options = options_for(method, voxel, method_options)
     labels = np.zeros(array.shape, np.uint32)
     with timed("reference"):
         labels[ref] = watershed_slice(membrane[ref], pixel_nm=pixel)
@@ -360,9 +484,13 @@ def segment(
         progress=stage_progress(progress, 0.5, 1.0, "propagation"),
         cancel=cancel,
         voxel_size=voxel,
-        **{**options, **(propagation_options or {})},
+        **options,
     )
-    return Segmentation(membrane, labels, ref)
+    return Segmentation(labels=labels, method=method, **done)
+
+
+# A section thickness, in pixels, that every rule takes for thick sections.
+ANISOTROPIC_Z = 10.0
 
 
 def _starts_with_agglomeration(start: str, voxel: VoxelSize | None, membrane: np.ndarray) -> bool:
@@ -373,27 +501,94 @@ def _starts_with_agglomeration(start: str, voxel: VoxelSize | None, membrane: np
     return membrane.shape[0] > 1 and not is_anisotropic(voxel, membrane)
 
 
-def agglomerate(membrane: np.ndarray, *, voxel_size: VoxelSize | None = None) -> np.ndarray:
-    """3D labels from a membrane map alone: supervoxels merged across faint faces (uint32,
-    consecutive ids), with the thresholds chosen on training data."""
-    from skimage.segmentation import relabel_sequential
-
-    from napari_emseg.segmentation.supervoxels import membrane_supervoxels
-
-    supervoxels = membrane_supervoxels(
-        membrane,
-        threshold=AGGLOMERATION_THRESHOLD,
-        sigma=AGGLOMERATION_SIGMA,
-        voxel_size=voxel_size,
-        per_slice=False,
-    )
-    return relabel_sequential(supervoxels)[0].astype(np.uint32)
-
-
 def _needs_network(model: str | None, method: str | None) -> bool:
     from napari_emseg.models.cards import get_card
+    from napari_emseg.propagation import PROPAGATORS
 
-    return get_card(model).needs_torch or method == "cconvlstm"
+    record = PROPAGATORS.get(method or "")
+    return get_card(model).needs_torch or bool(record and record.needs_network)
+
+
+def _device_for(model: str | None, method: str, membrane: Any, device: str) -> str:
+    needs = _needs_network(None, method) or (membrane is None and _needs_network(model, None))
+    return resolve_device(device) if needs else "cpu"
+
+
+def _prepare(
+    image: Any,
+    labels: np.ndarray,
+    voxel_size: VoxelSize | None,
+    membrane: np.ndarray | None,
+    *,
+    model: str | None,
+    device: str,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> tuple[np.ndarray, np.ndarray, VoxelSize, np.ndarray, list[str]]:
+    """Array, labels, voxel size (given or estimated) and membrane map of a propagation."""
+    from napari_emseg.inference.membrane import predict_membrane as predict
+
+    array, voxel = _unpack(image, voxel_size)
+    labels = np.asarray(labels)
+    if array.shape != labels.shape:
+        raise ValueError(f"image shape {array.shape} and labels shape {labels.shape} differ")
+    notes: list[str] = []
+    voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+    _coarse_pixel_note(voxel, model, notes)
+    if membrane is None:
+        with timed("membrane"):
+            membrane = predict(
+                array,
+                model=model,
+                device=_device_for(model, "watershed", None, device),
+                pixel_nm=voxel[-1],
+                progress=progress,
+                cancel=cancel,
+            )
+    elif np.shape(membrane) != labels.shape:
+        shape = np.shape(membrane)
+        raise ValueError(f"membrane shape {shape} and labels shape {labels.shape} differ")
+    return array, labels, voxel, np.asarray(membrane), notes
+
+
+def _calibrated_options(
+    calibration: Calibration | None, method: str, z_range: tuple[int, int] | None, depth: int
+) -> dict:
+    """The options a calibration chose for ``method`` (threshold, the cached agglomeration)."""
+    if calibration is None:
+        return {}
+    options: dict[str, Any] = {}
+    if method == "agglomeration" and "threshold" in calibration.choices:
+        options["threshold"] = calibration.value("threshold")
+        whole = z_range is None or tuple(z_range) == (0, depth - 1)
+        if whole and calibration.hierarchy is not None:
+            options["hierarchy"] = calibration.hierarchy
+    return options
+
+
+def _run_calibration(
+    array, labels, slices, membrane, voxel, method, *, method_given, options, device, cancel
+) -> Calibration:
+    from napari_emseg.calibration import calibrate
+    from napari_emseg.propagation import propagate as run_propagation
+    from napari_emseg.segmentation.supervoxels import is_anisotropic
+
+    candidates = ["watershed", "cconvlstm"]
+    if not is_anisotropic(voxel, membrane):
+        candidates.insert(0, "agglomeration")
+
+    def run(image, only, ref, *, membrane, method, z_range):
+        chosen = {k: v for k, v in options.items() if k in ("pixel_nm",)}
+        return run_propagation(
+            image, only, ref, membrane=membrane, method=method, z_range=z_range,
+            device=_device_for(None, method, membrane, device), voxel_size=voxel, **chosen,
+        )  # fmt: skip
+
+    with timed("calibration"):
+        return calibrate(
+            array, labels, slices, membrane=membrane, voxel_size=voxel, method=method,
+            methods=None if method_given else candidates, run=run, cancel=cancel,
+        )  # fmt: skip
 
 
 def propagate(
@@ -406,58 +601,103 @@ def propagate(
     model: str | None = None,
     device: str = "auto",
     voxel_size: VoxelSize | None = None,
-    variant: str | None = None,
-    weights: str | None = None,
+    method_options: dict | None = None,
     z_range: tuple[int, int] | None = None,
     objects: Iterable[int] | None = None,
     sparse: bool | None = None,
+    calibrate: bool = True,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Propagation:
-    """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
+    """Propagate the objects of the corrected ``labels[ref_slice]`` up and down through z.
 
-    ``method`` defaults to :func:`default_method`; ``variant`` and ``weights`` choose the
-    network of ``cconvlstm``; the membrane map is predicted with ``model`` when not given.
-    ``sparse`` (default: from the reference's coverage) carries exactly the reference's
-    objects, grown from dots to their cells, and gives unlabelled area no id
-    (:mod:`napari_emseg.propagation.sparse`). See :func:`napari_emseg.propagation.propagate`
-    for the guarantees. A reference slice with no object is refused (``ValueError``).
+    Parameters
+    ----------
+    image : ndarray or Volume, shape (Z, Y, X)
+    labels : ndarray of int, shape (Z, Y, X)
+        Current labels; slice ``ref_slice`` is the corrected reference.
+    ref_slice : int
+    membrane : ndarray, optional
+        The membrane map (predicted with ``model`` when omitted).
+    method : str, optional
+        A propagation method (:func:`list_methods`); default :func:`default_method` for the
+        data. With calibration, two or more corrected slices choose among them
+        (:func:`repropagate`).
+    model, device : str, optional
+    voxel_size : (z, y, x) in nm, optional
+        Default: the file's, else estimated (one :class:`VoxelSizeWarning`).
+    method_options : dict, optional
+        Options of the method (e.g. ``{"variant": "st"}`` for ``cconvlstm``).
+    z_range : (int, int), optional
+        Inclusive limits of the slices to fill.
+    objects : iterable of int, optional
+        Propagate only these ids; all others keep their voxels.
+    sparse : bool, optional
+        Sparse tracing: carry exactly the reference's objects, grown from dots to their cells,
+        and give unlabelled area no id (:mod:`napari_emseg.propagation.sparse`). Default: from
+        the reference's coverage.
+    calibrate : bool
+        Choose the data-dependent settings on the corrected slice (:mod:`napari_emseg.calibration`;
+        skipped, with the reason in ``notes``, for a sparse or nearly empty reference).
+    progress, cancel : callable, optional
+
+    Returns
+    -------
+    Propagation
+        ``labels``, the mode, the method, the voxel size, the calibration and notes.
+
+    Raises
+    ------
+    ValueError
+        One line, for input no method can use; a reference slice with no object included.
 
     Examples
     --------
     >>> image = np.full((3, 40, 40), 200, np.uint8); image[:, :, 19:21] = 30
     >>> labels = np.zeros((3, 40, 40), np.uint32)
     >>> labels[1, :, :19], labels[1, :, 21:] = 1, 2
-    >>> out = propagate(image, labels, 1, model="ridge")
+    >>> out = propagate(image, labels, 1, model="ridge", voxel_size=(50, 4, 4))
     >>> [sorted(np.unique(out.labels[z]).tolist()) for z in range(3)], out.sparse
     ([[1, 2], [0, 1, 2], [1, 2]], False)
     """
     from napari_emseg.propagation import propagate as run_propagation
     from napari_emseg.propagation.sparse import is_sparse
 
-    array, voxel = _unpack(image, voxel_size)
     labels = np.asarray(labels)
     _check_reference(labels, [ref_slice], objects)
-    method = method or default_method()
-    options = method_options(method, voxel, variant=variant, weights=weights)
+    array, labels, voxel, membrane, notes = _prepare(
+        image, labels, voxel_size, membrane, model=model, device=device,
+        progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
+    )  # fmt: skip
     sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
+    chosen = method or default_method(voxel_size=voxel, membrane=membrane)
+    options = options_for(chosen, voxel, method_options)
+    calibration = None
+    if calibrate:
+        calibration = _run_calibration(
+            array, labels, [ref_slice], membrane, voxel, chosen, method_given=True,
+            options=options, device=device, cancel=cancel,
+        )  # fmt: skip
+        notes.append(calibration.summary())
+        options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
     out = run_propagation(
         array,
         labels,
         ref_slice,
         membrane=membrane,
-        method=method,
+        method=chosen,
         z_range=z_range,
         objects=objects,
         model=model,
-        device=_device_for(model, method, membrane, device),
-        progress=progress,
+        device=_device_for(model, chosen, membrane, device),
+        progress=stage_progress(progress, 0.4, 1.0, "propagation"),
         cancel=cancel,
         voxel_size=voxel,
         sparse=sparse,
+        vote_threshold=None if calibration is None else calibration.value("vote_threshold"),
         **options,
     )
-    return Propagation(out, sparse)
+    return Propagation(out, sparse, chosen, voxel, calibration, notes)
 
 
 def _check_reference(
@@ -487,11 +727,6 @@ def _sparse_references(labels: np.ndarray, references: Iterable[int]) -> bool:
     return bool(np.mean(shares) < SPARSE_COVERAGE) if shares else False
 
 
-def _device_for(model: str | None, method: str, membrane: Any, device: str) -> str:
-    needs = method == "cconvlstm" or (membrane is None and _needs_network(model, None))
-    return resolve_device(device) if needs else "cpu"
-
-
 def repropagate(
     image: Any,
     labels: np.ndarray,
@@ -506,24 +741,55 @@ def repropagate(
     model: str | None = None,
     device: str = "auto",
     voxel_size: VoxelSize | None = None,
-    variant: str | None = None,
-    weights: str | None = None,
+    method_options: dict | None = None,
     sparse: bool | None = None,
+    calibrate: bool = True,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Propagation:
     """Propagate again from corrected reference slices, keeping locked objects and hand-edited
-    slices; see :func:`napari_emseg.proofreading.repropagate`. ``sparse`` as in
-    :func:`propagate` (default: from the references' mean coverage)."""
+    slices (:func:`napari_emseg.proofreading.repropagate`).
+
+    Options as in :func:`propagate`; ``references`` are the corrected slices, ``locked`` ids
+    never change, ``frozen_slices`` (edited by hand) are kept and act as references. With two
+    or more corrected slices, calibration also chooses the method (leave one out), unless
+    ``method`` is given. The default method is :func:`default_method` with ``interactive``.
+
+    Examples
+    --------
+    >>> image = np.full((3, 40, 40), 200, np.uint8); image[:, :, 19:21] = 30
+    >>> labels = np.zeros((3, 40, 40), np.uint32); labels[:, :, :19], labels[:, :, 21:] = 1, 2
+    >>> out = repropagate(image, labels, references=[0], model="ridge", voxel_size=(50, 4, 4))
+    >>> out.method, out.labels.shape
+    ('watershed', (3, 40, 40))
+    """
     from napari_emseg.proofreading import repropagate as run_repropagation
 
-    array, voxel = _unpack(image, voxel_size)
     labels = np.asarray(labels)
     references = [int(z) for z in references]
     if objects is None:
         _check_reference(labels, references)
-    method = method or default_method(interactive=True)
+    array, labels, voxel, membrane, notes = _prepare(
+        image, labels, voxel_size, membrane, model=model, device=device,
+        progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
+    )  # fmt: skip
+    chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=True)
+    options = options_for(chosen, voxel, method_options)
     sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
+    calibration = None
+    if calibrate:
+        calibration = _run_calibration(
+            array, labels, references, membrane, voxel, chosen, method_given=method is not None,
+            options=options, device=device, cancel=cancel,
+        )  # fmt: skip
+        notes.append(calibration.summary())
+        if calibration.value("method", chosen) != chosen:
+            chosen = calibration.value("method")
+            options = options_for(chosen, voxel, method_options)
+        options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
+    vote = None if calibration is None else calibration.value("vote_threshold")
+    if vote is not None:
+        options["vote_threshold"] = vote
     out = run_repropagation(
         array,
         labels,
@@ -533,18 +799,40 @@ def repropagate(
         frozen_slices=frozen_slices,
         z_range=z_range,
         membrane=membrane,
-        method=method,
+        method=chosen,
         model=model,
-        device=_device_for(model, method, membrane, device),
-        method_options={
-            **method_options(method, voxel, variant=variant, weights=weights),
-            "voxel_size": voxel,
-        },
+        device=_device_for(model, chosen, membrane, device),
+        method_options={**options, "voxel_size": voxel},
         sparse=sparse,
-        progress=progress,
+        progress=stage_progress(progress, 0.4, 1.0, "propagation"),
         cancel=cancel,
     )
-    return Propagation(out, sparse)
+    return Propagation(out, sparse, chosen, voxel, calibration, notes)
+
+
+@dataclass
+class Adaptation:
+    """Result of :func:`adapt`: the new model card and whether it beat the model in use.
+
+    ``os.fspath(result)`` and ``str(result)`` give the card's path, so the result passes as
+    ``model=`` anywhere. Errors are the adapted Rand error of the map's 2D watershed on the
+    held-out corrected pixels (lower is better); None when that part holds no labels.
+    ``card`` is a :class:`pathlib.Path`.
+    """
+
+    card: Any
+    kept: bool
+    score_before: float | None
+    score_after: float | None
+    scored_on: str
+    seconds: float
+    message: str
+
+    def __fspath__(self) -> str:
+        return str(self.card)
+
+    def __str__(self) -> str:
+        return str(self.card)
 
 
 def adapt(
@@ -561,32 +849,67 @@ def adapt(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-) -> Any:
-    """Fine-tune the membrane network on corrected reference slices; returns the new model
-    card (a ``.json`` with its sha256-checked weights beside it), usable as ``model=`` anywhere.
+) -> Adaptation:
+    """Fine-tune the membrane model in use on corrected reference slices, and say whether
+    the result is better.
 
-    ``steps`` and ``time_budget_s`` default to :mod:`napari_emseg.training.adapt`'s (a few
-    hundred steps, at most 60 s on two CPU cores).
+    ``model`` is the network to fine-tune (default: the default membrane model). Part of the
+    corrections is held out of training (the last reference slice, or the right part of the
+    only one) and segmented with both networks; ``kept`` says whether the adapted one did
+    better there, i.e. whether to switch to it. The card (a ``.json`` with sha256-checked
+    weights beside it) is written either way. ``steps`` and ``time_budget_s`` default to
+    :mod:`napari_emseg.training.adapt`'s (a few hundred steps, at most 60 s in all).
+
+    Examples
+    --------
+    >>> result = adapt(image, labels, [12], out="mine.json")  # doctest: +SKIP
+    >>> model = result.card if result.kept else None  # doctest: +SKIP
     """
+    import json
+    import time
+    from pathlib import Path
+
     from napari_emseg.training import adapt as adaptation
 
+    started = time.perf_counter()
     array, voxel = _unpack(image, voxel_size)
     refs = [int(ref_slices)] if np.isscalar(ref_slices) else [int(z) for z in ref_slices]
     budget = {"steps": steps} if steps is not None else {}
     if time_budget_s is not None:
         budget["time_budget_s"] = time_budget_s
-    return adaptation.adapt(
+    base = check_model(model or list_models()[0])
+    card = adaptation.adapt(
         array,
         np.asarray(labels),
         refs,
         out=out,
-        model=model or adaptation.DEFAULT_BASE_MODEL,
+        model=model or base,
         device=resolve_device(device),
         pixel_nm=None if voxel is None else voxel[-1],
+        holdout=True,
         overwrite=overwrite,
         progress=progress,
         cancel=cancel,
         **budget,
+    )
+    written = json.loads(Path(card).read_text())
+    check, steps_done = written["validation"], written["metrics"]["adapt_steps"]
+    before, after, kept = check["error_before"], check["error_after"], check["kept"]
+    if before is None or after is None:
+        verdict = f"not switched: {check['scored_on']} holds no labels to compare on"
+    else:
+        verdict = f"error {before:.3f} -> {after:.3f} on {check['scored_on']}: " + (
+            "switched to it" if kept else f"not switched, {base} stays in use"
+        )
+    seconds = time.perf_counter() - started
+    return Adaptation(
+        card=Path(card),
+        kept=bool(kept),
+        score_before=before,
+        score_after=after,
+        scored_on=check["scored_on"],
+        seconds=seconds,
+        message=f"adapted {base} ({steps_done} steps, {seconds:.0f} s); {verdict}",
     )
 
 
@@ -596,6 +919,12 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     Instance labels (integers) give the SNEMI3D adapted Rand error and VOI split/merge; a float
     map in [0, 1] (1 = membrane) is also scored with ISBI 2012 V_rand/V_info (best threshold),
     and its adapted Rand error and VOI are those of its 2D watershed segmentation.
+
+    Examples
+    --------
+    >>> gt = np.array([[[1, 1, 2, 2]]], np.uint32)
+    >>> evaluate(gt, gt)["are"]
+    0.0
     """
     from napari_emseg import metrics
     from napari_emseg.segmentation.watershed import watershed_stack
@@ -612,23 +941,8 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         pred = watershed_stack(pred if pred.ndim == 3 else pred[None]).reshape(gt.shape)
     values = np.unique(gt)
     is_boundary_map = values.size == 2 and values[0] == 0  # e.g. ISBI's 0 / 255 labels
-    instance_gt = _components(gt) if is_boundary_map else gt
+    instance_gt = metrics.slice_components(gt) if is_boundary_map else gt
     split, merge = metrics.variation_of_information(pred, instance_gt)
     scores["are"] = metrics.adapted_rand_error(pred, instance_gt)
     scores["voi_split"], scores["voi_merge"] = split, merge
     return scores
-
-
-def _components(binary_gt: np.ndarray) -> np.ndarray:
-    """Per-slice 2D objects of a binary boundary map (lower value = membrane)."""
-    from scipy import ndimage as ndi
-
-    foreground = binary_gt > binary_gt.min()
-    stack = foreground if foreground.ndim == 3 else foreground[None]
-    out = np.zeros(stack.shape, np.uint32)
-    offset = 0
-    for z, plane in enumerate(stack):
-        labels, n = ndi.label(plane)
-        out[z] = np.where(labels > 0, labels + offset, 0)
-        offset += n
-    return out.reshape(binary_gt.shape)

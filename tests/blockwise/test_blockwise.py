@@ -141,9 +141,17 @@ def test_blockwise_agrees_with_the_single_block_result(tmp_path):
     from napari_emseg.datasets.synthetic import make_synthetic_stack
 
     stack = make_synthetic_stack((8, 128, 128), seed=5)
-    single = pipeline.segment(stack.image, model="ridge", propagation="watershed").labels
+    single = pipeline.segment(
+        stack.image, model="ridge", propagation="watershed", voxel_size=stack.scale
+    ).labels
     result = segment_blockwise(
-        stack.image, tmp_path / "seg.zarr", block_shape=(4, 64, 64), halo=(2, 16, 16), model="ridge"
+        stack.image,
+        tmp_path / "seg.zarr",
+        block_shape=(4, 64, 64),
+        halo=(2, 16, 16),
+        model="ridge",
+        scale=stack.scale,
+        unit="nm",
     )
     blocks = _read_labels(result.labels)
     assert result.blocks == 8 and result.matches > 0
@@ -225,13 +233,23 @@ def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
 
     # The stand-in replaces segment; chained blocks would call the real membrane network.
     segment_blockwise(
-        open_volume(tmp_path / "warm.zarr").data, tmp_path / "warm-out.zarr", chain=False
+        open_volume(tmp_path / "warm.zarr").data,
+        tmp_path / "warm-out.zarr",
+        chain=False,
+        scale=(8.0, 8.0, 8.0),
+        unit="nm",
     )
     source = open_volume(tmp_path / "volume.zarr").data
     tracemalloc.start()
     try:
         result = segment_blockwise(
-            source, tmp_path / "out.zarr", block_shape=block, halo=halo, chain=False
+            source,
+            tmp_path / "out.zarr",
+            block_shape=block,
+            halo=halo,
+            chain=False,
+            scale=(8.0, 8.0, 8.0),
+            unit="nm",
         )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -410,7 +428,7 @@ def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
             start="watershed",
             propagation="watershed",
             voxel_size=voxel,
-            propagation_options=options,
+            method_options=options,
         )
         result = segment_blockwise(
             stack.image,
@@ -419,7 +437,7 @@ def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
             halo=(3, 0, 0),
             model="ridge",
             start="watershed",
-            propagation_options=options,
+            method_options=options,
             scale=voxel,
             unit="nm",
         )

@@ -93,6 +93,25 @@ class BlockwiseResult:
     grid: BlockGrid
 
 
+def _estimated_voxel_size(array, *, model: str | None, device: str) -> tuple[float, ...]:
+    """The facade's voxel-size estimate from the middle slices, said once as it says it."""
+    import warnings
+
+    from napari_emseg import pipeline
+
+    middle = array.shape[0] // 2
+    sample = np.asarray(array[max(0, middle - 4) : middle + 4])
+    voxel, how = pipeline.estimate_voxel_size(sample, model=model, device=device)
+    shown = " ".join(f"{v:g}" for v in voxel)
+    warnings.warn(
+        f"voxel size unknown: estimated {shown} nm (z y x), {how}; give the voxel size "
+        "(--voxel-size Z Y X) if you know it",
+        pipeline.VoxelSizeWarning,
+        stacklevel=3,
+    )
+    return voxel
+
+
 def segment_blockwise(
     source: str | os.PathLike[str] | Any,
     output: str | os.PathLike[str],
@@ -102,7 +121,7 @@ def segment_blockwise(
     model: str | None = None,
     device: str = "auto",
     propagation: str = "watershed",
-    propagation_options: dict[str, Any] | None = None,
+    method_options: dict[str, Any] | None = None,
     start: str = "auto",
     ref_slice: int | None = None,
     chain: bool = True,
@@ -134,7 +153,7 @@ def segment_blockwise(
         Context on each side of a block, at most half the block shape. Neighbouring blocks
         overlap by twice the halo, where their ids are matched. In y and x it should also cover
         the membrane model's context (32 px is plenty for the shipped models).
-    model, device, propagation, propagation_options, start, ref_slice
+    model, device, propagation, method_options, start, ref_slice
         As for :func:`napari_emseg.pipeline.segment`; intensities are normalised with the whole
         volume's percentiles. A start from a reference slice (``"watershed"``, or ``"auto"``
         with thick sections or an unknown voxel size) chains the blocks along z from
@@ -184,6 +203,8 @@ def segment_blockwise(
     scale = tuple(float(s) for s in (scale if scale is not None else found_scale))
     unit_name = ome_unit(unit if unit is not None else found_unit)
     voxel = scale if unit_name == "nanometer" else None
+    if voxel is None:  # estimated once, from the middle of the volume, as one run would
+        voxel = _estimated_voxel_size(array, model=model, device=device)
     grid = BlockGrid(tuple(array.shape), tuple(block_shape), tuple(halo))  # type: ignore[arg-type]
     chunks = _chunks(grid.block_shape)
     value_range = intensity_range(array)
@@ -194,7 +215,7 @@ def segment_blockwise(
     chained = chain and propagation != "none" and start == "watershed" and grid.grid_shape[0] > 1
     if chained:
         chaining.check_halo(grid)
-    consistency = (propagation_options or {}).get("consistency", "supervoxels")
+    consistency = (method_options or {}).get("consistency", "supervoxels")
     vote_later = chained and consistency == "supervoxels"
 
     scratch = partial_path(out, "blocks")
@@ -219,7 +240,7 @@ def segment_blockwise(
             device=device,
             propagation=propagation,
             value_range=value_range,
-            propagation_options=propagation_options,
+            method_options=method_options,
             voxel_size=voxel,  # type: ignore[arg-type]
             start=start,
             vote_later=vote_later,
@@ -400,7 +421,7 @@ def _segment_blocks(
 
     groups = [grid.blocks()] if ref_z is None else chaining.waves(grid, ref_z)
     ref_layer_z = groups[0][0].core[0]
-    stride = window_stride(template.propagation, template.propagation_options)
+    stride = window_stride(template.propagation, template.method_options)
     summaries: dict[int, BlockSummary] = {}
     done = 0
     for wave in groups:

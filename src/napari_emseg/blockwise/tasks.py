@@ -31,7 +31,7 @@ class BlockJob:
     device: str
     propagation: str
     value_range: tuple[float, float] | None
-    propagation_options: dict[str, Any] | None = None
+    method_options: dict[str, Any] | None = None
     voxel_size: tuple[float, float, float] | None = None
     start: str = "auto"
     ref_slice: int | None = None  # in the outer region; None: the block's middle slice
@@ -123,7 +123,7 @@ def _segment_outer(
     from napari_emseg.propagation import propagate
     from napari_emseg.segmentation.supervoxels import membrane_supervoxels
 
-    options = dict(job.propagation_options or {})
+    options = dict(job.method_options or {})
     if job.vote_later:
         options["consistency"] = "none"  # voted once over the whole volume
     links = no_links()
@@ -139,7 +139,7 @@ def _segment_outer(
             ref_slice=job.ref_slice,
             propagation=job.propagation,
             start=job.start,
-            propagation_options=options or None,
+            method_options=options or None,
             **network,
         )
         membrane, labels = result.membrane, result.labels
@@ -166,7 +166,7 @@ def _segment_outer(
             method=job.propagation,
             device=job.device,
             voxel_size=job.voxel_size,
-            **{**pipeline.method_options(job.propagation, job.voxel_size), **options},
+            **{**pipeline.options_for(job.propagation, job.voxel_size), **options},
         )
     supervoxels = None
     if job.vote_later:

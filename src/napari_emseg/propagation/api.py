@@ -1,30 +1,16 @@
 """The ``propagate`` entry point and the registry of propagation methods."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel
 from napari_emseg._timing import timed
+from napari_emseg.propagation.registry import PROPAGATORS, get_propagator
 from napari_emseg.propagation.sparse import drop_placeholders, grow_scribbles, is_sparse
-from napari_emseg.propagation.watershed import propagate_watershed
 from napari_emseg.segmentation.supervoxels import supervoxel_vote
 from napari_emseg.segmentation.watershed import watershed_slice
 
-
-def _propagate_cconvlstm(*args, **kwargs) -> np.ndarray:
-    # Imported on first use: torch and the network load only when this method runs.
-    from napari_emseg.propagation.cconvlstm import propagate_cconvlstm
-
-    return propagate_cconvlstm(*args, **kwargs)
-
-
-PROPAGATORS: dict[str, Callable[..., np.ndarray]] = {
-    "watershed": propagate_watershed,
-    "cconvlstm": _propagate_cconvlstm,
-}
-# The learned propagator works in z windows of this many slices that share one slice.
-CCONVLSTM_WINDOW = 5
 DEFAULT_METHOD = "watershed"
 # From a watershed-made reference (Segment), the learned propagator is the better one on both
 # held-out data sets; from a corrected reference it is not everywhere (docs/propagation.md).
@@ -46,14 +32,10 @@ def window_stride(method: str, options: dict | None = None) -> int:
 
     Examples
     --------
-    >>> window_stride("cconvlstm"), window_stride("cconvlstm", {"window": 3})
-    (4, 2)
-    >>> window_stride("watershed")
-    1
+    >>> window_stride("cconvlstm"), window_stride("watershed")
+    (4, 1)
     """
-    if method == "cconvlstm":
-        return max(int((options or {}).get("window", CCONVLSTM_WINDOW)) - 1, 1)
-    return 1
+    return get_propagator(method).stride(options)
 
 
 def list_methods() -> list[str]:
@@ -126,8 +108,7 @@ def check_inputs(
         raise ValueError("labels contain negative ids")
     if membrane is not None and membrane.shape != labels.shape:
         raise ValueError(f"membrane shape {membrane.shape} and labels shape {labels.shape} differ")
-    if method not in PROPAGATORS:
-        raise ValueError(f"unknown propagation method {method!r}; choose one of: {list_methods()}")
+    get_propagator(method)
     if consistency not in CONSISTENCY:
         raise ValueError(f"unknown consistency {consistency!r}; choose one of: {list(CONSISTENCY)}")
 
@@ -141,6 +122,7 @@ def _vote(
     z_hi: int,
     targets: set[int] | None,
     voxel_size: tuple[float, float, float] | None,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """The supervoxel vote on ``out[z_lo:z_hi + 1]``; other objects stay fixed with targets."""
     fixed: list[int] = []
@@ -152,6 +134,7 @@ def _vote(
         out[span],
         membrane[span],
         voxel_size=voxel_size,
+        threshold=threshold,
         fixed_slices=[ref_slice - z_lo],
         fixed_ids=fixed,
     )
@@ -209,6 +192,7 @@ def propagate(
     consistency: str = DEFAULT_CONSISTENCY,
     voxel_size: tuple[float, float, float] | None = None,
     sparse: bool | None = False,
+    vote_threshold: float | None = None,
     **options,
 ) -> np.ndarray:
     """Propagate the objects of ``labels[ref_slice]`` up and down through the stack.
@@ -250,6 +234,9 @@ def propagate(
         slice: unlabelled pixels of those cells); unlabelled area never gets an id. False
         (the default here): dense, cells no object reaches enter as new ids. None: sparse
         when the reference labels less than half of its slice (:func:`~.sparse.is_sparse`).
+    vote_threshold : float, optional
+        Threshold of the vote's supervoxels (default: the supervoxels' own), e.g. as a
+        calibration chose it on the corrected slice.
     **options
         Options of the method (e.g. ``pixel_nm``, the in-plane pixel size).
 
@@ -298,7 +285,10 @@ def propagate(
     if ids is not None and targets is not None:
         compact = {int(i): n for n, i in enumerate(ids.tolist())}
         targets = {compact[t] for t in targets if t in compact}
-    out = PROPAGATORS[method](
+    record = get_propagator(method)
+    if "voxel_size" in record.options:
+        options["voxel_size"] = voxel_size
+    out = record.run(
         image,
         work,
         ref_slice,
@@ -311,10 +301,12 @@ def propagate(
         cancel=cancel,
         **options,
     )
-    if consistency == "supervoxels":
+    if consistency == "supervoxels" and record.vote:
         check_cancel(cancel)
         with timed("vote"):
-            out = _vote(out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size)
+            out = _vote(
+                out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size, vote_threshold
+            )
     if sparse:
         out = drop_placeholders(out, work, first_new, np.array(sorted(targets or ()), work.dtype))
     if ids is not None:
