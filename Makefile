@@ -11,7 +11,7 @@ XVFB_DEBS := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libfontconfi
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI := $(VENV)/bin/napari-emseg
 
-.PHONY: run headless-run test lint screenshot clean setup xvfb bench
+.PHONY: run headless-run test test-quick lint screenshot clean setup xvfb bench
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ xvfb:
 
 test: setup xvfb
 	$(PY) -m pytest
+
+# The edit-test loop: every test but those marked slow (each over ~3 s), in under a minute.
+test-quick: setup xvfb
+	$(PY) -m pytest -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests scripts

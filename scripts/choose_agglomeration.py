@@ -9,59 +9,61 @@ merge thresholds; the lowest adapted Rand error on this training block sets
 scored for the chosen setting and its neighbours only (no choice is made on it).
 """
 
-import platform
+import argparse
 import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 import napari_emseg as em
 from napari_emseg import pipeline
+from napari_emseg.evaluation import describe_machine, gala_block, markdown_table, write_report
 from napari_emseg.metrics import adapted_rand_error
 from napari_emseg.segmentation.supervoxels import membrane_supervoxels
 
 REPO = Path(__file__).resolve().parents[1]
-GALA = REPO.parent / "shared" / "data" / "gala_fibsem_medulla"
 SIGMAS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def grid(block: str, settings) -> list[tuple[float, float, float, int]]:
-    image = tifffile.imread(GALA / f"{block}-image.tif")
-    gt = tifffile.imread(GALA / f"{block}-gt.tif")
-    membrane = em.predict_membrane(image, voxel_size=(10, 10, 10))
+def grid(part: str, settings, data) -> list[tuple[float, float, float, int]]:
+    block = gala_block(part, data=data)
+    membrane = em.predict_membrane(block.image, voxel_size=block.voxel_size)
     rows = []
     for sigma, threshold in settings:
         sv = membrane_supervoxels(
-            membrane, threshold=threshold, sigma=sigma, voxel_size=(10, 10, 10), per_slice=False
+            membrane, threshold=threshold, sigma=sigma, voxel_size=block.voxel_size, per_slice=False
         )
-        rows.append((sigma, threshold, adapted_rand_error(sv, gt), len(np.unique(sv))))
-        print(block, rows[-1], flush=True)
+        rows.append((sigma, threshold, adapted_rand_error(sv, block.gt), len(np.unique(sv))))
+        print(part, rows[-1], flush=True)
     return rows
 
 
 def table(rows) -> list[str]:
-    lines = ["| sigma (px) | threshold | ARE | objects |", "| --- | --- | --- | --- |"]
-    lines += [f"| {s:g} | {t:g} | {a:.3f} | {n} |" for s, t, a, n in rows]
-    return lines
+    cells = [[f"{s:g}", f"{t:g}", f"{a:.3f}", n] for s, t, a, n in rows]
+    return markdown_table(["sigma (px)", "threshold", "ARE", "objects"], cells)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=REPO / "docs" / "results" / "agglomeration-choice.md"
+    )
+    args = parser.parse_args()
     started = time.perf_counter()
-    train = grid("train", [(s, t) for s in SIGMAS for t in THRESHOLDS])
+    train = grid("train", [(s, t) for s in SIGMAS for t in THRESHOLDS], args.data)
     best = min(train, key=lambda row: row[2])
     chosen = (pipeline.AGGLOMERATION_SIGMA, pipeline.AGGLOMERATION_THRESHOLD)
     if chosen != best[:2]:
         print(f"pipeline's {chosen} is not the train block's best {best[:2]}: update it")
     nearby = [(best[0], t) for t in THRESHOLDS if abs(t - best[1]) <= 0.1 + 1e-9]
-    test = grid("test", nearby)
+    test = grid("test", nearby, args.data)
     lines = [
         "# segment's 3D agglomeration start: the choice on training data",
         "",
         f"Made in {(time.perf_counter() - started) / 60:.1f} min by "
-        "`.venv/bin/python scripts/choose_agglomeration.py` on "
-        f"{platform.machine()} ({platform.system()}), CPU.",
+        f"`.venv/bin/python scripts/choose_agglomeration.py` on {describe_machine()}.",
         "",
         "The default membrane model's map, 3D supervoxels merged across faces whose mean "
         "membrane value is below the threshold; 87 ground-truth objects in the train block, "
@@ -79,8 +81,7 @@ def main() -> None:
         *table(test),
         "",
     ]
-    out = REPO / "docs" / "results" / "agglomeration-choice.md"
-    out.write_text("\n".join(lines))
+    out = write_report(args.output, "\n".join(lines))
     print(f"wrote {out}")
 
 

@@ -12,21 +12,16 @@ the learned propagator. The lowest error sets `inference.membrane.predict_membra
 """
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
-import numpy as np
-import tifffile
-
 from napari_emseg import pipeline
+from napari_emseg.evaluation import describe_machine, gala_block, markdown_table, write_report
 from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.metrics import adapted_rand_error, isbi2012_scores
 from napari_emseg.propagation import propagate
 
 REPO = Path(__file__).resolve().parents[1]
-GALA = REPO.parent / "shared" / "data" / "gala_fibsem_medulla"
-VOXEL = (10.0, 10.0, 10.0)
 REF = 25
 # The classical propagator's sizes before they were defined in nm: pixels, whatever the scale.
 PIXEL_RULE = {"erosion": 4.0, "cell_min_size": 50, "newcomer_core": 3.0, "smoothing": 1.0}
@@ -38,17 +33,16 @@ def main() -> None:
     parser.add_argument("--block", default="train", choices=("train", "test"))
     parser.add_argument("-o", "--output", default=str(REPO / "docs/results/pixel-size-choice.md"))
     args = parser.parse_args()
-    image = tifffile.imread(GALA / f"{args.block}-image.tif")
-    gt = tifffile.imread(GALA / f"{args.block}-gt.tif").astype(np.uint32)
-    reference = np.zeros_like(gt)
-    reference[REF] = gt[REF]
+    block = gala_block(args.block, ref=REF)
+    image, gt, voxel = block.image, block.gt, block.voxel_size
+    reference = block.reference(grow=0)  # the ground truth as it is, boundaries 0
     rows = []
     for resample in (False, True):
         started = time.perf_counter()
-        membrane = predict_membrane(image, model=args.model, pixel_nm=VOXEL[-1], resample=resample)
+        membrane = predict_membrane(image, model=args.model, pixel_nm=voxel[-1], resample=resample)
         seconds = time.perf_counter() - started
         vrand = isbi2012_scores(membrane, gt)["vrand"]
-        agglomerated = adapted_rand_error(pipeline.agglomerate(membrane, voxel_size=VOXEL), gt)
+        agglomerated = adapted_rand_error(pipeline.agglomerate(membrane, voxel_size=voxel), gt)
         runs = {
             "watershed, sizes in nm": ("watershed", {}),
             "watershed, sizes in 4 nm px": ("watershed", {"pixel_nm": 4.0, **PIXEL_RULE}),
@@ -57,7 +51,7 @@ def main() -> None:
         errors = {}
         for name, (method, options) in runs.items():
             out = propagate(
-                image, reference, REF, membrane=membrane, method=method, voxel_size=VOXEL, **options
+                image, reference, REF, membrane=membrane, method=method, voxel_size=voxel, **options
             )
             errors[name] = adapted_rand_error(out, gt)
             print(resample, name, round(errors[name], 4), flush=True)
@@ -72,19 +66,20 @@ def write(args, rows) -> None:
         "",
         f"Made by `.venv/bin/python scripts/choose_pixel_rules.py --block {args.block}"
         + (f" --model {args.model}" if args.model else "")
-        + f"` on {platform.node() or 'this machine'} (CPU).",
+        + f"` on {describe_machine()}.",
         f"gala FIB-SEM *{args.block}* block (50x100x200, 10 nm), membrane model "
         f"`{args.model or pipeline.list_models()[0]}` (trained at 4 nm); propagation from "
         f"ground-truth slice {REF}, supervoxel vote on. Adapted Rand error (lower is better).",
         "",
-        "| map | membrane s | V_rand | agglomeration ARE | " + " | ".join(names) + " |",
-        "| --- | --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
+    cells = []
     for resample, seconds, vrand, agglomerated, errors in rows:
         label = "resampled to 4 nm and back" if resample else "at the file's 10 nm"
-        cells = " | ".join(f"{errors[n]:.3f}" for n in names)
-        lines.append(f"| {label} | {seconds:.1f} | {vrand:.3f} | {agglomerated:.3f} | {cells} |")
-    Path(args.output).write_text("\n".join(lines) + "\n")
+        scores = [f"{errors[n]:.3f}" for n in names]
+        cells.append([label, f"{seconds:.1f}", f"{vrand:.3f}", f"{agglomerated:.3f}", *scores])
+    header = ["map", "membrane s", "V_rand", "agglomeration ARE", *names]
+    lines += markdown_table(header, cells)
+    write_report(args.output, "\n".join(lines) + "\n")
     print(Path(args.output).read_text())
 
 

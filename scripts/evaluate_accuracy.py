@@ -11,62 +11,23 @@ makes (``napari_emseg.propagate``, ``segment``, ``adapt``) with the voxel size g
 """
 
 import argparse
-import platform
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from skimage.segmentation import expand_labels
 
 import napari_emseg as em
-from napari_emseg.metrics import adapted_rand_error, variation_of_information
+from napari_emseg.evaluation import (
+    Block,
+    describe_machine,
+    held_out_blocks,
+    markdown_table,
+    score,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-
-
-@dataclass
-class Block:
-    name: str
-    image: np.ndarray
-    gt: np.ndarray
-    voxel: tuple[float, float, float]
-    ref: int
-
-
-def blocks() -> list[Block]:
-    gala = DATA / "gala_fibsem_medulla"
-    isbi = DATA / "isbi2012"
-    return [
-        Block(
-            "gala FIB-SEM test block",
-            tifffile.imread(gala / "test-image.tif"),
-            tifffile.imread(gala / "test-gt.tif").astype(np.uint32),
-            (10.0, 10.0, 10.0),
-            25,
-        ),
-        Block(
-            "ISBI 2012 slices 20-29",
-            tifffile.imread(isbi / "train-volume.tif")[20:30],
-            tifffile.imread(isbi / "train-instances-3d.tif")[20:30].astype(np.uint32),
-            (50.0, 4.0, 4.0),
-            5,
-        ),
-    ]
-
-
-def scores(labels: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    split, merge = variation_of_information(labels, gt)
-    return {"are": adapted_rand_error(labels, gt), "voi_split": split, "voi_merge": merge}
-
-
-def reference_from_truth(block: Block) -> np.ndarray:
-    labels = np.zeros(block.gt.shape, np.uint32)
-    labels[block.ref] = expand_labels(block.gt[block.ref], distance=10)
-    return labels
 
 
 def adapted_model(block: Block, labels: np.ndarray, folder: Path, tag: str) -> tuple[str, float]:
@@ -76,25 +37,25 @@ def adapted_model(block: Block, labels: np.ndarray, folder: Path, tag: str) -> t
         labels,
         [block.ref],
         out=folder / f"{block.name[:4]}-{tag}.json",
-        voxel_size=block.voxel,
+        voxel_size=block.voxel_size,
     )
     return str(card), time.perf_counter() - start
 
 
-def rows_for(block: Block, folder: Path) -> list[dict]:
+def rows_for(block: Block, folder: Path) -> list[tuple]:
     rows = []
 
     def row(name: str, run) -> np.ndarray:
         start = time.perf_counter()
         labels = run()
-        rows.append({"row": name, **scores(labels, block.gt), "s": time.perf_counter() - start})
+        rows.append((name, score(labels, block.gt), time.perf_counter() - start))
         print(block.name, rows[-1], flush=True)
         return labels
 
-    reference = reference_from_truth(block)
-    shipped = em.predict_membrane(block.image, voxel_size=block.voxel)
+    reference = block.reference()
+    shipped = em.predict_membrane(block.image, voxel_size=block.voxel_size)
     card, adapt_s = adapted_model(block, reference, folder, "truth")
-    adapted = em.predict_membrane(block.image, model=card, voxel_size=block.voxel)
+    adapted = em.predict_membrane(block.image, model=card, voxel_size=block.voxel_size)
     maps = {"": shipped, f", adapted membrane ({adapt_s:.0f} s to adapt)": adapted}
     for suffix, membrane in maps.items():
         for method in em.list_methods():
@@ -102,18 +63,20 @@ def rows_for(block: Block, folder: Path) -> list[dict]:
                 f"ground-truth reference, {method}{suffix}",
                 lambda m=method, mem=membrane: em.propagate(
                     block.image, reference, block.ref, membrane=mem, method=m,
-                    voxel_size=block.voxel,
+                    voxel_size=block.voxel_size,
                 ).labels,
             )  # fmt: skip
     automatic = row(
         "automatic segment",
-        lambda: em.segment(block.image, voxel_size=block.voxel, ref_slice=block.ref).labels,
+        lambda: em.segment(block.image, voxel_size=block.voxel_size, ref_slice=block.ref).labels,
     )
     own, own_s = adapted_model(block, automatic, folder, "automatic")
     row(
         f"automatic segment, adapted to its own reference ({own_s:.0f} s to adapt)",
         lambda: (
-            em.segment(block.image, model=own, voxel_size=block.voxel, ref_slice=block.ref).labels
+            em.segment(
+                block.image, model=own, voxel_size=block.voxel_size, ref_slice=block.ref
+            ).labels
         ),
     )
     return rows
@@ -121,11 +84,14 @@ def rows_for(block: Block, folder: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "accuracy.md")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        results = {block.name: rows_for(block, Path(folder)) for block in blocks()}
+        results = {
+            block.name: rows_for(block, Path(folder)) for block in held_out_blocks(data=args.data)
+        }
     minutes = (time.perf_counter() - started) / 60
     lines = [
         "# Accuracy on held-out EM, through the public API",
@@ -134,8 +100,8 @@ def main() -> None:
         "",
         "    .venv/bin/python scripts/evaluate_accuracy.py",
         "",
-        f"on {platform.machine()}, {platform.processor() or 'CPU'} ({platform.system()}), "
-        "everything on the CPU; the machine may have been shared: seconds are indicative.",
+        f"on {describe_machine()}, everything on the CPU; the machine may have been shared: "
+        "seconds are indicative.",
         "",
         "Held-out data only (neither block trained a model or chose a default): the gala FIB-SEM "
         "*test* block (50 x 100 x 200, 10 nm) and ISBI 2012 slices 20-29 (4 x 4 x 50 nm; rMiW "
@@ -149,20 +115,14 @@ def main() -> None:
         "calls (membrane prediction of the reference rows is done once and not counted).",
         "",
     ]
+    header = ["how", "ARE", "VOI split", "VOI merge", "seconds"]
     for name, rows in results.items():
-        lines += [
-            f"## {name}",
-            "",
-            "| how | ARE | VOI split | VOI merge | seconds |",
-            "| --- | --- | --- | --- | --- |",
+        cells = [
+            [how, f"{s.are:.3f}", f"{s.voi_split:.2f}", f"{s.voi_merge:.2f}", f"{seconds:.0f}"]
+            for how, s, seconds in rows
         ]
-        lines += [
-            f"| {r['row']} | {r['are']:.3f} | {r['voi_split']:.2f} | {r['voi_merge']:.2f} | "
-            f"{r['s']:.0f} |"
-            for r in rows
-        ]
-        lines.append("")
-    args.output.write_text("\n".join(lines))
+        lines += [f"## {name}", "", *markdown_table(header, cells), ""]
+    write_report(args.output, "\n".join(lines))
     print(f"wrote {args.output}")
 
 

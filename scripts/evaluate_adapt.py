@@ -23,100 +23,48 @@ import shlex
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import tifffile
-from skimage.segmentation import expand_labels
-
+from napari_emseg.evaluation import Block, blocks, markdown_table, score, write_report
+from napari_emseg.evaluation.report import table_row
 from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.metrics import adapted_rand_error, variation_of_information
 from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL, get_card
 from napari_emseg.propagation import propagate
 from napari_emseg.training.adapt import DEFAULT_BASE_MODEL, adapt
 
-GROW_REFERENCE = 10  # px, as scripts/evaluate_propagation.py
+
+def load(data: Path | None, split: str) -> list[Block]:
+    """The split's gala block and ISBI slices (0-19 train, 20-29 held out), named with their
+    reference slice of the source stack."""
+    return [replace(b, name=f"{b.name}, ref {b.first + b.ref}") for b in blocks(split, data=data)]
 
 
-@dataclass
-class Dataset:
-    name: str
-    image: np.ndarray
-    gt: np.ndarray
-    ref: int  # index in this block
-    pixel_nm: float
-
-
-def load(data: Path, split: str) -> list[Dataset]:
-    gala = data / "gala_fibsem_medulla"
-    block = "train" if split == "train" else "test"
-    isbi = data / "isbi2012"
-    # ISBI slices 0-19 are the membrane networks' training/selection slices, 20-29 held out.
-    z0, z1, ref = (0, 20, 10) if split == "train" else (20, 30, 25)
-    return [
-        Dataset(
-            f"gala FIB-SEM {block} block, ref 25",
-            tifffile.imread(gala / f"{block}-image.tif"),
-            tifffile.imread(gala / f"{block}-gt.tif").astype(np.uint32),
-            25,
-            10.0,
-        ),
-        Dataset(
-            f"ISBI 2012 slices {z0}-{z1 - 1}, ref {ref}",
-            tifffile.imread(isbi / "train-volume.tif")[z0:z1],
-            tifffile.imread(isbi / "train-instances-3d.tif")[z0:z1].astype(np.uint32),
-            ref - z0,
-            4.0,
-        ),
-    ]
-
-
-def reference_labels(dataset: Dataset) -> np.ndarray:
-    labels = np.zeros(dataset.gt.shape, np.uint32)
-    labels[dataset.ref] = expand_labels(dataset.gt[dataset.ref], GROW_REFERENCE)
-    return labels
-
-
-def score_methods(
-    dataset, labels, membrane, methods, device, extra: dict
-) -> dict[str, dict[str, float]]:
+def score_methods(block: Block, labels, membrane, methods, device, extra: dict) -> dict:
     scores = {}
     for method in methods:
-        options = {"pixel_nm": dataset.pixel_nm} if method == "cconvlstm" else {}
+        options = {"pixel_nm": block.pixel_nm} if method == "cconvlstm" else {}
         options.update(extra)
         out = propagate(
-            dataset.image,
-            labels,
-            dataset.ref,
-            membrane=membrane,
-            method=method,
-            device=device,
+            block.image, labels, block.ref, membrane=membrane, method=method, device=device,
             **options,
-        )
-        split, merge = variation_of_information(out, dataset.gt)
-        scores[method] = {
-            "are": adapted_rand_error(out, dataset.gt),
-            "split": split,
-            "merge": merge,
-        }
+        )  # fmt: skip
+        scores[method] = score(out, block.gt)
     return scores
 
 
-def row(dataset, model, settings, seed, steps, seconds, scores, methods) -> str:
+def row(block: Block, model, settings, seed, steps, seconds, scores, methods) -> str:
     cells = [
-        f"{scores[m]['are']:.3f} ({scores[m]['split']:.2f} / {scores[m]['merge']:.2f})"
+        f"{scores[m].are:.3f} ({scores[m].voi_split:.2f} / {scores[m].voi_merge:.2f})"
         for m in methods
     ]
-    return f"| {dataset.name} | {model} | {settings} | {seed} | {steps} | {seconds} | " + (
-        " | ".join(cells) + " |"
-    )
+    return table_row([block.name, model, settings, seed, steps, seconds, *cells])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["train", "test"], default="test")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("--methods", default="watershed,cconvlstm")
     parser.add_argument("--datasets", default="gala,isbi", help="gala, isbi or both")
     parser.add_argument(
@@ -138,18 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods.split(",")
     extra = json.loads(args.propagate_options)
     wanted = args.datasets.split(",")
-    datasets = [d for d in load(Path(args.data), args.split) if d.name.split()[0].lower() in wanted]
-    header = (
-        "| data | membrane map | adapt settings | seed | steps | adapt s | "
-        + " | ".join(f"{m} ARE (VOI split / merge)" for m in methods)
-        + " |\n|"
-        + " --- |" * (6 + len(methods))
-    )
-    lines = [header]
-    print(header, flush=True)
+    datasets = [d for d in load(args.data, args.split) if d.name.split()[0].lower() in wanted]
+    header = ["data", "membrane map", "adapt settings", "seed", "steps", "adapt s"]
+    lines = markdown_table([*header, *(f"{m} ARE (VOI split / merge)" for m in methods)], [])
+    print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for dataset in datasets:
-            labels = reference_labels(dataset)
+            labels = dataset.reference()
             # The shipped default map, and that of every base model the settings adapt.
             bases = dict.fromkeys(
                 [DEFAULT_MEMBRANE_MODEL]
@@ -196,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(lines[-1], flush=True)
     if args.output:
         command = "scripts/evaluate_adapt.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-        Path(args.output).write_text(
-            f"    .venv/bin/python {command}\n\n" + "\n".join(lines) + "\n"
-        )
+        write_report(args.output, f"    .venv/bin/python {command}\n\n" + "\n".join(lines) + "\n")
     return 0
 
 

@@ -11,28 +11,22 @@
 """
 
 import argparse
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from skimage.segmentation import expand_labels
 
+from napari_emseg.evaluation import Block, describe_machine, gala_block, isbi_block, write_report
+from napari_emseg.evaluation.machine import timed
+from napari_emseg.evaluation.propagation import scored_row
+from napari_emseg.evaluation.report import table_row
 from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.metrics import adapted_rand_error, isbi2012_scores, variation_of_information
+from napari_emseg.metrics import adapted_rand_error, isbi2012_scores
 from napari_emseg.propagation import propagate
 from napari_emseg.segmentation.watershed import watershed_slice
 
 # The trained membrane map these docs were measured with (the default when they were made).
 MEMBRANE_MODEL = "unet-w0.1875-isbi"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
 
 
 def are_row(name: str, errors: list[float], objects: list[int]) -> str:
@@ -42,27 +36,27 @@ def are_row(name: str, errors: list[float], objects: list[int]) -> str:
     )
 
 
-def propagation_row(name, image, gt, membrane, ref, membrane_name):
-    labels = np.zeros(gt.shape, np.uint32)
-    labels[ref] = expand_labels(gt[ref], 10)  # a dense reference, as a user's would be
-    out, seconds = timed(propagate, image, labels, ref, membrane=membrane, method="watershed")
-    split, merge = variation_of_information(out, gt)
-    are = adapted_rand_error(out, gt)
-    return f"| {name} | {membrane_name} | {are:.3f} | {split:.3f} | {merge:.3f} | {seconds:.1f} |"
+def propagation_row(name: str, block: Block, membrane: np.ndarray, membrane_name: str) -> str:
+    """``watershed`` from the ground-truth reference (dense, as a user's would be)."""
+    out, seconds = timed(
+        propagate, block.image, block.reference(), block.ref, membrane=membrane, method="watershed"
+    )
+    r = scored_row("watershed", "ground truth", out, block.gt, seconds)
+    cells = [name, membrane_name, f"{r.are:.3f}", f"{r.split:.3f}", f"{r.merge:.3f}"]
+    return table_row([*cells, f"{seconds:.1f}"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "baselines.md")
     args = parser.parse_args()
 
-    isbi = tifffile.imread(args.data / "isbi2012" / "train-volume.tif")
-    isbi_boundary = tifffile.imread(args.data / "isbi2012" / "train-labels.tif")
-    isbi_gt = tifffile.imread(args.data / "isbi2012" / "train-instances-3d.tif").astype(np.uint32)
+    isbi30 = isbi_block(0, 30, ref=15, data=args.data)
+    isbi, isbi_gt = isbi30.image, isbi30.gt
     isbi_prob, isbi_seconds = timed(predict_membrane, isbi, model="ridge")
     held_out = slice(20, 30)
-    scores = isbi2012_scores(isbi_prob[held_out], isbi_boundary[held_out])
+    scores = isbi2012_scores(isbi_prob[held_out], isbi30.membrane_labels()[held_out])
     slice_are = [
         adapted_rand_error(watershed_slice(isbi_prob[z]), isbi_gt[z]) for z in range(20, 30)
     ]
@@ -72,38 +66,27 @@ def main() -> None:
     net_are = [adapted_rand_error(watershed_slice(net_prob[z]), isbi_gt[z]) for z in range(20, 30)]
     net_objects = [int(watershed_slice(net_prob[z]).max()) for z in range(20, 30)]
 
-    gala = tifffile.imread(args.data / "gala_fibsem_medulla" / "test-image.tif")
-    gala_gt = tifffile.imread(args.data / "gala_fibsem_medulla" / "test-gt.tif").astype(np.uint32)
-    gala_prob = predict_membrane(gala, model="ridge")
-    gala_net = predict_membrane(gala, model=default, device="cpu")
+    gala = gala_block("test", data=args.data)
+    gala_prob = predict_membrane(gala.image, model="ridge")
+    gala_net = predict_membrane(gala.image, model=default, device="cpu")
 
+    isbi_name, gala_name = (
+        "ISBI 2012 (30x512x512, ref 15)",
+        "gala FIB-SEM test (50x100x200, ref 25)",
+    )
     rows = [
-        propagation_row("ISBI 2012 (30x512x512, ref 15)", isbi, isbi_gt, isbi_prob, 15, "ridge"),
+        propagation_row(isbi_name, isbi30, isbi_prob, "ridge"),
         propagation_row(
-            "ISBI 2012 (30x512x512, ref 15)",
-            isbi,
-            isbi_gt,
-            (isbi_boundary == 0).astype(np.float32),
-            15,
+            isbi_name, isbi30, isbi30.membrane_mask.astype(np.float32),
             "ground-truth boundaries",
         ),
-        propagation_row("ISBI 2012 (30x512x512, ref 15)", isbi, isbi_gt, net_prob, 15, default),
+        propagation_row(isbi_name, isbi30, net_prob, default),
+        propagation_row(gala_name, gala, gala_prob, "ridge"),
+        propagation_row(gala_name, gala, gala_net, default),
         propagation_row(
-            "gala FIB-SEM test (50x100x200, ref 25)", gala, gala_gt, gala_prob, 25, "ridge"
+            gala_name, gala, (gala.gt == 0).astype(np.float32), "ground-truth boundaries"
         ),
-        propagation_row(
-            "gala FIB-SEM test (50x100x200, ref 25)", gala, gala_gt, gala_net, 25, default
-        ),
-        propagation_row(
-            "gala FIB-SEM test (50x100x200, ref 25)",
-            gala,
-            gala_gt,
-            (gala_gt == 0).astype(np.float32),
-            25,
-            "ground-truth boundaries",
-        ),
-    ]
-    machine = platform.processor() or platform.machine()
+    ]  # fmt: skip
     membrane_row = (
         f"| ridge (Sato dark ridges + darkness) | {scores['vrand']:.3f} "
         f"(t={scores['vrand_threshold']:.2f}) | {scores['vinfo']:.3f} "
@@ -112,8 +95,8 @@ def main() -> None:
     )
     text = f"""# Baselines, measured
 
-Made by `.venv/bin/python scripts/evaluate_baselines.py` on {machine}
-({platform.system()}, CPU only). These are the numbers the learned models must beat; they are
+Made by `.venv/bin/python scripts/evaluate_baselines.py` on {describe_machine()}
+(CPU only). These are the numbers the learned models must beat; they are
 honest baselines, not targets reached.
 
 ## Membrane map: `ridge` on ISBI 2012 slices 20-29
@@ -152,7 +135,7 @@ ConvLSTM must beat by a wide margin. Its pixel-sized defaults (erosion, watershe
 minimum sizes) were chosen on ISBI at 4 nm; on the 10 nm gala block cells are about 2.5x smaller
 in pixels, which is one reason it does worse there.
 """
-    args.output.write_text(text)
+    write_report(args.output, text)
     print(text)
 
 

@@ -27,31 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import tifffile
-import zarr
 
+from napari_emseg.evaluation import data_dir, describe_machine
+from napari_emseg.evaluation.machine import load_average
+from napari_emseg.evaluation.processes import modes_table, run_measured, tiled, to_zarr
 from napari_emseg.io import read_volume
 from napari_emseg.metrics import adapted_rand_error
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "napari_emseg.cli.commands"]
-# The wrapper runs a command and prints the largest peak RSS (KiB) among the processes it waited
-# for, i.e. the command and every child the command itself waited for.
-WRAPPER = (
-    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-    "sys.exit(code)"
-)
+CLI = [sys.executable, "-m", "napari_emseg"]
 CASES = {
     # image, ground truth, model (None: the default), tiles (y, x) and the blockwise layouts:
     # name -> (block, halo); "blockwise" is also the layout of the distributed run.
@@ -94,60 +83,6 @@ CASES = {
         "layouts": {"blockwise": ((15, 256, 256), (7, 32, 32))},
     },
 }
-
-
-def run_measured(command: list[str], threads: int) -> dict[str, float]:
-    """Run ``command``; its wall time, peak RSS of its largest process and of its process tree."""
-    start = time.perf_counter()
-    limits = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    process = psutil.Popen(
-        [sys.executable, "-c", WRAPPER, *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **limits},
-    )
-    tree_peak = 0
-    while process.poll() is None:
-        try:
-            members = process.children(recursive=True)
-            tree = sum(p.memory_info().rss for p in members)  # the wrapper itself left out
-        except psutil.Error:
-            tree = 0
-        tree_peak = max(tree_peak, tree)
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    out, err = process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{err[-3000:]}")
-    largest_kib = int(err.strip().splitlines()[-1])
-    return {
-        "seconds": round(seconds, 2),
-        "peak_rss_mb": round(largest_kib / 1024, 1),
-        "tree_peak_rss_mb": round(tree_peak / 2**20, 1),
-        "stdout": out.strip().splitlines()[-1] if out.strip() else "",
-    }
-
-
-def to_zarr(image: np.ndarray, path: Path, scale: tuple[float, float, float]) -> None:
-    """The image as a Zarr array with a voxel size, the input of the blockwise modes."""
-    array = zarr.open_array(
-        str(path), mode="w", shape=image.shape, chunks=(8, 128, 128), dtype=image.dtype
-    )
-    array[...] = image
-    array.attrs["resolution"] = list(scale)
-
-
-def tiled(volume: np.ndarray, tiles: tuple[int, int], *, labels: bool = False) -> np.ndarray:
-    """``volume`` repeated ``tiles`` times in y and x; label ids stay distinct between tiles."""
-    rows = []
-    for ty in range(tiles[0]):
-        row = []
-        for tx in range(tiles[1]):
-            offset = (ty * tiles[1] + tx) * (int(volume.max()) + 1) if labels else 0
-            row.append(np.where(volume > 0, volume + offset, 0) if labels else volume)
-        rows.append(np.concatenate(row, axis=2))
-    return np.concatenate(rows, axis=1)
 
 
 def evaluate_case(name: str, data: Path, workers: int, threads: int, work: Path) -> dict:
@@ -212,31 +147,9 @@ def evaluate_case(name: str, data: Path, workers: int, threads: int, work: Path)
     }
 
 
-def markdown(results: list[dict]) -> str:
-    lines = [
-        "| case | mode | block / halo | seconds | peak RSS, largest process (MB) | peak RSS, "
-        "all processes (MB) | blocks | objects | ARE vs ground truth | ARE vs single |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for result in results:
-        for mode, run in result["runs"].items():
-            layout = f"{run['block']} / {run['halo']}" if "block" in run else ""
-            versus = result["agreement"].get(f"{mode}_vs_single", "")
-            lines.append(
-                f"| {result['case']} | {mode} | {layout} | {run['seconds']} | "
-                f"{run['peak_rss_mb']} | {run['tree_peak_rss_mb']} | {run.get('blocks', '')} | "
-                f"{run.get('objects', '')} | {run.get('are_vs_gt', '')} | {versus} |"
-            )
-    equal = ", ".join(
-        f"{r['case']}: {r['agreement']['distributed_equals_blockwise']}" for r in results
-    )
-    lines += ["", f"Distributed labels identical to blockwise: {equal}"]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("--workers", type=int, default=2, help="processes of --dask local")
     parser.add_argument(
         "--threads",
@@ -249,13 +162,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="emseg-blockwise-") as folder:
         results = [
-            evaluate_case(case, args.data, args.workers, args.threads, Path(folder))
+            evaluate_case(case, data_dir(args.data), args.workers, args.threads, Path(folder))
             for case in args.cases
         ]
-    machine = f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} CPUs"
-    load = psutil.getloadavg()[0]
+    machine, load = describe_machine(), load_average()
     print(f"Machine: {machine}; load average {load:.1f} at the end; {args.threads} thread(s)\n")
-    print(markdown(results))
+    print(modes_table(results))
     print()
     for result in results:
         print(f"{result['case']}:")

@@ -10,36 +10,22 @@ consistency (target <= 0.02); against the ground truth, the accuracy.
 """
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import tifffile
-
 from napari_emseg import pipeline
 from napari_emseg.blockwise.run import segment_blockwise
+from napari_emseg.evaluation import describe_machine, gala_block, isbi_block, write_report
 from napari_emseg.io import read_volume
 from napari_emseg.metrics import adapted_rand_error
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+# volume -> (block, its block shape for blockwise runs, z halos: the first also unchained)
 CASES = {
-    "ISBI 0-29": (
-        "isbi2012/train-volume.tif",
-        "isbi2012/train-instances-3d.tif",
-        (50.0, 4.0, 4.0),
-        (10, 512, 512),
-        [(2, 0, 0)],
-    ),
-    "gala test": (
-        "gala_fibsem_medulla/test-image.tif",
-        "gala_fibsem_medulla/test-gt.tif",
-        (10.0, 10.0, 10.0),
-        (16, 100, 200),
-        [(4, 0, 0), (8, 0, 0)],  # the second: the CLI's default z halo
-    ),
+    "ISBI 0-29": (lambda: isbi_block(0, 30), (10, 512, 512), [(2, 0, 0)]),
+    # the second halo: the CLI's default z halo
+    "gala test": (lambda: gala_block("test"), (16, 100, 200), [(4, 0, 0), (8, 0, 0)]),
 }
 METHODS = ("watershed", "cconvlstm")
 
@@ -54,7 +40,7 @@ def main() -> None:
         "# Blocks that cut z: chained against one whole-volume run",
         "",
         "Made by `.venv/bin/python scripts/evaluate_chained_blockwise.py` on "
-        f"{platform.node() or 'this machine'} (CPU). `segment --start watershed` from the middle "
+        f"{describe_machine()}. `segment --start watershed` from the middle "
         "slice; blockwise blocks span the whole y/x, so only the z cut differs. "
         "ARE vs whole: adapted Rand error between the blockwise and the whole-volume labels "
         "(target <= 0.02); ARE vs GT: against the ground truth.",
@@ -62,9 +48,9 @@ def main() -> None:
         "| volume | propagation | block (halo) | mode | ARE vs whole | ARE vs GT | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, (image_file, gt_file, voxel, block, halos) in CASES.items():
-        image = tifffile.imread(DATA / image_file)
-        gt = tifffile.imread(DATA / gt_file).astype(np.uint32)
+    for name, (load, block, halos) in CASES.items():
+        volume = load()
+        image, gt, voxel = volume.image, volume.gt, volume.voxel_size
         for method in METHODS:
             if only and f"{name}:{method}" not in only:
                 continue
@@ -108,7 +94,9 @@ def main() -> None:
         return  # a partial run: its rows are printed, the doc is left alone
     out = REPO / "docs/results/chained-blockwise.md"
     notes = REPO / "docs/results/chained-blockwise-notes.md"  # the reading, kept by hand
-    out.write_text("\n".join(lines) + "\n" + ("\n" + notes.read_text() if notes.exists() else ""))
+    write_report(
+        out, "\n".join(lines) + "\n" + ("\n" + notes.read_text() if notes.exists() else "")
+    )
     print(out.read_text())
 
 

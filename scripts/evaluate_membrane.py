@@ -13,232 +13,44 @@ the best threshold on the test slices is optimistic, and confident networks want
 (counted by ``torch.utils.flop_counter``; one multiply-add = 2 FLOPs) and wall seconds per slice
 on this machine's CPU (median of repeats, the same tiling as ``predict_membrane`` on the CPU).
 The network input is normalised over the whole 30-slice volume, as ``predict_membrane`` does.
+The rows are :mod:`napari_emseg.evaluation.membrane`.
 """
 
 import argparse
 import datetime
-import json
-import platform
 from pathlib import Path
 
-import numpy as np
-import tifffile
 import torch
-from PIL import Image, ImageDraw
 
-from napari_emseg.benchmark.engine import median_seconds, network_flops_per_slice
-from napari_emseg.inference.loading import load_network
-from napari_emseg.inference.membrane import default_tile, predict_membrane
-from napari_emseg.inference.tiled import predict_tiled
-from napari_emseg.inference.tta import predict_tiled_tta
-from napari_emseg.metrics import isbi2012_scores
-from napari_emseg.models import build_network
-from napari_emseg.models.cards import get_card
+from napari_emseg.evaluation import describe_machine, write_report
+from napari_emseg.evaluation.data import gala_block, isbi_block
+from napari_emseg.evaluation.membrane import (
+    fibsem_rows,
+    fibsem_table,
+    figure,
+    load_model,
+    network_rows,
+    ridge_row,
+    table,
+)
 from napari_emseg.segmentation.normalization import normalize_intensity
-from napari_emseg.training.validate import VALIDATION_THRESHOLDS
-
-REPO = Path(__file__).resolve().parents[1]
-HELD_OUT = slice(20, 30)
-VAL = slice(18, 20)
-SCORED = slice(18, 30)  # predicted once: 18-19 pick the threshold, 20-29 are scored
 
 
-def load_model(path: Path) -> tuple[str, torch.nn.Module, dict]:
-    """A network from an exported card (hash-checked) or a training checkpoint."""
-    if path.suffix == ".json":  # the package's one loading path: hash check, safe load
-        card = get_card(path)
-        info = {"architecture": card.architecture, "width": card.width, "depth": card.depth}
-        return card.name, load_network(card), info
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state, config = ckpt["model"], ckpt["config"]
-    info = {k: config[k] for k in ("model", "width", "depth")}
-    info["architecture"] = info.pop("model")
-    name = f"{path.parent.name}/{path.name}"
-    net = build_network(info["architecture"], width=info["width"], depth=info["depth"])
-    net.load_state_dict({k: v.float() for k, v in state.items()})
-    return name, net.eval(), info
-
-
-def gflops_per_slice(net: torch.nn.Module) -> float:
-    return network_flops_per_slice(net.cpu(), 512, 512) / 1e9
-
-
-def warm_median_seconds(function, repeats: int) -> float:
-    function()  # warm-up: first calls allocate and pick kernels
-    return median_seconds(function, repeats)
-
-
-def scores_of(prob: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Default-grid scores on 20-29 and scores at the threshold chosen on 18-19.
-
-    ``prob`` covers slices 18-29.
-    """
-    prob = np.clip(prob, 0.0, 1.0)
-    held, val = prob[2:], prob[:2]
-    scores = isbi2012_scores(held, labels[HELD_OUT])
-    chosen = isbi2012_scores(val, labels[VAL], thresholds=VALIDATION_THRESHOLDS)["vrand_threshold"]
-    fixed = isbi2012_scores(held, labels[HELD_OUT], thresholds=[chosen])
-    return {
-        **scores,
-        "val_threshold": chosen,
-        "vrand_at_val": fixed["vrand"],
-        "vinfo_at_val": fixed["vinfo"],
-    }
-
-
-def network_rows(name, net, info, stack, labels, repeats, device):
-    """Table rows (TTA off, on) and the plain prediction of one network.
-
-    Seconds per slice: one slice on a CPU; on a GPU the 10 held-out slices in one call divided
-    by 10 (a GPU is only busy with several slices' tiles in flight).
-    """
-    gpu = device.type == "cuda"
-    kwargs = {
-        "device": device,
-        "tile": default_tile(device.type),
-        "overlap": 32,
-        "batch_size": 16 if gpu else 2,
-    }
-    params = sum(p.numel() for p in net.parameters())
-    gflops = gflops_per_slice(net)
-    net.to(device)
-    timed = stack[HELD_OUT] if gpu else stack[HELD_OUT][:1]
-    rows, plain = [], None
-    for tta in (False, True):
-        if tta:
-            prob = predict_tiled_tta(net, stack[SCORED], **kwargs)
-            seconds = warm_median_seconds(
-                lambda: predict_tiled_tta(net, timed, **kwargs), max(1, repeats // 3)
-            )
-        else:
-            prob = predict_tiled(net, stack[SCORED], **kwargs)
-            plain = prob[2:]
-            seconds = warm_median_seconds(lambda: predict_tiled(net, timed, **kwargs), repeats)
-        scores = scores_of(prob, labels)
-        rows.append(
-            {
-                "model": name,
-                "architecture": info["architecture"],
-                "width": info["width"],
-                "params": params,
-                "gflops": gflops,
-                "tta": tta,
-                "seconds": seconds / len(timed),
-                "device": device.type,
-                **scores,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
-    return rows, plain
-
-
-def ridge_row(volume, labels, repeats):
-    prob = predict_membrane(volume, model="ridge")[SCORED]
-    seconds = warm_median_seconds(lambda: predict_membrane(volume[20], model="ridge"), repeats)
-    scores = scores_of(prob, labels)
-    row = {
-        "model": "ridge",
-        "architecture": "classical",
-        "width": None,
-        "params": 0,
-        "gflops": None,
-        "tta": False,
-        "seconds": seconds,
-        "device": "cpu",
-        **scores,
-    }
-    print(json.dumps(row), flush=True)
-    return row, prob[2:]
-
-
-def fibsem_rows(models, data: Path, pixel_nm: float) -> list[dict]:
-    """V_rand / V_info on the gala FIB-SEM test block (boundaries from its instance labels).
-
-    The block is resampled from ``pixel_nm`` to the 4 nm the ISBI-trained networks saw, predicted
-    and resampled back; a FIB-SEM modality none of them was trained on.
-    """
-    from scipy import ndimage as ndi
-
-    volume = tifffile.imread(data / "gala_fibsem_medulla" / "test-image.tif")
-    gt = tifffile.imread(data / "gala_fibsem_medulla" / "test-gt.tif")
-    factor = pixel_nm / 4.0
-    image = normalize_intensity(ndi.zoom(volume.astype(np.float32), (1, factor, factor), order=1))
-    back = (1, volume.shape[1] / image.shape[1], volume.shape[2] / image.shape[2])
-    rows = []
-    for name, net in models:
-        if net is None:
-            prob = predict_membrane(volume, model="ridge")
-        else:
-            prob = predict_tiled(net, image, device=torch.device("cpu"), tile=256, batch_size=2)
-            prob = ndi.zoom(prob, back, order=1)[:, : volume.shape[1], : volume.shape[2]]
-        scores = isbi2012_scores(np.clip(prob, 0, 1), gt)
-        rows.append({"model": name, **scores})
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
-
-
-def fibsem_markdown(nets, data: Path, pixel_nm: float) -> str:
-    rows = fibsem_rows(nets, data, pixel_nm)
-    text = (
+def fibsem_markdown(nets, data, pixel_nm: float) -> str:
+    gala = gala_block("test", data=data)
+    rows = fibsem_rows(nets, gala.image, gala.gt, pixel_nm)
+    title = (
         "\n## FIB-SEM generalisation: gala medulla test block (50x100x200, "
         f"{pixel_nm:g} nm assumed, resampled to 4 nm), boundaries from its instance "
         "labels, best threshold\n\n"
-        "| model | V_rand | V_info | best threshold |\n|---|---|---|---|\n"
     )
-    return text + "".join(
-        f"| {r['model']} | {r['vrand']:.4f} | {r['vinfo']:.4f} | {r['vrand_threshold']:.2f} |\n"
-        for r in rows
-    )
-
-
-def markdown(rows, header_lines) -> str:
-    lines = [*header_lines, ""]
-    lines.append(
-        "| model | architecture | width | parameters | GFLOPs / slice | s / slice | device | TTA "
-        "| V_rand | V_info | pixel error | best threshold | V_rand @ val thr | V_info @ val thr "
-        "| val thr |"
-    )
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        width = "-" if r["width"] is None else f"{r['width']:g}"
-        gflops = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
-        lines.append(
-            f"| {r['model']} | {r['architecture']} | {width} | {r['params']:,} | {gflops} "
-            f"| {r['seconds']:.3f} | {r['device']} | {'8-fold' if r['tta'] else 'off'} "
-            f"| {r['vrand']:.4f} "
-            f"| {r['vinfo']:.4f} | {r['pixel_error']:.4f} | {r['vrand_threshold']:.2f} "
-            f"| {r['vrand_at_val']:.4f} | {r['vinfo_at_val']:.4f} | {r['val_threshold']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def figure(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
-    """Panels side by side (grey, 0..1 or uint8) with a title above each."""
-    tiles = []
-    for title, array in panels:
-        array = np.asarray(array, np.float32)
-        if array.max() > 1.0:
-            array = array / 255.0
-        grey = Image.fromarray(np.clip(array * 255, 0, 255).astype(np.uint8)).convert("RGB")
-        canvas = Image.new("RGB", (grey.width, grey.height + 24), "white")
-        canvas.paste(grey, (0, 24))
-        ImageDraw.Draw(canvas).text((6, 6), title, fill="black")
-        tiles.append(canvas)
-    gap = 8
-    out = Image.new(
-        "RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), tiles[0].height), "white"
-    )
-    x = 0
-    for t in tiles:
-        out.paste(t, (x, 0))
-        x += t.width + gap
-    out.save(path)
+    return title + "\n".join(fibsem_table(rows)) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path, help="card JSON files or checkpoints")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("-o", "--output", type=Path, required=True, help="markdown table to write")
     parser.add_argument("--figure", type=Path, help="PNG (default: the table's name with .png)")
     parser.add_argument("--slice", type=int, default=25, help="held-out slice in the figure")
@@ -262,12 +74,11 @@ def main() -> None:
 
     if args.fibsem_only:
         nets = [load_model(path)[:2] for path in args.models] + [("ridge", None)]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(fibsem_markdown(nets, args.data, args.fibsem_nm).lstrip())
+        write_report(args.output, fibsem_markdown(nets, args.data, args.fibsem_nm).lstrip())
         print(f"wrote {args.output}")
         return
-    volume = tifffile.imread(args.data / "isbi2012" / "train-volume.tif")
-    labels = tifffile.imread(args.data / "isbi2012" / "train-labels.tif")
+    isbi = isbi_block(0, 30, data=args.data)
+    volume, labels = isbi.image, isbi.membrane_labels()
     stack = normalize_intensity(volume)
     rows, predictions, loaded = [], [], []
     for path in args.models:
@@ -285,19 +96,18 @@ def main() -> None:
         "# Membrane models on the held-out ISBI 2012 slices 20-29",
         "",
         f"Written by `scripts/evaluate_membrane.py` on {datetime.date.today()}: "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{describe_machine(args.device)}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}. Scores: `metrics.isbi2012_scores` against `train-labels.tif` "
         "(V_rand / V_info at the best threshold, pixel error at 0.5). Seconds: wall time for one "
         f"512x512 slice, median of {args.repeats} (TTA: of {max(1, args.repeats // 3)}), CPU, "
         "tiles as `predict_membrane` uses on a CPU; other jobs shared this machine, so timings "
         "are indicative. GFLOPs: one 512x512 forward pass, 2 FLOPs per multiply-add.",
     ]
-    text = markdown(rows, header)
+    text = "\n".join([*header, "", *table(rows)]) + "\n"
     if args.fibsem_nm:
         nets = [(name, net) for name, net, _ in loaded] + [("ridge", None)]
         text += fibsem_markdown(nets, args.data, args.fibsem_nm)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    write_report(args.output, text)
     # Predictions shown as 1 - P(membrane), so membranes are dark as in the raw and the labels.
     z = args.slice - 20
     panels = [(f"raw (slice {args.slice})", volume[args.slice])]

@@ -10,28 +10,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
 import napari_emseg
 from napari_emseg import metrics
+from napari_emseg.evaluation import gala_block, write_report
 from napari_emseg.inference.membrane import predict_membrane
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gala_fibsem_medulla"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--ref", type=int, default=25)
     parser.add_argument("--no-propagate", action="store_true")
+    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    image = tifffile.imread(DATA / "test-image.tif")
-    gt = tifffile.imread(DATA / "test-gt.tif")
-    seed = np.zeros_like(gt)
-    seed[args.ref] = gt[args.ref]
+    block = gala_block("test", ref=args.ref, data=args.data)
+    image, gt = block.image, block.gt
+    seed = block.reference(grow=0)  # the ground truth as it is
     rows = []
     for model in args.models:
         row = {"model": model}
@@ -45,18 +43,14 @@ def main() -> None:
         if not args.no_propagate:
             start = time.perf_counter()
             seg = napari_emseg.propagate(
-                image,
-                seed,
-                args.ref,
-                membrane=maps["resampled_4nm"],
-                voxel_size=(10, 10, 10),
-                device="cpu",
-            ).labels
+                image, seed, args.ref, membrane=maps["resampled_4nm"],
+                voxel_size=block.voxel_size, device="cpu",
+            ).labels  # fmt: skip
             row["propagate_are"] = float(metrics.adapted_rand_error(seg, gt))
-            row["propagate_seconds"] = time.perf_counter() - start
+            row["propagate_seconds"] = time.perf_counter() - start  # the scoring included
             print(model, "propagate ARE", row["propagate_are"], flush=True)
         rows.append(row)
-    args.output.write_text(json.dumps(rows, indent=2) + "\n")
+    write_report(args.output, json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Each case runs the real `napari-emseg` entry point in-process on files made in a temporary
 folder; the table (between the markers in the document) holds its exit status and exactly what
-it printed on stderr.
+it printed last on stderr. tests/cli/test_docs.py regenerates the table and compares, so the
+document cannot drift from the code.
 """
 
 import argparse
@@ -29,7 +30,12 @@ BEGIN, END = "<!-- cases: made by scripts/reliability_report.py -->", "<!-- /cas
 
 def run(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("always")  # what a user sees, also under pytest's "error" filter
         try:
             code = main(argv)
         except SystemExit as exit_:  # argparse usage errors
@@ -99,8 +105,12 @@ def make_inputs(folder: Path) -> dict[str, Path]:
 
 
 def cases(p: dict[str, Path], out: Path) -> list[tuple[str, list[str]]]:
+    """(case, argv): every run is --quiet, so the last stderr line is the message."""
     seg = ["segment"]
-    o = ["-o", str(out / "out.tif")]
+    # A voxel size, so that a warning about the data is not hidden by one about the size.
+    o = ["-o", str(out / "out.tif"), "--quiet", "--model", "ridge", "--voxel-size", "50", "4", "4"]
+    good = str(p["good.tif"])
+    propagate = ["propagate", good, "--ref-slice", "1", *o[2:]]
     return [
         ("missing input file", [*seg, str(p["good.tif"].with_name("missing.tif")), *o]),
         ("empty file (0 bytes)", [*seg, str(p["empty.tif"]), *o]),
@@ -124,104 +134,118 @@ def cases(p: dict[str, Path], out: Path) -> list[tuple[str, list[str]]]:
         ("folder of slices of different sizes", [*seg, str(p["mixed-slices"]), *o]),
         (
             "labels/image shape mismatch",
-            [
-                "propagate",
-                str(p["good.tif"]),
-                "--labels",
-                str(p["labels-wrong-shape.tif"]),
-                "--ref-slice",
-                "1",
-                *o,
-            ],
+            [*propagate, "--labels", str(p["labels-wrong-shape.tif"]), "-o", str(out / "x.tif")],
         ),
         (
             "reference slice out of range",
-            [
-                "propagate",
-                str(p["good.tif"]),
-                "--labels",
-                str(p["slice-2d.tif"]),
-                "--ref-slice",
-                "5",
-                *o,
-            ],
+            ["propagate", good, "--labels", str(p["slice-2d.tif"]), "--ref-slice", "5", *o[:3]],
         ),
         (
             "ids beyond uint16 (written as uint32)",
-            [
-                "propagate",
-                str(p["good.tif"]),
-                "--labels",
-                str(p["labels-big-ids.tif"]),
-                "--ref-slice",
-                "1",
-                "-o",
-                str(out / "big-ids.tif"),
-            ],
+            [*propagate, "--labels", str(p["labels-big-ids.tif"]), "-o", str(out / "big-ids.tif")],
         ),
-        ("unknown model", [*seg, str(p["good.tif"]), *o, "--model", "sam"]),
-        ("unknown device", [*seg, str(p["good.tif"]), *o, "--device", "tpu"]),
-        ("GPU asked for, none present", [*seg, str(p["good.tif"]), *o, "--device", "cuda"]),
+        (
+            "unknown propagation variant",
+            [*propagate, "--labels", good, "-o", str(out / "x.tif"), "--variant", "foo"],
+        ),
+        ("a required option missing", [*seg, good, "--quiet"]),
+        ("voxel size of zero", [*seg, good, *o, "--voxel-size", "40", "0", "8"]),
+        ("voxel size not a number", [*seg, good, *o, "--voxel-size", "40", "four", "4"]),
+        ("unknown model", [*seg, good, *o[:3], "--model", "sam"]),
+        ("unknown device", [*seg, good, *o, "--device", "tpu"]),
+        ("GPU asked for, none present", [*seg, good, *o, "--device", "cuda"]),
         (
             "output folder does not exist",
-            [*seg, str(p["good.tif"]), "-o", str(out / "no" / "such" / "x.tif")],
+            [*seg, good, "-o", str(out / "no" / "such" / "x.tif"), *o[2:]],
         ),
+        ("output folder not writable (/proc)", [*seg, good, "-o", "/proc/emseg-out.tif", *o[2:]]),
+        ("output exists, no --overwrite", [*seg, good, "-o", str(p["uint16.tif"]), *o[2:]]),
+        ("output is neither .tif nor .zarr", [*seg, good, "-o", str(out / "x.png"), *o[2:]]),
         (
-            "output folder not writable (/proc)",
-            [*seg, str(p["good.tif"]), "-o", "/proc/emseg-out.tif"],
+            "--with-image with a TIFF output",
+            [*seg, good, *o, "--with-image"],
         ),
-        ("output exists, no --overwrite", [*seg, str(p["good.tif"]), "-o", str(p["uint16.tif"])]),
-        ("output is not .tif", [*seg, str(p["good.tif"]), "-o", str(out / "x.png")]),
+        ("blockwise options with a TIFF output", [*seg, good, *o, "--block", "2", "64", "64"]),
     ]
 
 
 def full_disk_case(p: dict[str, Path], out: Path) -> tuple[int, str, bool]:
-    target = out / "kept.tif"
-    target.write_bytes(b"previous result")
-    disk_full = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("tifffile.imwrite", side_effect=disk_full):
-        code, message = run(["segment", str(p["good.tif"]), "-o", str(target), "--overwrite"])
-    intact = target.read_bytes() == b"previous result"
-    leftovers = [f.name for f in out.iterdir() if f.name.startswith(".")]
-    return code, message, intact and not leftovers
+    """The second of two outputs hits a full disk: both old files stay, no temporary is left."""
+    labels, membrane = out / "kept.tif", out / "kept-membrane.tif"
+    labels.write_bytes(b"previous labels")
+    membrane.write_bytes(b"previous membrane")
+    before = sorted(out.iterdir())
+    real_imwrite = tifffile.imwrite
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_imwrite(*args, **kwargs)
+
+    with mock.patch("tifffile.imwrite", side_effect=second_fails):
+        code, message = run(
+            ["segment", str(p["good.tif"]), "-o", str(labels), "--membrane-out", str(membrane)]
+            + ["--overwrite", "--quiet", "--model", "ridge"]
+        )
+    intact = labels.read_bytes() == b"previous labels"
+    intact &= membrane.read_bytes() == b"previous membrane"
+    return code, message, intact and sorted(out.iterdir()) == before
+
+
+def report_rows(tmp: str) -> list[tuple[str, int, str]]:
+    """Run every case in the folder ``tmp``: (case, exit status, message)."""
+    folder, out = Path(tmp) / "in", Path(tmp) / "out"
+    folder.mkdir()
+    out.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tifffile warns about the deliberately bad files
+        paths = make_inputs(folder)
+    rows = []
+    for name, argv in cases(paths, out):
+        for stale in out.glob("out.tif"):
+            stale.unlink()
+        code, message = run(argv)
+        if name.startswith("ids beyond uint16") and code == 0:
+            message = f"written as {tifffile.imread(out / 'big-ids.tif').dtype}"
+        rows.append((name, code, message.replace(tmp, "<tmp>")))
+    code, message, intact = full_disk_case(paths, out)
+    rows.append(
+        (
+            "disk full while writing the second output (simulated ENOSPC)",
+            code,
+            f"{message.replace(tmp, '<tmp>')} [old files intact, nothing else left: {intact}]",
+        )
+    )
+    return rows
+
+
+def report_table() -> str:
+    """The markdown table of every case, as docs/reliability.md holds it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = report_rows(tmp)
+    lines = ["| case | exit | message |", "| --- | --- | --- |"]
+    lines += [
+        f"| {name} | {code} | {message.replace('|', '/') or '(ok, no message)'} |"
+        for name, code, message in rows
+    ]
+    return "\n".join(lines)
+
+
+def with_table(text: str, table: str) -> str:
+    """``text`` (docs/reliability.md) with the table between the markers replaced."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return f"{text[:start]}\n{table}\n{text[end:]}"
 
 
 def main_report() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "reliability.md")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, out = Path(tmp) / "in", Path(tmp) / "out"
-        folder.mkdir()
-        out.mkdir()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tifffile warns about the deliberately bad files
-            paths = make_inputs(folder)
-        for name, argv in cases(paths, out):
-            for stale in out.glob("out.tif"):
-                stale.unlink()
-            code, message = run(argv)
-            if name.startswith("ids beyond uint16") and code == 0:
-                message = f"written as {tifffile.imread(out / 'big-ids.tif').dtype}"
-            rows.append((name, code, message.replace(tmp, "<tmp>")))
-        code, message, intact = full_disk_case(paths, out)
-        rows.append(
-            (
-                "disk full while writing (simulated ENOSPC)",
-                code,
-                f"{message.replace(tmp, '<tmp>')} [old file intact, no temp file left: {intact}]",
-            )
-        )
-    table = "\n".join(
-        f"| {name} | {code} | {message.replace('|', '/') or '(ok, no message)'} |"
-        for name, code, message in rows
-    )
-    header = "| case | exit | message |\n| --- | --- | --- |\n"
-    text = args.output.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    args.output.write_text(f"{text[:start]}\n{header}{table}\n{text[end:]}")
-    print(json.dumps({"cases": len(rows), "output": str(args.output)}))
+    table = report_table()
+    args.output.write_text(with_table(args.output.read_text(), table))
+    print(json.dumps({"cases": table.count("\n") - 1, "output": str(args.output)}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Open napari with the synthetic sample stack and the napari-emseg widget docked (`make run`)."""
+"""Open napari with the synthetic sample stack and both napari-emseg widgets (`make run`)."""
 
 import napari
 
@@ -7,6 +7,7 @@ def main() -> None:
     viewer = napari.Viewer(title="napari-emseg")
     viewer.open_sample("napari-emseg", "synthetic_em")
     viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
     napari.run()
 
 

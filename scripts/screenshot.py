@@ -1,7 +1,8 @@
 """Run the Segment -> correct -> Propagate loop in a real napari window and save a screenshot.
 
 Used for the README (real EM: ISBI 2012 from ../shared/data) and by `make run` without a
-display (the synthetic sample). Run under a virtual X server:
+display (the synthetic sample). Both widgets are docked, as at 1600 x 1000 on a laptop. Run
+under a virtual X server:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot.py -o shot.png
 """
@@ -32,23 +33,20 @@ def main() -> None:
         viewer.open(args.image, plugin="napari-emseg")
     image_layer = next(layer for layer in viewer.layers if layer.visible)
     _, widget = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
     widget.image_layer.value = image_layer
-    widget.segment()
+    widget.segment_button.native.click()
     settle(widget)
 
     labels_layer = widget.labels_layer.value
     ref = int(widget.ref_slice.value)
     viewer.dims.set_current_step(0, ref)
     keep, other = largest_touching_pair(np.asarray(labels_layer.data[ref]))
-    plane = np.asarray(labels_layer.data)
-    edited = np.where(plane[ref] == other, keep, plane[ref])
-    indices = np.nonzero(plane[ref] != edited)
-    labels_layer.data_setitem((np.full(indices[0].size, ref), *indices), edited[indices])
-    widget.set_reference_slice()
-    widget.propagate()
+    labels_layer.fill((ref, *np.argwhere(np.asarray(labels_layer.data[ref]) == other)[0]), keep)
+    widget.propagate_button.native.click()  # the reference is the slice just corrected
     settle(widget)
     labels_layer.selected_label = keep
-    viewer.dims.set_current_step(0, min(ref + 1, plane.shape[0] - 1))
+    viewer.dims.set_current_step(0, min(ref + 1, labels_layer.data.shape[0] - 1))
     settle()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(args.output, canvas_only=False)

@@ -16,32 +16,20 @@ Only then do the weights and card replace the shipped ones; the card records the
 DATA (default ../shared/data) holds isbi2012/ and gala_fibsem_medulla/.
 """
 
+import argparse
 import functools
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from skimage.segmentation import expand_labels
+
+from napari_emseg.evaluation import Block, training_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src/napari_emseg/weights"
-DATA = Path(os.environ.get("DATA", REPO.parent / "shared" / "data"))
-# (image, 3D ids, slices, reference index, voxel size): training data only
-BLOCKS = {
-    "ISBI 0-19": ("isbi2012/train-volume.tif", "isbi2012/train-instances-3d.tif", 20, 10, 4.0),
-    "gala train": (
-        "gala_fibsem_medulla/train-image.tif",
-        "gala_fibsem_medulla/train-gt.tif",
-        None,
-        25,
-        10.0,
-    ),
-}
 
 
 def _history(run: Path) -> list[dict]:
@@ -55,16 +43,15 @@ def _history(run: Path) -> list[dict]:
 
 
 @functools.cache
-def _block(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]:
-    """(image, ids, reference labels, membrane map, reference index, pixel nm) of a block."""
+def _blocks() -> list[Block]:
+    """The training blocks (gala train, reference 25; ISBI 0-19, reference 10), each with the
+    default membrane map at its pixel size."""
     from napari_emseg.inference.membrane import predict_membrane
 
-    image_file, ids_file, depth, ref, pixel_nm = BLOCKS[name]
-    image = tifffile.imread(DATA / image_file)[:depth]
-    ids = tifffile.imread(DATA / ids_file)[:depth].astype(np.uint32)
-    labels = np.zeros_like(ids)
-    labels[ref] = expand_labels(ids[ref], 10)
-    return image, ids, labels, predict_membrane(image, pixel_nm=pixel_nm), ref, pixel_nm
+    blocks = training_blocks(data=os.environ.get("DATA"))
+    for block in blocks:
+        block.membrane = predict_membrane(block.image, pixel_nm=block.pixel_nm)
+    return blocks
 
 
 def training_are(card: str) -> float:
@@ -73,20 +60,18 @@ def training_are(card: str) -> float:
     from napari_emseg.propagation import propagate
 
     scores = []
-    for name in BLOCKS:
-        image, ids, labels, membrane, ref, pixel_nm = _block(name)
-        voxel = (50.0, 4.0, 4.0) if pixel_nm == 4.0 else (pixel_nm,) * 3
+    for block in _blocks():
         out = propagate(
-            image,
-            labels,
-            ref,
-            membrane=membrane,
+            block.image,
+            block.reference(),
+            block.ref,
+            membrane=block.membrane,
             method="cconvlstm",
             weights=card,
-            pixel_nm=pixel_nm,
-            voxel_size=voxel,
+            pixel_nm=block.pixel_nm,
+            voxel_size=block.voxel_size,
         )
-        scores.append(adapted_rand_error(out, ids))
+        scores.append(adapted_rand_error(out, block.gt))
     return float(np.mean(scores))
 
 
@@ -124,6 +109,12 @@ def ship(run: Path) -> str:
     return f"{card['name']}: shipped step {best['step']} ({scores})"
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="train propagation --init-from runs")
+    for run in parser.parse_args().runs:
+        print(ship(run), flush=True)
+
+
 if __name__ == "__main__":
-    for folder in sys.argv[1:]:
-        print(ship(Path(folder)), flush=True)
+    main()

@@ -14,6 +14,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "emseg"))
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_ignore_collect(collection_path, config):
+    """conftest.py files hold fixtures, not doctests: --doctest-modules would import each as a
+    module named ``conftest`` (tests/ has no packages), and pytest refuses the second one."""
+    return True if collection_path.name == "conftest.py" else None
+
+
 def shared_data_dir() -> Path | None:
     """../shared/data beside the checkout (CI), or EMSEG_SHARED_DATA."""
     candidates = [

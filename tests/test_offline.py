@@ -23,6 +23,7 @@ def no_network(monkeypatch):
     return attempts
 
 
+@pytest.mark.slow
 def test_the_pipeline_and_cli_run_without_touching_the_network(no_network, tiny_stack, tmp_path):
     result = segment(tiny_stack.image, model="ridge", device="cpu")
     assert result.labels.max() > 0

@@ -3,6 +3,7 @@
 import importlib
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -35,11 +36,37 @@ def test_the_engine_installs_and_runs_without_napari_or_qt():
     assert not [d for d in project["dependencies"] if d.lower().startswith(gui)]
     assert "napari" in " ".join(project["optional-dependencies"]["napari"])
     code = (
-        "import sys; import napari_emseg.cli.commands, napari_emseg.pipeline, "
+        "import sys; import napari_emseg.cli.program, napari_emseg.pipeline, "
         "napari_emseg.proofreading, napari_emseg.blockwise.run, napari_emseg.training; "
         "print(sorted(m for m in ('napari', 'qtpy', 'magicgui') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_headless_install_has_no_cloud_stack_and_plots_are_an_extra():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = " ".join(project["dependencies"]).lower()
+    assert not [name for name in ("ome-zarr", "fsspec", "aiohttp", "s3fs", "dask") if name in base]
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("matplotlib") for d in extras["plot"])
+    assert "plot" in extras["all"][0]
+    # OME-Zarr is written (CLI, widget export) without ome-zarr-py.
+    code = (
+        "import sys, numpy as np; from napari_emseg.io.ngff import write_ngff; "
+        "from napari_emseg.proofreading import write_ome_zarr; "
+        "write_ngff(sys.argv[1], labels=np.ones((1, 8, 8), np.uint16)); "
+        "print(sorted(m for m in ('ome_zarr', 'aiohttp', 's3fs') if m in sys.modules))"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, "-c", code, f"{tmp}/x.zarr"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     assert out.stdout.strip() == "[]"
 
 
@@ -49,6 +76,7 @@ def test_every_python_name_in_the_manifest_imports(python_name):
     assert callable(getattr(importlib.import_module(module), attribute))
 
 
+@pytest.mark.slow
 def test_npe2_validates_the_installed_plugin():
     result = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", "napari-emseg", "--imports"],

@@ -276,9 +276,9 @@ def _voxel_or_estimate(
 
 def _coarse_pixel_note(voxel: VoxelSize, model: str | None, notes: list) -> None:
     """Warn once when pixels are much coarser than the membrane model knows."""
-    from napari_emseg.models.cards import get_card
+    from napari_emseg.models.cards import default_model, get_card
 
-    card = get_card(model)
+    card = get_card(model or default_model(voxel[-1]))
     high = (card.pixel_range_nm or (card.pixel_nm, card.pixel_nm))[1] if card.pixel_nm else None
     if high and voxel[-1] > 1.5 * high:
         message = (
@@ -895,7 +895,9 @@ def adapt(
     written = json.loads(Path(card).read_text())
     check, steps_done = written["validation"], written["metrics"]["adapt_steps"]
     before, after, kept = check["error_before"], check["error_after"], check["kept"]
-    if before is None or after is None:
+    if steps_done == 0:
+        verdict = "not switched: no training step fitted in the time budget (give it more time)"
+    elif before is None or after is None:
         verdict = f"not switched: {check['scored_on']} holds no labels to compare on"
     else:
         verdict = f"error {before:.3f} -> {after:.3f} on {check['scored_on']}: " + (

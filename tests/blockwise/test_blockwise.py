@@ -203,6 +203,7 @@ def test_blockwise_refuses_existing_outputs_and_leaves_no_partial_folders(tiny_s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.zarr"]
 
 
+@pytest.mark.slow
 def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
     """Segment an on-disk volume larger than a memory cap derived from the block size alone.
 
@@ -383,6 +384,7 @@ def test_blocks_that_cut_z_are_chained_like_one_run(tiny_stack, tmp_path, block_
     assert unchained_error > chained_error + 0.02
 
 
+@pytest.mark.slow
 def test_chained_learned_propagation_starts_where_one_run_starts_a_window(tmp_path, monkeypatch):
     """Blocks of 4 slices, windows of 5 (stride 4) from slice 6: each chained block reads back
     to slice 6, beyond its 1-slice halo, and predicts as the whole-volume run does."""

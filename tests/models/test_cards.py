@@ -18,7 +18,7 @@ def test_default_model_is_listed_first_and_resolves():
 
 def test_unknown_model_names_the_choices():
     with pytest.raises(
-        ValueError, match="unknown model 'nope'; choose one of: fusionnet-w0.375-multimodal"
+        ValueError, match="unknown model 'nope'; choose one of: fusionnet-w0.375-native"
     ):
         get_card("nope")
 
@@ -105,7 +105,7 @@ def test_model_files_without_a_card_or_hash_are_refused(tmp_path):
 
 
 def test_cli_default_model_is_the_shipped_fusionnet():
-    from napari_emseg.cli.commands import build_parser
+    from napari_emseg.cli.program import build_parser
     from napari_emseg.inference.membrane import build_model
     from napari_emseg.models.fusionnet import FusionNet
 
@@ -113,4 +113,13 @@ def test_cli_default_model_is_the_shipped_fusionnet():
     card = get_card(args.model)
     assert card.name == DEFAULT_MEMBRANE_MODEL and card.architecture == "fusionnet"
     assert isinstance(build_model(card), FusionNet)  # packaged weights, hash checked on load
-    assert card.metrics["isbi_20_29_vrand"] > 0.9  # the card records the score it reached
+    assert card.metrics["val_select_vrand"] > 0.9  # the card records the score it reached
+    assert card.pixel_range_nm == (4.0, 12.0)
+
+
+def test_the_nearest_card_by_pixel_size_is_the_default():
+    from napari_emseg.models.cards import FINE_PIXEL_MODEL, default_model
+
+    assert default_model(4.0) == FINE_PIXEL_MODEL == "fusionnet-w0.375-multimodal"
+    assert default_model(10.0) == default_model(None) == DEFAULT_MEMBRANE_MODEL
+    assert get_card(FINE_PIXEL_MODEL).pixel_nm == 4.0

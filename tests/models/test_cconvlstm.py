@@ -145,6 +145,7 @@ def _mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     return (inter / union).mean().item()
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_tiny_sequence():
     torch.manual_seed(0)
     frames, masks = _tiny_sequence()

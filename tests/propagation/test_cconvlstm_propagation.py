@@ -225,6 +225,7 @@ def test_init_from_starts_at_the_cards_weights_and_keeps_them_unless_beaten(tmp_
         )
 
 
+@pytest.mark.slow
 def test_a_campaign_pretrains_on_fresh_synthetic_sequences_and_resumes_by_steps(tmp_path):
     from napari_emseg.training.sequence_data import synthetic_stacks
 

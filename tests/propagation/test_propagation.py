@@ -134,6 +134,7 @@ def test_methods_are_listed():
     assert list_methods()[0] == "watershed"
 
 
+@pytest.mark.slow
 def test_classical_sizes_are_defined_in_nm(monkeypatch):
     """4 nm and 10 nm pixels get the same physical erosion, cells, cores and smoothing."""
     from napari_emseg.propagation import watershed as classical

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_emseg.propagation import PROPAGATORS, propagate
+from napari_emseg.propagation import PROPAGATORS, Propagator, propagate
 from napari_emseg.segmentation.supervoxels import (
     is_anisotropic,
     majority_vote,
@@ -116,7 +116,7 @@ def spilling(monkeypatch):
         out[ref_slice] = 7  # methods may scribble on the reference: propagate restores it
         return out
 
-    monkeypatch.setitem(PROPAGATORS, "spilling", method)
+    monkeypatch.setitem(PROPAGATORS, "spilling", Propagator("spilling", method))
     return method
 
 
@@ -147,7 +147,7 @@ def test_propagate_with_objects_changes_only_those(monkeypatch):
         out[:, :, 8:10] = 0  # and left some of it empty
         return out
 
-    monkeypatch.setitem(PROPAGATORS, "targeted", method)
+    monkeypatch.setitem(PROPAGATORS, "targeted", Propagator("targeted", method))
     labels[:, :, 14:16] = 1  # target 1 wrongly holds part of 2's cell everywhere
     out = propagate(image, labels, 0, membrane=membrane, method="targeted", objects=[1, 5])
     changed = out != labels
@@ -165,7 +165,7 @@ def test_propagate_passes_the_pixel_size_to_cconvlstm(monkeypatch):
         seen.update(options)
         return labels.copy()
 
-    monkeypatch.setitem(PROPAGATORS, "cconvlstm", method)
+    monkeypatch.setitem(PROPAGATORS, "cconvlstm", Propagator("cconvlstm", method))
     image, membrane = np.zeros((3, 24, 24), np.uint8), wall(3)
     propagate(image, halves(3), 1, membrane=membrane, method="cconvlstm", voxel_size=(50, 4, 4))
     assert seen["pixel_nm"] == 4.0 and "voxel_size" not in seen

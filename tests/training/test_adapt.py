@@ -10,7 +10,7 @@ import torch
 
 from napari_emseg._progress import Cancelled
 from napari_emseg.cli import adapt as cli_adapt
-from napari_emseg.cli.commands import main
+from napari_emseg.cli import main
 from napari_emseg.inference.loading import WeightsError, load_network
 from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.io import InputError
@@ -148,12 +148,103 @@ def test_existing_card_is_kept_and_cancel_writes_nothing(stack, base_card, tmp_p
 
 
 def test_the_time_budget_stops_training(stack, base_card, tmp_path):
-    settings = {**FAST, "steps": 100_000, "time_budget_s": 1.5}
+    settings = {**FAST, "steps": 100_000, "time_budget_s": 2.5}
     out = adapt(
         stack.image, stack.labels, 2, out=tmp_path / "m.json", model=str(base_card), **settings
     )
     metrics = json.loads(out.read_text())["metrics"]
-    assert 0 < metrics["adapt_steps"] < 100_000 and metrics["adapt_seconds"] <= 1.5
+    assert 0 < metrics["adapt_steps"] < 100_000 and metrics["adapt_seconds"] <= 2.5
+
+
+def test_progress_counts_the_steps_that_fit_from_measured_step_times(stack, base_card, tmp_path):
+    seen = []
+    settings = {**FAST, "steps": 100_000, "time_budget_s": 2.0}
+    adapt(
+        stack.image,
+        stack.labels,
+        2,
+        out=tmp_path / "m.json",
+        model=str(base_card),
+        progress=lambda *a: seen.append(a),
+        **settings,
+    )
+    done, expected, message = seen[-1]
+    # Not 100,000 steps: what the measured pace fits into the budget (give or take a step).
+    assert all(total < 1000 for _, total, _ in seen) and abs(expected - done) <= 2
+    assert f"step {done} of" in message and "s left" in message
+
+
+def test_holdout_keeps_part_of_the_corrections_out_of_training_and_scores_both(
+    stack, base_card, tmp_path, monkeypatch
+):
+    from napari_emseg.training import adapt as module
+    from napari_emseg.training.holdout import choose_holdout
+
+    held = choose_holdout(stack.labels, [2])
+    assert held.z == 2 and 0 < held.x0 < stack.labels.shape[-1] and held.trained == (2,)
+    mask = held.train_mask(2, stack.labels.shape[1:])
+    assert mask[:, : held.x0].all() and not mask[:, held.x0 :].any()
+    labelled = np.count_nonzero(stack.labels[2][:, held.x0 :])
+    assert abs(labelled - np.count_nonzero(stack.labels[2][:, : held.x0])) <= 2 * 80  # a column
+
+    knowns = []
+    fine_tune = module._fine_tune
+    monkeypatch.setattr(
+        module, "_fine_tune", lambda *a, **k: knowns.append(a[3].copy()) or fine_tune(*a, **k)
+    )
+    out = adapt(
+        stack.image, stack.labels, [2], out=tmp_path / "m.json", model=str(base_card),
+        holdout=True, pixel_nm=4.0, **FAST,
+    )  # fmt: skip
+    assert not knowns[0][0][:, held.x0 :].any()  # nothing right of the cut is learned
+    check = json.loads(out.read_text())["validation"]
+    assert check["scored_on"] == held.describe() and "x >= " in check["scored_on"]
+    before, after = check["error_before"], check["error_after"]
+    assert 0 <= before <= 1 and 0 <= after <= 1 and check["kept"] == (after < before)
+
+    two = adapt(
+        stack.image, stack.labels, [1, 3], out=tmp_path / "two.json", model=str(base_card),
+        holdout=True, **{**FAST, "steps": 2},
+    )  # fmt: skip
+    written = json.loads(two.read_text())
+    assert written["validation"]["scored_on"] == "slice 3 (held out; trained on slice 1)"
+    assert written["adapted_from"]["ref_slices"] == [1]
+
+
+def test_the_facade_fine_tunes_the_model_in_use_and_says_whether_it_switched(
+    stack, base_card, tmp_path, monkeypatch
+):
+    from napari_emseg import pipeline
+    from napari_emseg.training import adapt as module
+
+    result = pipeline.adapt(
+        stack.image, stack.labels, [2], out=str(tmp_path / "m.json"), model=str(base_card),
+        device="cpu", steps=3, voxel_size=(50, 4, 4),
+    )  # fmt: skip
+    assert isinstance(result, pipeline.Adaptation) and str(result) == str(tmp_path / "m.json")
+    assert result.kept == (result.score_after < result.score_before)
+    assert "x >= " in result.scored_on and result.scored_on in result.message
+    assert ("switched to it" if result.kept else "not switched, tiny stays in use") in (
+        result.message
+    )
+    assert get_card(result).base_model == "tiny"  # usable as model= (os.fspath)
+
+    bases = []
+    monkeypatch.setattr(module, "adapt", lambda *a, **k: bases.append(k["model"]) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        pipeline.adapt(stack.image, stack.labels, [2], out=str(tmp_path / "d.json"))
+    assert bases == [pipeline.list_models()[0]]  # the default model, not another base
+
+
+def test_a_budget_with_no_room_to_train_never_switches(stack, base_card, tmp_path):
+    from napari_emseg import pipeline
+
+    result = pipeline.adapt(
+        stack.image, stack.labels, [2], out=str(tmp_path / "m.json"), model=str(base_card),
+        device="cpu", time_budget_s=0.01, voxel_size=(50, 4, 4),
+    )  # fmt: skip
+    assert json.loads(result.card.read_text())["metrics"]["adapt_steps"] == 0
+    assert not result.kept and "no training step fitted in the time budget" in result.message
 
 
 def test_bad_inputs_are_refused(stack, base_card, tmp_path):
@@ -189,6 +280,9 @@ def test_cli_adapts_refuses_to_overwrite_and_propagate_uses_the_card(
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["card"] == str(card) and printed["adapt_steps"] == 3
+    assert printed["base_model"] == "tiny" and "x >= " in printed["scored_on"]
+    before, after = printed["score_before"], printed["score_after"]
+    assert printed["switched"] == (after < before)
     assert get_card(card).training_command  # the command line, recorded for provenance
     before = card.read_bytes()
     assert main(args) == 2
@@ -199,6 +293,7 @@ def test_cli_adapts_refuses_to_overwrite_and_propagate_uses_the_card(
     out = tmp_path / "out.tif"
     propagate = ["propagate", str(image), "--labels", str(labels), "--ref-slice", "2"]
     propagate += ["--method", "watershed", "--model", str(card), "-o", str(out), "--quiet"]
+    propagate += ["--voxel-size", "50", "4", "4"]  # the tiny random network shows no membranes
     assert main(propagate) == 0
     result = tifffile.imread(out)
     assert result.shape == stack.image.shape and (result[2] == stack.labels[2]).all()

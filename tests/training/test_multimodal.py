@@ -110,6 +110,7 @@ def _config(source, out, make_config, **overrides):
     return make_config(source, out, **{**quick, "augment": jitter, **overrides})
 
 
+@pytest.mark.slow
 def test_extra_validation_set_is_logged_and_selects(source, tmp_path, make_config):
     config = _config(
         source,
@@ -157,6 +158,7 @@ def card_file(tmp_path):
     return card
 
 
+@pytest.mark.slow
 def test_init_from_loads_the_card_weights(source, tmp_path, card_file, make_config):
     config = _config(source, tmp_path, make_config, init_from=str(card_file))
     net = initial_network(config).eval()
@@ -183,6 +185,7 @@ def test_init_from_refuses_another_size_and_altered_weights(
         initial_network(_config(source, tmp_path, make_config, init_from=str(card_file)))
 
 
+@pytest.mark.slow
 def test_cli_passes_the_new_options(source, tmp_path, card_file):
     from napari_emseg.cli import main
 

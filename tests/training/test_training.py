@@ -122,6 +122,7 @@ def tiny_run(synthetic_source, make_config, tmp_path_factory):
     return out, train_membrane(make_config(synthetic_source, out, epochs=3))
 
 
+@pytest.mark.slow
 def test_tiny_training_lowers_the_loss(tiny_run):
     out, result = tiny_run
     losses = [record["train_loss"] for record in result["history"]]
@@ -131,6 +132,7 @@ def test_tiny_training_lowers_the_loss(tiny_run):
     assert 0.0 <= result["best"]["vrand"] <= 1.0
 
 
+@pytest.mark.slow
 def test_export_is_a_checked_float16_state_dict_with_a_card(tiny_run):
     out, result = tiny_run
     card = json.loads((out / "unet-w0.0625.json").read_text())
@@ -147,6 +149,7 @@ def test_export_is_a_checked_float16_state_dict_with_a_card(tiny_run):
     net.load_state_dict({k: v.float() for k, v in checked.items()})
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_epoch(synthetic_source, tmp_path, make_config):
     first = train_membrane(make_config(synthetic_source, tmp_path, epochs=1))
     saved = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)

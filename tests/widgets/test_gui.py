@@ -208,23 +208,6 @@ def test_after_segment_a_correction_is_propagated_alone(loop, qtbot):
     assert np.isin(before[changed], [0, keep, gone]).all()
 
 
-def test_both_widgets_fit_a_1600x1000_screen_and_leave_the_canvas_room(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    window = viewer.window._qt_window
-    window.resize(1600, 1000)
-    viewer.open_sample("napari-emseg", "synthetic_em")
-    _, segment = viewer.window.add_plugin_dock_widget(*WIDGET)
-    _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
-    segment.status.value = "a long status message that must wrap, not widen the dock " * 6
-    qtbot.wait(300)
-    canvas = viewer.window._qt_viewer.canvas.native
-    assert window.height() <= 1000 and window.width() <= 1600
-    assert canvas.width() >= 0.6 * window.width()
-    table = proofread.table
-    rows = table.verticalHeader().defaultSectionSize()
-    assert table.minimumHeight() >= 8 * rows  # the suspicious-places table shows 8 rows
-
-
 def test_autosave_compares_the_painted_box_and_the_whole_volume_only_after_undo(
     make_napari_viewer, qtbot, monkeypatch
 ):
@@ -263,14 +246,15 @@ def test_voxel_size_field_is_prefilled_shared_and_used(make_napari_viewer, qtbot
     _, segment = viewer.window.add_plugin_dock_widget(*WIDGET)
     _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
     proofread.image_layer.value = image
-    assert segment.voxel_size.widget.value == "" == proofread.voxel_size.widget.value  # unknown
+    assert segment.image_layer.value is image  # one image for both widgets
+    assert segment.voxel_size.widget.value == ""  # unknown
     calibrated = viewer.add_image(np.zeros((3, 32, 32), np.uint8), name="sstem", scale=(50, 4, 4))
     segment.image_layer.value = calibrated
     assert segment.voxel_size.widget.value == "50 4 4"  # from the file's scale
 
     segment.image_layer.value = image
     segment.voxel_size.widget.value = "10, 10 10"
-    assert proofread.voxel_size.widget.value == "10 10 10"  # one session, both widgets
+    assert proofread.viewer_session.voxel_size(image) == (10.0, 10.0, 10.0)  # one session
     assert "10 10 10" in segment.status.value
     assert image.scale.tolist() == [1, 1, 1]  # the display is left alone
     segment.voxel_size.widget.value = "10 10"

@@ -123,16 +123,16 @@ def test_find_and_walk_through_suspicious_places(proofread, qtbot):
     swapped = data.copy()
     swapped[3][data[3] == a], swapped[3][data[3] == b] = b, a  # a planted id swap
     labels.data = swapped
-    widget.buttons["find"].native.click()
+    widget.worklist.find_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert widget.table.rowCount() == len(widget.suspicious) > 0
     top = {(s.obj, s.z) for s in widget.suspicious[:4]}
     assert {(a, 3), (b, 3)} & top
     assert "labels suspicion" in viewer.layers
-    widget.buttons["next"].native.click()
+    widget.worklist.next_button.native.click()
     first = widget.suspicious[0]
     assert viewer.dims.current_step[0] == first.z and widget.object.value == first.obj
-    ring = viewer.layers["suspicious object"]  # the object meant is ringed ...
+    ring = viewer.layers["worklist place"]  # the object meant is ringed ...
     np.testing.assert_allclose(ring.data[0], [first.z, *first.centroid])
     assert viewer.layers.selection.active is labels  # ... and the paint tools stay at hand
 
@@ -146,7 +146,7 @@ def test_a_corrected_slice_is_not_ranked_suspicious_again(proofread, qtbot):
     labels.data = swapped
     viewer.dims.set_current_step(0, 3)
     widget.buttons["reference"].native.click()  # the user vouches for slice 3
-    widget.buttons["find"].native.click()
+    widget.worklist.find_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert all(s.z != 3 for s in widget.suspicious)
 
@@ -238,28 +238,3 @@ def test_segment_widget_propagation_keeps_locked_objects_and_hand_edits(proofrea
     assert (after != data).any()  # the propagation did change the unprotected objects
     assert "hand-edited slices kept: [4]" in segmenter.status.value
     assert 2 in widget.session.reference_slices  # one session for both widgets
-
-
-def test_adapt_to_corrections_saves_a_checked_model_that_later_runs_use(
-    proofread, qtbot, tmp_path, monkeypatch
-):
-    from napari_emseg.inference.loading import load_network
-    from napari_emseg.models.cards import get_card
-
-    viewer, widget, labels, _ = proofread
-    monkeypatch.setattr(
-        "napari_emseg._widgets.proofread_widget.adapted_card_path",
-        lambda _layer: tmp_path / "em-adapted.json",
-    )
-    session = widget.viewer_session
-    session.model, session.adapt_steps = "unet-w0.1875-isbi", 2  # a quick base, two steps
-    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
-    viewer.dims.set_current_step(0, 3)
-    widget.buttons["adapt"].native.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
-    card = tmp_path / "em-adapted.json"
-    assert card.is_file() and "adapted to slices [3]" in widget.status.value
-    load_network(get_card(card))  # sha256-checked weights that load
-    assert session.model == str(card) and segmenter.model.value == str(card)
-    membrane = viewer.layers["em membrane"].data
-    assert membrane.shape == labels.data.shape and membrane.dtype == np.float32

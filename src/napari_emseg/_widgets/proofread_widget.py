@@ -1,8 +1,8 @@
-"""The "Proofread" dock widget: object tools, targeted repropagation and error finding.
+"""The "Proofread" dock widget: object tools, targeted repropagation, the worklist, Adapt.
 
 Every edit goes through napari's undoable ``data_setitem`` (Ctrl+Z undoes a whole merge, split
-or repropagation); locked objects and slices edited by hand are never changed by a
-repropagation; long work runs in a worker with progress and Cancel.
+or repropagation); locked objects (outlined in white) and slices edited by hand are never
+changed by a repropagation; long work runs in the viewer's one worker with progress and Cancel.
 """
 
 from pathlib import Path
@@ -10,27 +10,30 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels, Points
-from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFileDialog
 
-from napari_emseg._widgets.base import DockWidget, camera_of
+from napari_emseg._widgets.base import DockWidget, camera_of, row, show_layer
 from napari_emseg._widgets.layers import (
     apply_as_undoable_edit,
     choices_of,
+    helper_space,
     same_space_as,
+    stack_indices,
     stack_of,
 )
+from napari_emseg._widgets.overlays import show_locked
+from napari_emseg._widgets.segment_widget import describe_run, tracing_combo
 from napari_emseg._widgets.shortcuts import bind_shortcuts
 from napari_emseg._widgets.viewer_session import LayerSession
-from napari_emseg._widgets.voxel_field import VoxelSizeField
+from napari_emseg._widgets.worklist import Worklist
 from napari_emseg.proofreading import (
     ProofreadingSession,
     delete_object,
-    find_suspicious,
     merge_objects,
     next_free_id,
     object_extent,
     split_object,
-    suspicion_map,
 )
 
 SEED_LAYER = "split seeds"
@@ -46,91 +49,114 @@ def adapted_card_path(image_layer) -> Path:
     return folder / f"{image_layer.name}-adapted-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
 
-MARK_LAYER = "suspicious object"
-
-
 class ProofreadWidget(DockWidget):
-    """Correct a segmentation object by object and find where it is wrong."""
+    """Correct a segmentation object by object and work through where it is wrong."""
+
+    grows = True  # spare height shows more of the worklist
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.suspicious: list = []
-        self._next_index = 0
         self._watched: Labels | None = None
         self._layer_session: LayerSession | None = None
 
-        self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
-        self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
-        self.voxel_size = VoxelSizeField(self.viewer_session, self.image_layer, self._set_status)
-        self.object = SpinBox(label="object", min=0, max=2**31 - 1)
-        self.other = SpinBox(label="merge object", min=0, max=2**31 - 1)
-        self.this_slice_only = CheckBox(text="edits in the current slice only", value=False)
+        self.labels_layer = ComboBox(choices=choices_of(Labels, napari_viewer))
+        self.labels_layer.tooltip = "the labels to proofread (the same in both widgets)"
+        self.image_layer = ComboBox(choices=choices_of(Image, napari_viewer))
+        self.image_layer.tooltip = "the EM image the labels belong to"
+        self.object = SpinBox(min=0, max=2**31 - 1)
+        self.object.tooltip = "the selected object (napari's label)"
+        self.other = SpinBox(min=0, max=2**31 - 1)
+        self.other.tooltip = "the object to merge into the selected one"
+        self.this_slice_only = CheckBox(text="this slice only", value=False)
+        self.this_slice_only.tooltip = "merge and delete in the current slice only"
+        self.references = Label(label="references", value="none")
+        self.references.tooltip = "reference slices, locked objects, worklist places done"
+        self.references.native.setWordWrap(True)
+        self.references.native.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        self.tracing = tracing_combo(self.viewer_session)
         self.buttons = {
             name: PushButton(text=text)
             for name, text in [
                 ("new", "New id"),
-                ("jump", "Jump to"),
-                ("extent", "3D extent"),
+                ("jump", "Jump"),
+                ("extent", "3D"),
                 ("lock", "Lock"),
                 ("delete", "Delete"),
-                ("merge", "Merge into object"),
-                ("seeds", "Split seeds"),
+                ("merge", "Merge"),
+                ("seeds", "Seeds"),
                 ("split", "Split"),
-                ("reference", "Add reference (current z)"),
-                ("repropagate", "Repropagate edited"),
-                ("repropagate_one", "Repropagate object"),
-                ("adapt", "Adapt to corrections"),
-                ("find", "Find suspicious"),
-                ("next", "Next suspicious"),
-                ("export", "TIFF + CSV..."),
+                ("reference", "Add reference"),
+                ("repropagate", "Edited"),
+                ("repropagate_one", "Selected"),
+                ("adapt", "Adapt"),
+                ("export", "TIFF+CSV..."),
                 ("export_zarr", "OME-Zarr..."),
-                ("cancel", "Cancel"),
             ]
         }
-        self.buttons["cancel"].enabled = False
-        self.z_first = SpinBox(label="z from", min=0, max=0)
-        self.z_last = SpinBox(label="z to", min=0, max=0)
-        self.references = Label(value="references: none")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["object", "z", "score", "reason"])
-        self.table.horizontalHeader().setStretchLastSection(True)  # reasons are long
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to_suspicious(row))
+        tips = {
+            "new": "select a new, unused id to paint (Shift+N)",
+            "jump": "centre the selected object (Shift+J)",
+            "extent": "show the selected object alone, with its 3D extent (Shift+X)",
+            "lock": "lock / unlock the selected object: no edit or propagation changes it",
+            "delete": "delete the selected object (Shift+D)",
+            "merge": "merge the object on the left into the selected one (Shift+M: under cursor)",
+            "seeds": "add a points layer: click one seed per part, then Split",
+            "split": "split the selected object at the seeds (Shift+S)",
+            "reference": "make the current slice a reference slice",
+            "repropagate": "carry the objects edited on the reference slices through z (Shift+R)",
+            "repropagate_one": "carry the selected object from the reference slices through z",
+            "adapt": "fine-tune the membrane model in use on the corrected reference slices; "
+            "switches only if it does better on corrections it did not train on",
+            "export": "labels as a Fiji TIFF and a per-object CSV",
+            "export_zarr": "labels and image as OME-Zarr",
+        }
+        for name, tip in tips.items():
+            self.buttons[name].tooltip = tip
+        self.buttons["lock"].native.setCheckable(True)
+        self.z_first = SpinBox(min=0, max=0)
+        self.z_last = SpinBox(min=0, max=0)
+        self.z_first.tooltip = self.z_last.tooltip = "repropagate within these slices"
+        self.worklist = Worklist(self)
+        self.table = self.worklist.table
 
         b = self.buttons
-
-        def row(*widgets, labels: bool = False) -> Container:
-            return Container(widgets=list(widgets), layout="horizontal", labels=labels)
-
+        layers = row(self.labels_layer, self.image_layer)
+        layers.label = "labels"
+        selected = row(self.object, b["new"], b["jump"], b["extent"])
+        selected.label = "object"
+        merge = row(b["lock"], b["delete"], self.other, b["merge"])
+        merge.label = "edit"
+        split = row(b["seeds"], b["split"], self.this_slice_only)
+        split.label = "split"
+        reference = row(b["reference"], self.z_first, self.z_last)
+        reference.label = "reference"
+        repropagate = row(b["repropagate"], b["repropagate_one"], self.tracing)
+        repropagate.label = "propagate"
+        worklist = row(*self.worklist.buttons)
+        worklist.label = "worklist"
         self.container = Container(
             widgets=[
-                self.labels_layer,
-                self.image_layer,
-                self.voxel_size.widget,
-                self.object,
-                row(b["new"], b["jump"], b["extent"]),
-                row(b["lock"], b["delete"]),
-                self.other,
-                row(b["merge"]),
-                row(b["seeds"], b["split"]),
-                self.this_slice_only,
-                row(b["reference"]),
+                layers,
                 self.references,
-                self.z_first,
-                self.z_last,
-                row(b["repropagate"]),
-                row(b["repropagate_one"]),
-                row(b["adapt"]),
-                row(b["find"]),
-                row(b["next"]),
-                row(b["export"], b["export_zarr"]),
-                b["cancel"],
-                self.status,
+                selected,
+                merge,
+                split,
+                reference,
+                repropagate,
+                worklist,
             ]
         )
-        rows = self.table.verticalHeader().defaultSectionSize()
-        header = self.table.horizontalHeader().sizeHint().height()
-        self.table.setMinimumHeight(header + 8 * rows + 4)  # at least 8 suspicious places
-        self._scrolling_layout(self.container, self.table)
+        tail = Container(
+            widgets=[
+                row(b["adapt"], b["export"], b["export_zarr"]),
+                row(self.cancel_button),
+                self.status,
+            ],
+            labels=False,
+        )
+        tail.margins = (4, 0, 4, 2)
+        self._scrolling_layout(self.container, self.table, tail.native, grow=self.table)
+        self.actions = [*b.values(), *self.worklist.buttons]
 
         actions = {
             "new": self.new_id,
@@ -145,21 +171,22 @@ class ProofreadWidget(DockWidget):
             "repropagate": self.repropagate_edited,
             "repropagate_one": self.repropagate_selected,
             "adapt": self.adapt_to_corrections,
-            "find": self.find_suspicious,
-            "next": self.next_suspicious,
             "export": self._export_clicked,
             "export_zarr": self._export_zarr_clicked,
-            "cancel": self.runner.cancel,
         }
         for name, action in actions.items():
             b[name].changed.connect(lambda _value=None, run=action: run())
-        self.labels_layer.changed.connect(self._watch)
+        self.labels_layer.changed.connect(self._labels_chosen)
+        self.image_layer.changed.connect(self._image_chosen)
         self.object.changed.connect(self._object_changed)
+        session = self.viewer_session
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
-        bind_shortcuts(napari_viewer, self)
-        self.viewer_session.proofread_widget = self
-        self.viewer_session.references_changed.connect(self._show_references)
+            self._connect(event, self._refresh_layers)
+        self._connect(session.references_changed, self._show_references)
+        self._connect(session.layers_chosen, self._show_layers)
+        self._connect(session.choice_changed, self._show_choice)
+        bind_shortcuts(napari_viewer)
+        session.proofread_widget = self
         self._refresh_layers()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -170,11 +197,33 @@ class ProofreadWidget(DockWidget):
             return ProofreadingSession()
         return self._layer_session.session
 
+    @property
+    def suspicious(self) -> list:
+        """The worklist's places (one per object, worth most first)."""
+        return self.worklist.places
+
     def _refresh_layers(self, _event=None) -> None:
         self.labels_layer.reset_choices()
         self.image_layer.reset_choices()
-        self.voxel_size.show()
+        self._show_layers()
+
+    def _labels_chosen(self, layer=None) -> None:
+        if layer is not None:
+            self.viewer_session.choose(labels=layer)
         self._watch(self.labels_layer.value)
+
+    def _image_chosen(self, layer=None) -> None:
+        if layer is not None:
+            self.viewer_session.choose(image=layer)
+
+    def _show_layers(self) -> None:
+        session = self.viewer_session
+        show_layer(self.labels_layer, session.labels)
+        show_layer(self.image_layer, session.image)
+        self._watch(self.labels_layer.value)
+
+    def _show_choice(self) -> None:
+        self.tracing.value = self.viewer_session.tracing
 
     def _watch(self, layer=None) -> None:
         """Follow the chosen labels layer: its selected label and its hand edits."""
@@ -184,20 +233,39 @@ class ProofreadWidget(DockWidget):
             self._watched.events.selected_label.disconnect(self._on_selected_label)
         self._watched = layer
         self._layer_session = None if layer is None else self.viewer_session.layer(layer)
+        self.worklist.places, self.worklist.index = [], None
+        self.table.setRowCount(0)
         if layer is None:
             return
         layer.events.selected_label.connect(self._on_selected_label)
+        self._connections.append((layer.events.selected_label, self._on_selected_label))
         self._show_references(layer)
-        depth = layer.data.shape[0] if layer.data.ndim == 3 else 1
+        depth = stack_of(layer).shape[0]
         for box in (self.z_first, self.z_last):
             box.max = depth - 1
         self.z_last.value = depth - 1
         self.object.value = int(layer.selected_label)
 
     def _show_references(self, layer=None) -> None:
-        if layer is not None and layer is self._watched:
-            shown = self.viewer_session.references(layer) or "none"
-            self.references.value = f"references: {shown}"
+        if layer is None or layer is not self._watched:
+            return
+        session = self.viewer_session.layer(layer)
+        references = self.viewer_session.references(layer)
+        parts = [", ".join(map(str, references)) or "none"]
+        locked = sorted(session.session.locked)
+        parts.append(f"locked: {', '.join(map(str, locked)) or 'none'}")
+        if session.done:
+            parts.append(f"done: {len(session.done)}")
+        self.references.value = " · ".join(parts)
+        self._show_lock_state()
+
+    def _show_lock_state(self) -> None:
+        """The Lock button says and shows whether the selected object is locked."""
+        obj = int(self.object.value)
+        locked = obj != 0 and obj in self.session.locked
+        button = self.buttons["lock"]
+        button.native.setChecked(locked)
+        button.text = "Unlock" if locked else "Lock"
 
     def _on_selected_label(self, _event=None) -> None:
         if self._watched is not None and self.object.value != self._watched.selected_label:
@@ -207,22 +275,27 @@ class ProofreadWidget(DockWidget):
         layer = self.labels_layer.value
         if layer is not None and layer.selected_label != value:
             layer.selected_label = int(value)
+        self._show_lock_state()
 
     def _layer_and_data(self):
+        """The chosen labels layer and its data as a (Z, Y, X) stack."""
         layer = self.labels_layer.value
-        if layer is None or layer.data.ndim != 3:
-            self._set_status("choose a 3D labels layer first")
+        if layer is None or layer.ndim not in (2, 3):
+            self._set_status("choose a 2D or 3D labels layer first")
             return None, None
         return layer, stack_of(layer)
 
     def _current_z(self, layer) -> int:
+        if layer.ndim == 2:
+            return 0
         z = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
         return min(max(z, 0), layer.data.shape[0] - 1)
 
     def _apply_diff(self, layer, diff, message: str) -> None:
         if diff.size:
             with self.viewer_session.layer(layer).tool_edit():
-                layer.data_setitem(diff.indices, diff.values.astype(layer.data.dtype))
+                values = diff.values.astype(layer.data.dtype)
+                layer.data_setitem(stack_indices(layer, diff.indices), values)
         self._set_status(f"{message} ({diff.size} voxels; Ctrl+Z undoes it)")
 
     def _refuse_locked(self, *ids: int) -> bool:
@@ -246,14 +319,14 @@ class ProofreadWidget(DockWidget):
         if layer is None or obj == 0 or not (data == obj).any():
             self._set_status(f"object {obj} is not in the labels")
             return False
-        extent = object_extent(data, obj)
-        centre = list(extent.centroid)
+        centre = list(object_extent(data, obj).centroid)
         if z is not None:
             ys, xs = np.nonzero(data[z] == obj)
             if ys.size:
                 centre = [z, ys.mean(), xs.mean()]
-        world = layer.data_to_world(centre)
-        self.viewer.dims.set_current_step(0, int(round(centre[0])))
+        world = layer.data_to_world(centre[-layer.ndim :])
+        if layer.ndim == 3:
+            self.viewer.dims.set_point(0, float(world[0]))
         camera_of(self.viewer).center = tuple(world[-2:])
         self.object.value = obj
         return True
@@ -276,13 +349,17 @@ class ProofreadWidget(DockWidget):
         return True
 
     def toggle_lock(self) -> bool:
+        """Lock or unlock the selected object; locked objects are outlined in white."""
+        layer = self.labels_layer.value
         obj = int(self.object.value)
-        if obj == 0:
+        if layer is None or obj == 0:
+            self._show_lock_state()
+            self._set_status("select an object to lock (click it with the colour picker)")
             return False
-        locked = self.session.toggle_lock(obj)
+        locked = self.viewer_session.toggle_lock(layer, obj)
+        show_locked(self.viewer, layer, self.session.locked)
         self._set_status(
-            f"object {obj} {'locked' if locked else 'unlocked'}; locked: "
-            f"{sorted(self.session.locked) or 'none'}"
+            f"object {obj} {'locked: no edit or propagation changes it' if locked else 'unlocked'}"
         )
         return locked
 
@@ -327,15 +404,11 @@ class ProofreadWidget(DockWidget):
             seeds = self.viewer.layers[SEED_LAYER]
         else:
             seeds = self.viewer.add_points(
-                ndim=3,
-                name=SEED_LAYER,
-                **same_space_as(layer),
-                size=8,
-                face_color="yellow",
+                ndim=3, name=SEED_LAYER, **helper_space(layer), size=8, face_color="yellow"
             )
         self.viewer.layers.selection.active = seeds
         seeds.mode = "add"
-        self._set_status("click one seed per part of the object, then 'Split object at seeds'")
+        self._set_status("click one seed per part of the object, then Split")
         return seeds
 
     def split(self) -> bool:
@@ -345,10 +418,10 @@ class ProofreadWidget(DockWidget):
             self._set_status("place split seeds first") if layer is not None else None
             return False
         points = self.viewer.layers[SEED_LAYER]
-        seeds = [
-            tuple(int(round(c)) for c in layer.world_to_data(points.data_to_world(p)))
-            for p in points.data
-        ]
+        seeds = []
+        for point in points.data:
+            coords = layer.world_to_data(points.data_to_world(point))
+            seeds.append(tuple(int(round(c)) for c in (0, *coords)[-3:]))
         membrane = self.viewer_session.membrane_for(self.image_layer.value, data.shape)
         try:
             diff = split_object(data, obj, seeds, membrane=membrane)
@@ -361,22 +434,29 @@ class ProofreadWidget(DockWidget):
         return True
 
     # -- repropagation ----------------------------------------------------------------------
-    def add_reference(self) -> int | None:
+    def add_reference(self, z: int | None = None) -> int | None:
         layer, data = self._layer_and_data()
         if layer is None:
             return None
-        z = self._current_z(layer)
+        z = self._current_z(layer) if z is None else int(z)
         self.viewer_session.add_reference(layer, z)
         self.session.snapshot_reference(data)
         self._set_status(f"slice {z} is a reference: correct it, then repropagate")
         return z
 
+    def _ensure_reference(self, layer) -> None:
+        """No reference yet: the slice painted last, else the one shown."""
+        if not self.session.reference_slices:
+            last = self.viewer_session.layer(layer).last_edited
+            self.viewer_session.add_reference(
+                layer, self._current_z(layer) if last is None else last
+            )
+
     def repropagate_edited(self) -> bool:
         layer, data = self._layer_and_data()
         if layer is None:
             return False
-        if not self.session.reference_slices:
-            self.add_reference()
+        self._ensure_reference(layer)
         changed = self.session.changed_objects(data) - self.session.locked
         if not changed:
             self._set_status("no object changed on the reference slices since the last run")
@@ -388,8 +468,7 @@ class ProofreadWidget(DockWidget):
         obj = int(self.object.value)
         if layer is None or obj == 0 or self._refuse_locked(obj):
             return False
-        if not self.session.reference_slices:
-            self.add_reference()
+        self._ensure_reference(layer)
         return self._repropagate(layer, data, {obj})
 
     def _repropagate(self, layer, data, objects: set[int]) -> bool:
@@ -397,169 +476,113 @@ class ProofreadWidget(DockWidget):
         if image_layer is None or stack_of(image_layer).shape != data.shape:
             self._set_status("choose the image the labels belong to (same shape)")
             return False
+        if data.shape[0] == 1:
+            self._set_status("a single slice: there is nothing to propagate through z")
+            return False
         labels = np.array(data)
         session = self.session
+        refs = sorted(session.reference_slices)
         z_range = (int(self.z_first.value), int(self.z_last.value))
-        if not z_range[0] <= min(session.reference_slices) <= z_range[1]:
+        if not z_range[0] <= min(refs) <= z_range[1]:
             self._set_status(f"z range {z_range} must contain the reference slices")
             return False
         job = self.viewer_session.repropagate_job(
-            image_layer,
-            layer,
-            labels,
-            references=sorted(session.reference_slices),
-            objects=objects,
-            z_range=z_range,
+            image_layer, layer, labels, references=refs, objects=objects, z_range=z_range
         )
 
-        def done(result) -> None:
+        def done(result, notes) -> None:
             with self.viewer_session.layer(layer).tool_edit():
                 changed = apply_as_undoable_edit(layer, result.labels, since=labels)
-            session.snapshot_reference(np.asarray(layer.data))
-            self._set_status(
-                f"repropagated objects {sorted(objects)}: {changed} voxels changed "
-                "(Ctrl+Z undoes it)"
+            session.snapshot_reference(stack_of(layer))
+            if session.locked:
+                show_locked(self.viewer, layer, session.locked)
+            which = f"slice{'s' * (len(refs) > 1)} {', '.join(map(str, refs))}"
+            message = (
+                f"repropagated objects {sorted(objects)} from {which} ({describe_run(result)}): "
+                f"{changed:,} voxels changed (Ctrl+Z undoes it)"
             )
+            self._set_status(self._with_notes(message, [*getattr(result, "notes", []), *notes]))
 
-        if not self._start_job("repropagate", job, done, lambda: self._set_running(False)):
-            return False
-        self._set_running(True)
-        return True
+        return self._start_job("repropagate", job, done)
 
     def adapt_to_corrections(self) -> bool:
-        """Fine-tune the membrane network on the reference slices; later runs use it."""
+        """Fine-tune the membrane model in use on the reference slices; switch to it only when
+        it segments corrections it did not train on better."""
+        from napari_emseg.models.cards import get_card
+
         layer, data = self._layer_and_data()
         image_layer = self.image_layer.value
         if layer is None or image_layer is None or stack_of(image_layer).shape != data.shape:
             self._set_status("choose the image and its labels (same shape) first")
             return False
-        if not self.session.reference_slices:
-            self.add_reference()
-        references = sorted(self.session.reference_slices)
+        model = self.viewer_session.model
+        if not get_card(model).needs_torch:
+            self._set_status(
+                f"{model} is classical: Adapt fine-tunes a network; choose one in the Segment "
+                "widget's model list"
+            )
+            return False
+        self._ensure_reference(layer)
+        references = [z for z in sorted(self.session.reference_slices) if data[z].any()]
+        if not references:
+            self._set_status("the reference slices hold no labels: correct one first")
+            return False
         out = adapted_card_path(image_layer)
         job = self.viewer_session.adapt_job(image_layer, np.array(data), references, out)
 
-        def done(result) -> None:
-            card, membrane = result
-            self.viewer_session.use_model(card)
-            name = f"{image_layer.name} membrane"
-            found = [lay for lay in self.viewer.layers if lay.name == name]
-            if found:
-                found[0].data = membrane
-                self.viewer_session.remember_membrane(image_layer, found[0])
-            else:
-                added = self.viewer.add_image(
-                    membrane, name=name, colormap="magma", blending="additive", opacity=0.4,
-                    visible=False, contrast_limits=(0.0, 1.0), **same_space_as(image_layer),
-                )  # fmt: skip
-                self.viewer_session.remember_membrane(image_layer, added)
+        def done(outcome, notes) -> None:
+            result, membrane = outcome
+            if not result.kept:
+                for path in (result.card, Path(result.card).with_suffix(".pt")):
+                    Path(path).unlink(missing_ok=True)  # a worse model is not kept around
+                self._set_status(self._with_notes(result.message, notes))
+                return
+            self.viewer_session.use_model(result.card)
+            self._replace_membrane(image_layer, membrane)
+            # The map changed: Repropagate edited carries every object of the references.
+            for z in references:
+                self.session.remove_reference(z)
+                self.viewer_session.add_reference(layer, z)
             self.viewer.layers.selection.active = layer
-            self._set_status(
-                f"adapted to slices {references}: saved {card}; Repropagate and Segment use it"
+            message = (
+                f"{result.message}; saved {Path(result.card).name}. Repropagate edited now "
+                "carries every object of the reference slices with the new map"
             )
+            self._set_status(self._with_notes(message, notes))
 
-        if not self._start_job("adapt", job, done, lambda: self._set_running(False)):
-            return False
-        self._set_running(True)
-        return True
+        return self._start_job("adapt", job, done)
 
-    def _set_running(self, running: bool) -> None:
-        for name, button in self.buttons.items():
-            button.enabled = running if name == "cancel" else not running
-
-    # -- finding errors ---------------------------------------------------------------------
-    def find_suspicious(self) -> bool:
-        layer, data = self._layer_and_data()
-        if layer is None:
-            return False
-        labels = np.array(data)
-        membrane = self.viewer_session.membrane_for(self.image_layer.value, data.shape)
-        trusted = self.session.reference_slices | self.session.hand_edited
-
-        def job(progress, cancel):
-            items = find_suspicious(
-                labels, membrane=membrane, trusted_slices=trusted, progress=progress, cancel=cancel
-            )
-            return items, suspicion_map(labels, items)
-
-        def done(result) -> None:
-            self.suspicious, score = result
-            self._next_index = 0
-            self._fill_table()
-            name = f"{layer.name} suspicion"
-            if name in self.viewer.layers:
-                self.viewer.layers[name].data = score
-            else:
-                self.viewer.add_image(
-                    score,
-                    name=name,
-                    **same_space_as(layer),
-                    colormap="red",
-                    blending="additive",
-                    opacity=0.5,
-                    contrast_limits=(0, 1),
-                )
-            self.viewer.layers.selection.active = layer  # keep the paint tools at hand
-            self._set_status(f"{len(self.suspicious)} suspicious places; press Next suspicious")
-
-        end = lambda: self._set_running(False)  # noqa: E731
-        if self._start_job("find suspicious", job, done, end):
-            self._set_running(True)
-            return True
-        return False
-
-    def _fill_table(self) -> None:
-        self.table.setRowCount(len(self.suspicious))
-        for row, item in enumerate(self.suspicious):
-            for col, value in enumerate((item.obj, item.z, f"{item.score:.2f}", item.reason)):
-                self.table.setItem(row, col, QTableWidgetItem(str(value)))
-        self.table.resizeColumnsToContents()
-
-    def go_to_suspicious(self, row: int) -> bool:
-        if not 0 <= row < len(self.suspicious):
-            return False
-        item = self.suspicious[row]
-        self.table.selectRow(row)
-        self.jump_to_object(item.obj, z=item.z)
-        self._mark(item)
-        self._set_status(
-            f"{row + 1}/{len(self.suspicious)}: object {item.obj} at z {item.z}: "
-            f"{item.reason} (score {item.score:.2f})"
-        )
-        return True
-
-    def _mark(self, item) -> None:
-        """Ring the object meant (a point layer), leaving the labels layer active."""
-        layer, data = self._layer_and_data()
-        if layer is None:
+    def _replace_membrane(self, image_layer, membrane: np.ndarray) -> None:
+        name = f"{image_layer.name} membrane"
+        found = [layer for layer in self.viewer.layers if layer.name == name]
+        if found:
+            found[0].data = membrane
+            self.viewer_session.remember_membrane(image_layer, found[0])
             return
-        mask = data[item.z] == item.obj
-        radius = float(np.sqrt(mask.sum() / np.pi)) if mask.any() else 10.0
-        centre = [[item.z, *item.centroid]]
-        if MARK_LAYER in self.viewer.layers:
-            marker = self.viewer.layers[MARK_LAYER]
-            marker.data = centre
-            marker.size = 2 * radius + 12
-        else:
-            marker = self.viewer.add_points(
-                centre,
-                name=MARK_LAYER,
-                ndim=3,
-                **same_space_as(layer),
-                size=2 * radius + 12,
-                face_color="transparent",
-                border_color="red",
-                border_width=0.08,
-            )
-        self.viewer.layers.selection.active = layer  # keep the paint tools at hand
+        added = self.viewer.add_image(
+            membrane, name=name, colormap="magma", blending="additive", opacity=0.4,
+            visible=False, contrast_limits=(0.0, 1.0), **same_space_as(image_layer),
+        )  # fmt: skip
+        self.viewer_session.remember_membrane(image_layer, added)
+
+    # -- the worklist (keys and the npe2 commands call these) ---------------------------------
+    def find_suspicious(self) -> bool:
+        return self.worklist.find()
 
     def next_suspicious(self) -> bool:
-        if not self.suspicious:
-            self._set_status("press Find suspicious first")
-            return False
-        row = self._next_index % len(self.suspicious)
-        self._next_index = row + 1
-        return self.go_to_suspicious(row)
+        return self.worklist.next()
+
+    def previous_suspicious(self) -> bool:
+        return self.worklist.previous()
+
+    def mark_done(self) -> bool:
+        done = self.worklist.mark_done()
+        if self._watched is not None:
+            self._show_references(self._watched)
+        return done
+
+    def go_to_suspicious(self, index: int) -> bool:
+        return self.worklist.go(index)
 
     # -- export ------------------------------------------------------------------------------
     def _export_clicked(self) -> None:
@@ -586,7 +609,7 @@ class ProofreadWidget(DockWidget):
         layer, data = self._layer_and_data()
         if layer is None:
             return []
-        scale = tuple(float(s) for s in layer.scale)[-3:]
+        scale = tuple(float(s) for s in (1.0, *layer.scale))[-3:]
         unit = layer.metadata.get("unit", "nm")
         try:
             tiff = write_labels_tiff(path, data, scale=scale, unit=unit, overwrite=True)
@@ -606,7 +629,7 @@ class ProofreadWidget(DockWidget):
         layer, data = self._layer_and_data()
         if layer is None:
             return None
-        scale = tuple(float(s) for s in layer.scale)[-3:]
+        scale = tuple(float(s) for s in (1.0, *layer.scale))[-3:]
         try:
             image = self.image_layer.value
             image = stack_of(image) if image is not None else None

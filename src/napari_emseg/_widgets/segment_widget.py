@@ -1,7 +1,8 @@
-"""The "Segment and propagate" dock widget: Segment, set reference, Propagate, Export.
+"""The "Segment and propagate" dock widget: Segment, choose the reference, Propagate, Export.
 
 A view over the viewer's :class:`~napari_emseg._widgets.viewer_session.ViewerSession`: the
-model, device and reference slices chosen here are the ones the Proofread widget uses.
+layers, model, device, tracing mode and reference slices chosen here are the ones the
+Proofread widget uses. The reference slice follows the slice the user painted last.
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from qtpy.QtWidgets import QFileDialog
 
 from napari_emseg import pipeline
 from napari_emseg._widgets.autosave import restore_journal
-from napari_emseg._widgets.base import DockWidget
+from napari_emseg._widgets.base import DockWidget, row, show_layer
 from napari_emseg._widgets.layers import (
     apply_as_undoable_edit,
     choices_of,
@@ -23,14 +24,36 @@ from napari_emseg._widgets.layers import (
 from napari_emseg._widgets.voxel_field import VoxelSizeField
 from napari_emseg.proofreading.journal import pending_journals
 
+TRACING_CHOICES = [("Auto", "auto"), ("Sparse", "sparse"), ("Dense", "dense")]
+
+
+def tracing_combo(session) -> ComboBox:
+    """The tracing-mode choice, bound to the session (both widgets show the same)."""
+    combo = ComboBox(label="tracing", choices=TRACING_CHOICES, value=session.tracing)
+    combo.tooltip = (
+        "Sparse: only the objects painted on the reference are carried (a dot or scribble "
+        "grows to its cell first) and unlabelled area stays empty. Dense: every object of "
+        "the reference is carried and new ones fill the rest. Auto: sparse when less than "
+        "half the reference slice is labelled."
+    )
+    combo.changed.connect(lambda mode: setattr(session, "tracing", mode))
+    return combo
+
+
+def describe_run(result) -> str:
+    """Which tracing mode ran, for the status line."""
+    if getattr(result, "sparse", False):
+        return "sparse tracing: only the painted objects, the rest left empty"
+    return "dense: every object of the reference, new ones fill the rest"
+
 
 class SegmentWidget(DockWidget):
     """Segment an EM stack, correct a reference slice, propagate it through z, export.
 
-    Long work runs in a worker thread (progress in napari's activity dock, Cancel leaves every
-    layer as it was). Propagation is applied as one undoable edit of the labels layer; the
-    layer stays editable (napari keeps its undo history) and voxels painted while a job runs
-    keep the painted value.
+    Long work runs in a worker thread (progress in the status line and napari's activity
+    dock; Cancel leaves every layer as it was). Propagation is applied as one undoable edit of
+    the labels layer; the layer stays editable (napari keeps its undo history) and voxels
+    painted while a job runs keep the painted value.
     """
 
     def __init__(self, napari_viewer):
@@ -38,105 +61,128 @@ class SegmentWidget(DockWidget):
         self.session = self.viewer_session
 
         self.image_layer = ComboBox(label="image", choices=choices_of(Image, napari_viewer))
-        self.voxel_size = VoxelSizeField(self.session, self.image_layer, self._set_status)
+        self.voxel_size = VoxelSizeField(
+            self.session, self.image_layer, self._set_status, connect=self._connect
+        )
         self.model = ComboBox(
-            label="model", choices=pipeline.list_models(), value=self.session.model
+            label="model", choices=self._model_choices(), value=self.session.model
         )
-        self.device = ComboBox(
-            label="device", choices=list(pipeline.DEVICE_CHOICES), value=self.session.device
-        )
+        self.model.tooltip = "membrane model (from the model registry; adapted models join)"
+        self.device = ComboBox(choices=list(pipeline.DEVICE_CHOICES), value=self.session.device)
+        self.device.tooltip = "where networks run: auto = CUDA, then Apple MPS, then the CPU"
         self.segment_button = PushButton(text="Segment")
         self.labels_layer = ComboBox(label="labels", choices=choices_of(Labels, napari_viewer))
-        self.ref_slice = SpinBox(label="reference slice", min=0, max=0)
-        self.set_ref_button = PushButton(text="Set reference slice (current z)")
-        self.method = ComboBox(
-            label="propagation", choices=pipeline.list_methods(), value=pipeline.default_method()
-        )
+        self.ref_slice = SpinBox(min=0, max=0)
+        self.ref_slice.tooltip = "the slice to propagate from: follows the slice you paint"
+        self.set_ref_button = PushButton(text="Use current z")
+        self.tracing = tracing_combo(self.session)
+        self.method = ComboBox(choices=pipeline.list_methods(), value=pipeline.default_method())
+        self.method.tooltip = "the propagation method"
         self.propagate_button = PushButton(text="Propagate")
-        self.export_button = PushButton(text="Export labels...")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.export_button = PushButton(text="Export...")
+        self.export_button.tooltip = "write the labels as a Fiji-compatible TIFF"
         self.restore_button = PushButton(text="Restore autosaved session", visible=False)
         self.discard_button = PushButton(text="Discard autosaved session", visible=False)
+        run_row = row(self.device, self.segment_button)
+        run_row.label = "device"
+        ref_row = row(self.ref_slice, self.set_ref_button)
+        ref_row.label = "reference"
+        tracing_row = row(self.tracing, self.method)
+        tracing_row.label = "tracing"
         self.container = Container(
             widgets=[
                 self.image_layer,
                 self.voxel_size.widget,
                 self.model,
-                self.device,
-                self.segment_button,
+                run_row,
                 self.labels_layer,
-                self.ref_slice,
-                self.set_ref_button,
-                self.method,
-                self.propagate_button,
-                self.export_button,
-                self.cancel_button,
+                ref_row,
+                tracing_row,
+                row(self.propagate_button, self.export_button, self.cancel_button),
                 self.status,
                 self.restore_button,
                 self.discard_button,
             ]
         )
         self._scrolling_layout(self.container)
+        self.actions = [self.segment_button, self.propagate_button, self.export_button]
 
         self.segment_button.changed.connect(self.segment)
         self.set_ref_button.changed.connect(self.set_reference_slice)
         self.propagate_button.changed.connect(self.propagate)
         self.export_button.changed.connect(self._export_clicked)
-        self.cancel_button.changed.connect(self.runner.cancel)
         self.model.changed.connect(lambda name: setattr(self.session, "model", name))
         self.device.changed.connect(lambda name: setattr(self.session, "device", name))
-        self.labels_layer.changed.connect(self._update_ref_range)
-        self.session.references_changed.connect(self._show_references)
-        self.session.choice_changed.connect(self._show_choice)
-        self.labels_layer.changed.connect(self._watch_labels)
+        self.labels_layer.changed.connect(self._labels_chosen)
+        self.image_layer.changed.connect(self._image_chosen)
+        self._connect(self.session.references_changed, self._show_references)
+        self._connect(self.session.choice_changed, self._show_choice)
+        self._connect(self.session.layers_chosen, self._show_layers)
+        self._connect(self.session.edited, self._follow_edit)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
-        napari_viewer.layers.events.removed.connect(self._forget_removed)
+            self._connect(event, self._refresh_layers)
+        self._connect(napari_viewer.layers.events.removed, self._forget_removed)
         self._setup_autosave()
         self._refresh_layers()
-        self._watch_labels(self.labels_layer.value)
+        self._labels_chosen(self.labels_layer.value)
+        self._image_chosen(self.image_layer.value)
 
     # -- state -------------------------------------------------------------------------------
+    def _model_choices(self) -> list[str]:
+        return [*pipeline.list_models(), *self.session.user_models]
+
     def _refresh_layers(self, _event=None) -> None:
         self.image_layer.reset_choices()
         self.labels_layer.reset_choices()
         self.voxel_size.show()
+        self._show_layers()
+
+    def _labels_chosen(self, layer=None) -> None:
+        if layer is not None:
+            self.session.choose(labels=layer)
+            self.autosaver.watch(layer)
+        self._update_ref_range()
+
+    def _image_chosen(self, layer=None) -> None:
+        if layer is not None:
+            self.session.choose(image=layer)
+
+    def _show_layers(self) -> None:
+        """Show the session's layers: both widgets work on the same labels and image."""
+        show_layer(self.labels_layer, self.session.labels)
+        show_layer(self.image_layer, self.session.image)
         self._update_ref_range()
 
     def _update_ref_range(self, _value=None) -> None:
         layer = self.labels_layer.value
-        depth = layer.data.shape[0] if layer is not None and layer.data.ndim == 3 else 1
+        depth = stack_of(layer).shape[0] if layer is not None else 1
         self.ref_slice.max = max(depth - 1, 0)
+        if layer is not None:
+            last = self.session.layer(layer).last_edited
+            if last is not None and last < depth:
+                self.ref_slice.value = last
         self._show_references(layer)
 
     def _show_choice(self) -> None:
-        """An adapted model (from Proofread's Adapt) joins the choices and becomes the one used."""
-        self.model.choices = [*pipeline.list_models(), *self.session.user_models]
+        """Show the session's model, device and tracing mode (Adapt may switch the model)."""
+        self.model.choices = self._model_choices()
         self.model.value = self.session.model
         self.device.value = self.session.device
+        self.tracing.value = self.session.tracing
 
     def _show_references(self, layer=None) -> None:
-        """The reference slice shown is the layer's latest one, whichever widget set it."""
+        """The reference shown is the one set last, whichever widget set it."""
         if layer is not None and layer is self.labels_layer.value:
             references = self.session.references(layer)
-            if references and self.ref_slice.value not in references:
+            last = self.session.layer(layer).last_edited
+            if references and last is None and self.ref_slice.value not in references:
                 self.ref_slice.value = references[-1]
 
-    def _set_running(self, running: bool) -> None:
-        for button in (self.segment_button, self.propagate_button, self.export_button):
-            button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _start(self, description: str, job, on_done, on_end=None) -> bool:
-        def end() -> None:
-            self._set_running(False)
-            if on_end is not None:
-                on_end()
-
-        started = self._start_job(description, job, on_done, end)
-        if started:
-            self._set_running(True)
-        return started
+    def _follow_edit(self, layer, z: int) -> None:
+        """The reference slice follows the slice the user painted last."""
+        if layer is self.labels_layer.value and self.ref_slice.value != z:
+            self.ref_slice.value = z
+            self._set_status(f"reference slice {z}: the slice you painted last")
 
     # -- autosave --------------------------------------------------------------------------
     def _setup_autosave(self) -> None:
@@ -151,10 +197,6 @@ class SegmentWidget(DockWidget):
         self.discard_button.changed.connect(self.discard_autosaved)
         journals = self.autosaver  # a clean close of the viewer leaves nothing to restore
         self.destroyed.connect(lambda *_: journals.discard_all())
-
-    def _watch_labels(self, layer=None) -> None:
-        if layer is not None:
-            self.autosaver.watch(layer)
 
     def _forget_removed(self, event) -> None:
         layer = getattr(event, "value", None)
@@ -189,12 +231,15 @@ class SegmentWidget(DockWidget):
         if layer is None:
             self._set_status("add an image layer first (File > Open or the sample data)")
             return False
-        if layer.rgb:
-            self._set_status(f"{layer.name} is RGB; convert it to a single-channel stack")
+        if layer.rgb or stack_of(layer).ndim != 3:
+            self._set_status(
+                f"{layer.name} is not a grey-level image or stack (shape "
+                f"{tuple(np.shape(layer.data))}): open a single-channel (Z, Y, X) stack"
+            )
             return False
         image = stack_of(layer)
 
-        def done(result) -> None:
+        def done(result, notes) -> None:
             space = same_space_as(layer)
             membrane = self.viewer.add_image(
                 result.membrane,
@@ -210,29 +255,34 @@ class SegmentWidget(DockWidget):
                 result.labels, name=f"{layer.name} labels", opacity=0.5, **space
             )
             self.session.remember_membrane(layer, membrane)
-            self.image_layer.value = layer
-            self.labels_layer.value = labels
+            self.session.choose(labels=labels, image=layer)
             ref = result.ref_slice or 0
             self.ref_slice.value = ref
             self.session.add_reference(labels, ref)
             self.session.layer(labels).session.snapshot_reference(result.labels)
             self.viewer.dims.set_current_step(0, ref)  # show the slice the user should correct
             objects = int(np.count_nonzero(np.unique(result.labels)))
+            if image.shape[0] == 1:
+                advice = "a single slice: correct it in place (nothing to propagate)"
+            else:
+                advice = f"correct slice {ref} (shown) and press Propagate"
             self._set_status(
-                f"segmented {layer.name}: {objects} objects; correct slice {ref} (shown) and "
-                "press Propagate"
+                self._with_notes(f"segmented {layer.name}: {objects} objects; {advice}", notes)
             )
 
-        return self._start("segment", self.session.segment_job(layer, image), done)
+        return self._start_job("segment", self.session.segment_job(layer, image), done)
 
     def set_reference_slice(self, _value=None) -> int | None:
         """Use the z currently shown in the viewer as the reference slice."""
         layer = self.labels_layer.value
-        if layer is None or layer.data.ndim != 3:
-            self._set_status("choose a 3D labels layer first")
+        if layer is None:
+            self._set_status("choose a labels layer first")
             return None
-        z = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
-        z = min(max(z, 0), layer.data.shape[0] - 1)
+        depth = stack_of(layer).shape[0]
+        z = 0
+        if layer.ndim == 3:
+            z = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
+        z = min(max(z, 0), depth - 1)
         self.ref_slice.value = z
         self._set_status(f"reference slice: {z}")
         return z
@@ -241,20 +291,32 @@ class SegmentWidget(DockWidget):
         """Propagate the reference slice up and down (one undoable edit).
 
         Objects locked and slices painted by hand in the Proofread widget are left as they are.
+        Refused, with a message, when the reference slice holds nothing to propagate.
         """
         labels_layer, image_layer = self.labels_layer.value, self.image_layer.value
         if labels_layer is None or image_layer is None:
             self._set_status("choose an image and a labels layer first")
             return False
-        image, labels = stack_of(image_layer), np.array(labels_layer.data)
+        image, labels = stack_of(image_layer), np.array(stack_of(labels_layer))
         if image.shape != labels.shape or labels.ndim != 3:
             self._set_status(
                 f"labels {labels.shape} and image {image.shape} must be the same 3D shape"
             )
             return False
+        if labels.shape[0] == 1:
+            self._set_status("a single slice: there is nothing to propagate through z")
+            return False
         ref = int(self.ref_slice.value)
         layer_session = self.session.layer(labels_layer)
         session = layer_session.session
+        if not labels[ref].any():
+            last = layer_session.last_edited
+            hint = f" (you painted slice {last} last)" if last not in (None, ref) else ""
+            self._set_status(
+                f"slice {ref} holds no object to propagate{hint}: paint the objects on a "
+                "slice and propagate from it (the reference follows the slice you paint)"
+            )
+            return False
         frozen = session.frozen_slices() - {ref}
         # After a propagation from this slice, only what the user corrected there since is
         # propagated again (the objects edited and those they took voxels from).
@@ -272,19 +334,25 @@ class SegmentWidget(DockWidget):
             method=self.method.value,
         )
 
-        def done(result) -> None:
+        def done(result, notes) -> None:
             with layer_session.tool_edit():
                 changed = apply_as_undoable_edit(labels_layer, result.labels, since=labels)
             self.session.add_reference(labels_layer, ref)
-            session.snapshot_reference(np.asarray(labels_layer.data))
+            session.snapshot_reference(stack_of(labels_layer))
             kept = sorted(frozen)
-            which = "all objects" if objects is None else f"objects {sorted(objects)}"
-            self._set_status(
-                f"propagated {which} from slice {ref}: {changed} voxels changed "
+            carried = int(np.count_nonzero(np.unique(result.labels[ref])))
+            which = (
+                f"the {carried} objects of slice {ref}"
+                if objects is None
+                else f"objects {sorted(objects)} from slice {ref}"
+            )
+            message = (
+                f"propagated {which} ({describe_run(result)}): {changed:,} voxels changed "
                 "(Ctrl+Z undoes it)" + (f"; hand-edited slices kept: {kept}" if kept else "")
             )
+            self._set_status(self._with_notes(message, [*getattr(result, "notes", []), *notes]))
 
-        return self._start("propagate", job, done)
+        return self._start_job("propagate", job, done)
 
     def _export_clicked(self, _value=None) -> None:
         layer = self.labels_layer.value
@@ -307,7 +375,7 @@ class SegmentWidget(DockWidget):
             self._set_status("choose a labels layer to export")
             return None
         data = np.asarray(layer.data)
-        scale = tuple(float(s) for s in layer.scale)[-3:]
+        scale = tuple(float(s) for s in (1.0, *layer.scale))[-3:]
         try:
             written = write_labels_tiff(
                 path, data, scale=scale, unit=layer.metadata.get("unit", "nm"), overwrite=True

@@ -1,10 +1,12 @@
 """One session per napari viewer: the state both dock widgets show and change.
 
-It owns the membrane model and device the user chose, the proofreading session of every labels
-layer (reference slices, locked objects, slices painted by hand), the membrane map Segment made
-for each image, and autosave. The widgets are views over it: a choice made in one is what the
-other uses. Engine work goes through :mod:`napari_emseg.pipeline` only. Nothing is global: a
-session lives as long as its viewer.
+It owns the membrane model, device and tracing mode the user chose, the labels and image
+layers both widgets work on, the proofreading session of every labels layer (reference
+slices, locked objects, slices painted by hand, the slice edited last), the membrane map
+Segment made for each image, autosave, and the viewer's one job runner. The widgets are views
+over it: a choice made in one is what the other shows and uses. Engine work goes through
+:mod:`napari_emseg.pipeline` only. Nothing is global: a session lives as long as its viewer,
+and closing the viewer cancels and joins its job.
 """
 
 from __future__ import annotations
@@ -16,11 +18,17 @@ from weakref import WeakKeyDictionary
 import numpy as np
 from napari.layers import Image, Labels
 from psygnal import Signal
+from qtpy.QtCore import QEvent, QObject
 
 from napari_emseg import pipeline
 from napari_emseg._progress import stage_progress
 from napari_emseg._widgets.autosave import Autosaver
+from napari_emseg._widgets.layers import is_helper, stack_of
+from napari_emseg._widgets.runner import JobRunner
 from napari_emseg.proofreading import ProofreadingSession
+
+# The tracing modes a user chooses from, and what the facade's ``sparse=`` gets for each.
+TRACING = {"auto": None, "sparse": True, "dense": False}
 
 
 def painted_slices(atoms) -> set[int]:
@@ -40,16 +48,33 @@ def painted_slices(atoms) -> set[int]:
 
 
 class LayerSession:
-    """A labels layer's :class:`ProofreadingSession`, fed with the slices painted by hand."""
+    """A labels layer's :class:`ProofreadingSession`, fed with the slices painted by hand.
 
-    def __init__(self, layer: Labels):
+    ``last_edited`` is the slice the user painted last (None before any edit); ``on_edit``
+    is called with it after every hand edit.
+    """
+
+    def __init__(self, layer: Labels, on_edit=None):
         self.session = ProofreadingSession()
+        self.last_edited: int | None = None
+        self.done: set[int] = set()  # worklist objects the user marked done
+        self._on_edit = on_edit
         self._quiet = 0
         layer.events.paint.connect(self._on_paint)
 
     def _on_paint(self, event) -> None:
-        if not self._quiet and getattr(event.source, "ndim", 3) == 3:
-            self.session.mark_edited(painted_slices(getattr(event, "value", None)))
+        if self._quiet:
+            return
+        if getattr(event.source, "ndim", 3) == 2:
+            slices = {0}  # a 2D layer is a one-slice stack
+        else:
+            slices = painted_slices(getattr(event, "value", None))
+        if not slices:
+            return
+        self.session.mark_edited(slices)
+        self.last_edited = max(slices)
+        if self._on_edit is not None:
+            self._on_edit(event.source, self.last_edited)
 
     @contextmanager
     def tool_edit(self):
@@ -64,24 +89,56 @@ class LayerSession:
 class ViewerSession:
     """The per-viewer state behind the Segment and Proofread widgets."""
 
-    #: Emitted with the labels layer whose reference slices changed.
+    #: Emitted with the labels layer whose reference slices or locked objects changed.
     references_changed = Signal(object)
-    #: Emitted when the model or device choice changes.
+    #: Emitted when the model, device or tracing mode changes.
     choice_changed = Signal()
     #: Emitted with the image layer whose voxel size was typed.
     voxel_size_changed = Signal(object)
+    #: Emitted when the labels or image layer both widgets work on changes.
+    layers_chosen = Signal()
+    #: Emitted with (labels layer, z) after the user painted slice z by hand.
+    edited = Signal(object, int)
 
     def __init__(self, viewer):
         self.viewer = viewer
         self._model = pipeline.list_models()[0]
         self._device = "auto"
+        self._tracing = "auto"
+        self._labels = None  # weak references to the chosen layers
+        self._image = None
         self._layers: WeakKeyDictionary[Labels, LayerSession] = WeakKeyDictionary()
         self._membranes: WeakKeyDictionary[Image, Image] = WeakKeyDictionary()
         self._voxel_sizes: WeakKeyDictionary[Image, tuple | None] = WeakKeyDictionary()
         self.autosaver = Autosaver()
+        self.runner = JobRunner()
         self._proofread = None
+        self._window_watcher = None
         self.user_models: list[str] = []  # cards made by Adapt in this session
         self.adapt_steps: int | None = None  # None: adapt's own default
+        self._hook_viewer_close()
+        viewer.layers.selection.events.active.connect(self._follow_active)
+
+    # -- closing ------------------------------------------------------------------------------
+    def _hook_viewer_close(self) -> None:
+        """Cancel and join the running job when the application quits (the main window's
+        close is watched by :meth:`watch_window`, once a widget is docked in it)."""
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.runner.shutdown)
+
+    def watch_window(self, window) -> None:
+        """Shut the job down when the viewer's main window closes (is hidden, not minimised:
+        a close the user confirmed, or ``viewer.close()``)."""
+        if self._window_watcher is None and window is not None:
+            self._window_watcher = _CloseWatcher(self.runner.shutdown, parent=window)
+            window.installEventFilter(self._window_watcher)
+
+    def shutdown(self) -> None:
+        """Cancel and join the running job (a widget or the viewer is closing)."""
+        self.runner.shutdown()
 
     @property
     def proofread_widget(self):
@@ -99,6 +156,10 @@ class ViewerSession:
 
     @model.setter
     def model(self, name: str) -> None:
+        """A registered name or a card's path (listed with the others from then on)."""
+        name = str(name)
+        if name not in pipeline.list_models() and name not in self.user_models:
+            self.user_models.append(name)
         if name != self._model:
             self._model = name
             self.choice_changed.emit()
@@ -113,11 +174,66 @@ class ViewerSession:
             self._device = name
             self.choice_changed.emit()
 
-    # -- layers -------------------------------------------------------------------------------
+    @property
+    def tracing(self) -> str:
+        """``"auto"`` (from the reference's coverage), ``"sparse"`` or ``"dense"``."""
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, mode: str) -> None:
+        if mode not in TRACING:
+            raise ValueError(f"tracing mode must be one of {', '.join(TRACING)}, got {mode!r}")
+        if mode != self._tracing:
+            self._tracing = mode
+            self.choice_changed.emit()
+
+    # -- the layers both widgets work on -----------------------------------------------------------
+    @property
+    def labels(self) -> Labels | None:
+        layer = self._labels() if self._labels is not None else None
+        return layer if layer is not None and layer in self.viewer.layers else None
+
+    @property
+    def image(self) -> Image | None:
+        layer = self._image() if self._image is not None else None
+        return layer if layer is not None and layer in self.viewer.layers else None
+
+    def choose(self, *, labels=None, image=None) -> None:
+        """Make these the layers both widgets work on (None leaves a choice as it is)."""
+        changed = False
+        if labels is not None and labels is not self.labels:
+            self._labels = weakref.ref(labels)
+            self.layer(labels)  # start following its hand edits now
+            changed = True
+            if image is None and not self._fits(self.image, labels):
+                image = self._image_for(labels)
+        if image is not None and image is not self.image:
+            self._image = weakref.ref(image)
+            changed = True
+        if changed:
+            self.layers_chosen.emit()
+
+    @staticmethod
+    def _fits(image, labels) -> bool:
+        return image is not None and stack_of(image).shape == stack_of(labels).shape
+
+    def _image_for(self, labels) -> Image | None:
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and not is_helper(layer) and self._fits(layer, labels):
+                return layer
+        return None
+
+    def _follow_active(self, event=None) -> None:
+        """The labels layer the user selects in the layer list is the one both widgets use."""
+        layer = self.viewer.layers.selection.active
+        if isinstance(layer, Labels) and not is_helper(layer):
+            self.choose(labels=layer)
+
+    # -- per labels layer ---------------------------------------------------------------------
     def layer(self, labels: Labels) -> LayerSession:
         """The proofreading session of a labels layer, made on first use."""
         if labels not in self._layers:
-            self._layers[labels] = LayerSession(labels)
+            self._layers[labels] = LayerSession(labels, on_edit=self.edited.emit)
         return self._layers[labels]
 
     def add_reference(self, labels: Labels, z: int) -> None:
@@ -126,6 +242,11 @@ class ViewerSession:
 
     def references(self, labels: Labels | None) -> list[int]:
         return [] if labels is None else sorted(self.layer(labels).session.reference_slices)
+
+    def toggle_lock(self, labels: Labels, obj: int) -> bool:
+        locked = self.layer(labels).session.toggle_lock(obj)
+        self.references_changed.emit(labels)
+        return locked
 
     def remember_membrane(self, image: Image, membrane: Image) -> None:
         self._membranes[image] = membrane
@@ -142,7 +263,7 @@ class ViewerSession:
             membrane = by_name[0] if by_name else None
         if membrane is None:
             return None
-        data = np.asarray(membrane.data)
+        data = stack_of(membrane)
         return data if data.shape == tuple(shape) else None
 
     def set_voxel_size(self, image: Image, size: tuple[float, float, float] | None) -> None:
@@ -170,7 +291,7 @@ class ViewerSession:
             scale = (1.0, *scale)
         return None if all(s == 1.0 for s in scale) else scale  # type: ignore[return-value]
 
-    # -- engine jobs: callables taking (progress, cancel), run by a widget's JobRunner ------------
+    # -- engine jobs: callables taking (progress, cancel), run by the viewer's runner -------------
     def segment_job(self, image: Image, data: np.ndarray):
         model, device, voxel = self.model, self.device, self.voxel_size(image)
 
@@ -198,13 +319,15 @@ class ViewerSession:
         z_range: tuple[int, int] | None = None,
         method: str | None = None,
     ):
-        """Propagation from the reference slices that keeps locked objects and hand edits."""
+        """Propagation from the reference slices that keeps locked objects and hand edits,
+        in the tracing mode chosen (``Propagation.sparse`` says which ran)."""
         session = self.layer(labels_layer).session
-        array = np.asarray(image.data[0] if getattr(image, "multiscale", False) else image.data)
+        array = stack_of(image)
         membrane = self.membrane_for(image, labels.shape)
         frozen = session.frozen_slices() if frozen is None else frozen
         locked = set(session.locked)
         model, device, voxel = self.model, self.device, self.voxel_size(image)
+        sparse = TRACING[self.tracing]
 
         def job(progress, cancel):
             return pipeline.repropagate(
@@ -220,6 +343,7 @@ class ViewerSession:
                 model=model,
                 device=device,
                 voxel_size=voxel,
+                sparse=sparse,
                 progress=progress,
                 cancel=cancel,
             )
@@ -227,19 +351,20 @@ class ViewerSession:
         return job
 
     def adapt_job(self, image: Image, labels: np.ndarray, references: list[int], out):
-        """Fine-tune the chosen membrane model on the corrected reference slices, save it as a
-        model card at ``out``, and predict the membrane map again with it."""
-        array = np.asarray(image.data[0] if getattr(image, "multiscale", False) else image.data)
+        """Fine-tune the model in use on the corrected reference slices into a card at
+        ``out``; when it beats the model in use on held-out corrections, predict the
+        membrane map again with it. Returns ``(Adaptation, membrane or None)``."""
+        array = stack_of(image)
         model, device, voxel = self.model, self.device, self.voxel_size(image)
         steps = self.adapt_steps
 
         def job(progress, cancel):
-            card = pipeline.adapt(
+            result = pipeline.adapt(
                 array,
                 labels,
                 references,
                 out=str(out),
-                model=None if model == pipeline.list_models()[0] else model,
+                model=model,
                 device=device,
                 voxel_size=voxel,
                 steps=steps,
@@ -247,15 +372,17 @@ class ViewerSession:
                 progress=stage_progress(progress, 0.0, 0.8, "adapt"),
                 cancel=cancel,
             )
+            if not result.kept:
+                return result, None
             membrane = pipeline.predict_membrane(
                 array,
-                model=str(card),
+                model=str(result.card),
                 device=device,
                 voxel_size=voxel,
                 progress=stage_progress(progress, 0.8, 1.0, "membrane"),
                 cancel=cancel,
             )
-            return card, membrane
+            return result, membrane
 
         return job
 
@@ -264,6 +391,20 @@ class ViewerSession:
         if str(card) not in self.user_models:
             self.user_models.append(str(card))
         self.model = str(card)
+
+
+class _CloseWatcher(QObject):
+    """Calls ``on_close`` when the watched window closes: ``close()`` from code (napari
+    accepts it at once), or a hide after the user's close (minimising hides spontaneously)."""
+
+    def __init__(self, on_close, parent=None):
+        super().__init__(parent)
+        self._on_close = on_close
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Close, QEvent.Hide) and not event.spontaneous():
+            self._on_close()
+        return False
 
 
 _SESSIONS: WeakKeyDictionary = WeakKeyDictionary()

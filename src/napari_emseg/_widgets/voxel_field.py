@@ -42,16 +42,22 @@ def format_voxel_size(size) -> str:
 class VoxelSizeField:
     """A line edit bound to the session's voxel size of the image chosen in a widget."""
 
-    def __init__(self, session, image_choice, report):
+    def __init__(self, session, image_choice, report, *, connect=None):
         self.session = session
         self.image_choice = image_choice
         self.report = report  # shows a one-line error in the widget's status
-        self.widget = LineEdit(label="voxel size (nm)")
+        self.widget = LineEdit(label="voxel (nm)")
         self.widget.native.setPlaceholderText(PLACEHOLDER)
-        self.widget.tooltip = "z y x in nm; from the file when it records one"
+        self.widget.tooltip = (
+            "voxel size z y x in nm, from the file when it records one; empty: unknown "
+            "(4 nm pixels assumed)"
+        )
         self.widget.changed.connect(self._edited)
         image_choice.changed.connect(lambda _value: self.show())
-        session.voxel_size_changed.connect(self._session_changed)
+        # ``connect`` is the owning widget's (disconnected when it closes).
+        (connect or (lambda signal, slot: signal.connect(slot)))(
+            session.voxel_size_changed, self._session_changed
+        )
         self.show()
 
     def show(self) -> None:

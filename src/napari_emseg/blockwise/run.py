@@ -203,9 +203,9 @@ def segment_blockwise(
     scale = tuple(float(s) for s in (scale if scale is not None else found_scale))
     unit_name = ome_unit(unit if unit is not None else found_unit)
     voxel = scale if unit_name == "nanometer" else None
+    grid = BlockGrid(tuple(array.shape), tuple(block_shape), tuple(halo))  # type: ignore[arg-type]
     if voxel is None:  # estimated once, from the middle of the volume, as one run would
         voxel = _estimated_voxel_size(array, model=model, device=device)
-    grid = BlockGrid(tuple(array.shape), tuple(block_shape), tuple(halo))  # type: ignore[arg-type]
     chunks = _chunks(grid.block_shape)
     value_range = intensity_range(array)
     ref_z = array.shape[0] // 2 if ref_slice is None else int(ref_slice)

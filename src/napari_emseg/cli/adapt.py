@@ -6,7 +6,7 @@ For example::
     napari-emseg propagate stack.tif --labels corrected.tif --ref-slice 25 \\
         --model my-model.json -o labels.tif
 
-The handler follows :mod:`napari_emseg.cli.commands`: heavy imports (torch, the engine) happen
+The handler follows :mod:`napari_emseg.cli.common`: heavy imports (torch, the engine) happen
 inside it, problems a user can fix raise :class:`UsageError` (one line, exit 2), and the outputs
 are checked before any work starts.
 """
@@ -17,11 +17,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from napari_emseg.cli.commands import UsageError, _progress_printer
+from napari_emseg.cli.common import (
+    UsageError,
+    add_device_option,
+    add_run_options,
+    add_voxel_size_option,
+    emit,
+)
+from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL
 
 # The defaults of napari_emseg.training.adapt.adapt (kept equal by tests/training/test_adapt.py;
-# importing that module here would load torch for --help).
-DEFAULT_BASE_MODEL = "unet-w0.1875-isbi"
+# importing that module here would load torch for --help). The base is the model in use: the
+# default membrane model unless --model names another.
+DEFAULT_BASE_MODEL = DEFAULT_MEMBRANE_MODEL
 DEFAULT_STEPS = 300
 DEFAULT_TIME_BUDGET_S = 60.0
 
@@ -87,13 +95,29 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget if args.time_budget > 0 else None,
         device=args.device,
         pixel_nm=float(voxel[-1]) if voxel else None,
+        holdout=True,
         source=str(Path(args.input).resolve()),
         command=_recorded_command(),
         overwrite=args.overwrite,
-        progress=_progress_printer(args.quiet),
+        progress=args.progress,
     )
     written = json.loads(card.read_text())
-    print(json.dumps({"card": str(card), "weights": written["weights"], **written["metrics"]}))
+    check = written["validation"]
+    report = {
+        "card": str(card),
+        "weights": written["weights"],
+        "base_model": base.name,
+        **written["metrics"],
+        "scored_on": check["scored_on"],
+        "score_before": check["error_before"],
+        "score_after": check["error_after"],
+        "switched": check["kept"],
+    }
+    emit(args, report)
+    if not args.quiet:
+        verdict = "use it: it" if check["kept"] else f"keep {base.name}: the adapted model"
+        better = "did better" if check["kept"] else "did not do better"
+        print(f"{verdict} {better} on {check['scored_on']}", file=sys.stderr)
     return 0
 
 
@@ -105,7 +129,10 @@ def add_adapt_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         description=(
             "Fine-tune a membrane network on the corrected labels of reference slices (their "
             "boundaries are the targets; label 0 far from every object is ignored) and write "
-            "a model card .json with float16 weights beside it. Use it with --model CARD.json."
+            "a model card .json with float16 weights beside it. Part of the corrections (the "
+            "last reference slice, or the right part of the only one) is held out of training "
+            "and segmented with both networks: the JSON line says both errors and whether to "
+            "switch. Use it with --model CARD.json."
         ),
     )
     p.add_argument("input", help="the EM stack: TIFF, folder of slices, file.h5[:dataset], Zarr")
@@ -118,13 +145,13 @@ def add_adapt_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
     p.add_argument(
         "--ref-slice", type=int, nargs="+", required=True, metavar="Z", help="corrected slices"
     )
-    p.add_argument("-o", "--output", required=True, help="model card .json to write (and .pt)")
+    add_run_options(p, output_help="model card .json to write (and .pt)")
     p.add_argument(
         "--model",
         default=None,
         metavar="BASE",
-        help="membrane network to start from: a registered name or a card .json "
-        f"(default: {DEFAULT_BASE_MODEL}, the fastest to adapt)",
+        help="the membrane network to fine-tune (the one you use): a registered name or a "
+        f"card .json (default: {DEFAULT_BASE_MODEL}, the default model)",
     )
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="most training steps")
     p.add_argument(
@@ -134,20 +161,7 @@ def add_adapt_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         metavar="S",
         help="stop after this many seconds in all, 0 for no limit",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="where the network trains: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps",
-    )
-    p.add_argument(
-        "--voxel-size",
-        type=float,
-        nargs=3,
-        metavar=("Z", "Y", "X"),
-        help="voxel size in nm, written into the card (default: from the file's metadata)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing card")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_device_option(p, what="the network trains")
+    add_voxel_size_option(p, use=", written into the card")
     p.set_defaults(run=_cmd_adapt)
     return p

@@ -1,18 +1,24 @@
 """``simulate-proofreading``: count the edits a simulated proofreader needs (issue #16).
 
-The handler follows :mod:`napari_emseg.cli.commands`: heavy imports happen inside it (so
-``--help`` stays fast), problems a user can fix raise :class:`UsageError` (one line, exit 2) and
-every output is checked before the long work starts.
+Heavy imports happen inside the handler (so ``--help`` stays fast), problems a user can fix
+raise :class:`~napari_emseg.cli.common.UsageError` (one line, exit 2), every output is checked
+before the long work starts, and the labels and the plot are written all or nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from napari_emseg.cli.commands import UsageError
+from napari_emseg.cli.common import (
+    UsageError,
+    add_device_option,
+    add_model_option,
+    add_run_options,
+    add_voxel_size_option,
+    emit,
+)
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -25,7 +31,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib") from err
+        raise UsageError(
+            "--plot needs matplotlib: pip install 'napari-emseg[plot]' (or pip install matplotlib)"
+        ) from err
     return plt
 
 
@@ -117,9 +125,9 @@ def _check_args(args: argparse.Namespace):
         raise UsageError(f"--max-actions {args.max_actions} must be >= 0")
     out = None
     if args.output:
-        from napari_emseg.cli.commands import _check_output
+        from napari_emseg.cli.files import check_output
 
-        out = _check_output(args.output, args.overwrite)
+        out = check_output(args.output, args.overwrite, zarr=True)
     plot = None
     if args.plot:
         from napari_emseg.io.write_checks import check_output_path
@@ -130,13 +138,15 @@ def _check_args(args: argparse.Namespace):
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from napari_emseg.cli.commands import _progress_printer, _read_image
-    from napari_emseg.io import write_labels_tiff
-    from napari_emseg.pipeline import method_options, segment
-    from napari_emseg.proofreading.oracle import simulate_proofreading
+    from napari_emseg.cli.files import read_image, write_labels
+    from napari_emseg.evaluation.oracle import simulate_proofreading
+    from napari_emseg.io.outputs import OutputSet
+    from napari_emseg.pipeline import options_for, segment
 
     out, plot = _check_args(args)
-    volume = _read_image(args.input, args.voxel_size)
+    progress = args.progress
+    progress.stage(f"reading {args.input}")
+    volume = read_image(args.input, args.voxel_size)
     shape = volume.data.shape
     depth = shape[0]
     if args.ref_slice is not None and not 0 <= args.ref_slice < depth:
@@ -144,7 +154,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     gt = _read_ids(args.gt, shape, "ground truth")
     if not gt.any():
         raise UsageError(f"ground truth {args.gt} is 0 everywhere: nothing to score")
-    progress = _progress_printer(args.quiet)
     membrane = _read_membrane(args.membrane, shape) if args.membrane else None
     if args.labels:
         labels = _read_ids(args.labels, shape, "labels")
@@ -171,26 +180,28 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         max_actions=args.max_actions,
         repropagation=not args.no_repropagation,
         method=args.method,
-        method_options=method_options(args.method, voxel_size),
+        method_options=options_for(args.method, voxel_size),
         model=args.model,
         device=args.device,
         progress=progress,
     )
-    if out is not None:
-        write_labels_tiff(
-            out, result.labels, scale=volume.scale, unit=volume.unit, overwrite=args.overwrite
-        )
-    if plot is not None:
-        draw_curves(
-            {Path(args.labels or args.input).name: result.curve()},
-            plot,
-            target_are=args.target_are,
-            title=f"simulated proofreading of {Path(args.input).name}",
-        )
+    with OutputSet() as outputs:
+        if out is not None:
+            write_labels(outputs, out, result.labels, volume)
+        if plot is not None:
+            with outputs.writing(plot) as target:
+                draw_curves(
+                    {Path(args.labels or args.input).name: result.curve()},
+                    target,
+                    target_are=args.target_are,
+                    title=f"simulated proofreading of {Path(args.input).name}",
+                )
+        outputs.commit()
     report = summary(result, out)
     if args.json:
-        print(json.dumps(report))
+        emit(args, report)
     else:
+        progress.end_line()
         for key in ("initial_are", "final_are", "reached", "stop_reason", "actions"):
             print(f"{key:<16} {report[key]}")
         print(f"{'engine_seconds':<16} {report['engine_seconds']}")
@@ -199,7 +210,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def add_simulate_parser(sub) -> argparse.ArgumentParser:
     """Add ``simulate-proofreading`` to the CLI's subcommands."""
-    from napari_emseg.pipeline import DEVICE_CHOICES, default_method, list_methods
+    from napari_emseg.pipeline import default_method, list_methods
 
     p = sub.add_parser(
         "simulate-proofreading",
@@ -223,36 +234,29 @@ def add_simulate_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--target-are", type=float, default=0.05, help="stop at this ARE")
     p.add_argument("--max-actions", type=int, default=200, help="stop after this many edits")
+    widget_method = default_method(interactive=True)
     p.add_argument(
         "--method",
-        default=default_method(),
+        default=widget_method,
         choices=list_methods(),
-        help="propagator of the repropagations (the Proofread widget's)",
+        help=f"propagator of the repropagations (default: {widget_method}, the Proofread widget's)",
     )
     p.add_argument(
         "--no-repropagation",
         action="store_true",
         help="never repropagate (a user without the plugin's propagation)",
     )
-    p.add_argument("--membrane", help="membrane probability TIFF (default: predicted)")
+    p.add_argument("--membrane", help="membrane probabilities (default: predicted)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", help="draw ARE against edits into this .png, .pdf or .svg")
-    p.add_argument("-o", "--output", help="write the final labels to this TIFF")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--model", metavar="NAME", help="membrane model (default: the default model)")
     p.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help=f"where networks run: {', '.join(DEVICE_CHOICES)} or cuda:N",
+        "--plot",
+        help="draw ARE against edits into this .png, .pdf or .svg (needs napari-emseg[plot])",
     )
-    p.add_argument(
-        "--voxel-size",
-        type=float,
-        nargs=3,
-        metavar=("Z", "Y", "X"),
-        help="voxel size in nm (default: from the file's metadata)",
+    add_run_options(
+        p, output_help="write the final labels to this .tif or .zarr", output_required=False
     )
+    add_model_option(p)
+    add_device_option(p)
+    add_voxel_size_option(p)
     p.set_defaults(run=_cmd_simulate)
     return p

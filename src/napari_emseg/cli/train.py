@@ -9,18 +9,8 @@ The handlers are ``args.run(args)`` like the other subcommands.
 """
 
 import argparse
-import json
-import shlex
-import sys
-from pathlib import Path
 
-
-def _recorded_command() -> str:
-    """The command line as a user would retype it, for the model card."""
-    program = Path(sys.argv[0]).name
-    if program in ("__main__.py", "-c", ""):
-        program = "napari-emseg"
-    return f"{program} {shlex.join(sys.argv[1:])}"
+from napari_emseg.cli.common import add_device_option, emit, recorded_command
 
 
 def _cmd_train_membrane(args: argparse.Namespace) -> int:
@@ -65,11 +55,10 @@ def _cmd_train_membrane(args: argparse.Namespace) -> int:
         workers=args.workers,
         name=args.name,
         description=args.description or "",
-        command=_recorded_command(),
+        command=recorded_command(),
     )
     result = train_membrane(config)
-    summary = {k: v for k, v in result.items() if k != "history"}
-    print(json.dumps(summary, indent=2))
+    emit(args, {k: v for k, v in result.items() if k != "history"})
     return 0
 
 
@@ -115,16 +104,15 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
         resume=args.resume,
         init_from=args.init_from,
         name=args.name,
-        command=_recorded_command(),
+        command=recorded_command(),
     )
     result = train_propagation(config)
-    print(json.dumps(result, indent=2))
+    emit(args, result)
     return 0
 
 
 def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
     from napari_emseg.models.cards import PROPAGATION_VARIANTS
-    from napari_emseg.pipeline import DEVICE_CHOICES
 
     p = kinds.add_parser(
         "propagation",
@@ -195,7 +183,7 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
         default=0.2,
         help="share of synthetic batches after pretraining",
     )
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_option(p, what="the network trains")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="folder for checkpoints, log and export")
     p.add_argument("--resume", help="checkpoint (last.pt) to continue from")
@@ -213,7 +201,6 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
 def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     """Add ``train membrane`` and ``train propagation``; returns the ``train`` parser."""
     from napari_emseg.models import ARCHITECTURE_CLASSES
-    from napari_emseg.pipeline import DEVICE_CHOICES
 
     train = subparsers.add_parser("train", help="train a network (membrane, propagation)")
     kinds = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
@@ -293,7 +280,7 @@ def add_train_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argum
         help="also score every validation set at these coarser pixel sizes",
     )
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_option(p, what="the network trains")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--workers", type=int, default=0, help="processes that augment batches (use 2+ on a GPU)"

@@ -10,7 +10,7 @@ from napari_emseg.inference.resampling import (
     to_pixel_size,
     work_pixel_nm,
 )
-from napari_emseg.models.cards import ModelCard, get_card
+from napari_emseg.models.cards import ModelCard, default_model, get_card
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.ridge import ridge_membrane
 
@@ -48,7 +48,8 @@ def predict_membrane(
         Raw intensities, any numeric dtype.
     model : str or ModelCard, optional
         A registered model name (see :func:`napari_emseg.models.cards.list_models`) or the path of
-        a model card ``.json``; the default model when omitted.
+        a model card ``.json``; when omitted, the default for the pixel size
+        (:func:`~napari_emseg.models.cards.default_model`).
     device : {"auto", "cpu", "cuda", "mps"}
         Where a network runs; ``auto`` prefers CUDA, then MPS, then the CPU.
     value_range : (float, float), optional
@@ -70,6 +71,8 @@ def predict_membrane(
     >>> prob.shape, bool(prob[0, 16, 8] > 0.5)
     ((1, 32, 32), True)
     """
+    if model is None:  # the nearest shipped card for this pixel size
+        model = default_model(pixel_nm)
     card = model if isinstance(model, ModelCard) else get_card(model)
     image = np.asarray(image)
     squeeze = image.ndim == 2

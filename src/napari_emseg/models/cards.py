@@ -21,8 +21,13 @@ from typing import Any
 CLASSICAL = "classical"
 PROPAGATION_SUFFIX = ".propagation.json"
 PROPAGATION_VARIANTS = ("st", "stl", "stn", "stc")
-# The best held-out score measured so far (docs/membrane.md); "ridge" needs no weights.
-DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-multimodal"
+# The default membrane model: one network for 4-12 nm pixels at the stack's own resolution
+# (docs/results/membrane-native.md); "ridge" needs no weights. Stacks finer than
+# FINE_PIXEL_LIMIT_NM get the 4 nm network instead, which scored higher on 4 nm validation
+# slices: the nearest card by pixel size (default_model).
+DEFAULT_MEMBRANE_MODEL = "fusionnet-w0.375-native"
+FINE_PIXEL_MODEL = "fusionnet-w0.375-multimodal"
+FINE_PIXEL_LIMIT_NM = 5.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,19 @@ def list_models() -> list[str]:
     """Names of the registered membrane models, the default first."""
     others = sorted(name for name in _packaged()[0] if name != DEFAULT_MEMBRANE_MODEL)
     return [DEFAULT_MEMBRANE_MODEL, *others]
+
+
+def default_model(pixel_nm: float | None = None) -> str:
+    """The default membrane model for a stack of this in-plane pixel size (nm).
+
+    Examples
+    --------
+    >>> default_model(10.0), default_model(4.0), default_model(None)
+    ('fusionnet-w0.375-native', 'fusionnet-w0.375-multimodal', 'fusionnet-w0.375-native')
+    """
+    if pixel_nm is not None and float(pixel_nm) < FINE_PIXEL_LIMIT_NM:
+        return FINE_PIXEL_MODEL
+    return DEFAULT_MEMBRANE_MODEL
 
 
 def get_card(name: str | os.PathLike | None) -> ModelCard:

@@ -17,6 +17,11 @@ scored by how badly it breaks that continuity:
 The cues combine as independent evidence: ``1 - prod(1 - cue)``. Everything is computed with
 per-slice bincounts over compact ids, so a 30 x 512 x 512 stack takes about a second without
 membranes.
+
+A proofreader works through objects, not (object, slice) pairs, and a sure error in a speck is
+worth less than a likely one in a large neurite: :func:`rank_places` turns the suspicions into
+a worklist, one :class:`Place` per object ranked by its expected gain (the voxels it would put
+right: score x area, summed over its suspicious slices), shown where that gain is largest.
 """
 
 from __future__ import annotations
@@ -312,8 +317,8 @@ class _Context:
         for other, row in ((z - 1, z - 1), (z + 1, z)):
             if 0 <= row < depth - 1 and not np.isnan(self.iou_next[row, k]):
                 change = self.st.area[z, k] / self.st.area[other, k]
-                sides.append(f"vs z{other}: IoU {self.iou_next[row, k]:.2f}, area x{change:.2g}")
-        return f"changes abruptly ({'; '.join(sides)})"
+                sides.append(f"z{other} IoU {self.iou_next[row, k]:.2f} area x{change:.2g}")
+        return f"abrupt change ({'; '.join(sides)})"
 
     def _split(self, z: int, k: int) -> str:
         return f"in {int(self.st.pieces[z, k])} separate pieces"
@@ -322,16 +327,16 @@ class _Context:
         return f"missing here, present in z{z - 1} and z{z + 1}"
 
     def _lone(self, z: int, k: int) -> str:
-        return "found in this slice only"
+        return "in this slice only"
 
     def _membranes(self, z: int, k: int) -> str:
         assert self.membrane_iou is not None
         sides = [
-            f"IoU {iou[z, k]:.2f} from z{src}"
+            f"z{src} IoU {iou[z, k]:.2f}"
             for iou, src in zip(self.membrane_iou, (z - 1, z + 1), strict=True)
             if not np.isnan(iou[z, k])
         ]
-        return f"disagrees with the membranes ({', '.join(sides)})"
+        return f"off the membranes ({', '.join(sides)})"
 
 
 def suspicion_map(labels: np.ndarray, suspicions: list[Suspicion]) -> np.ndarray:
@@ -368,3 +373,134 @@ def suspicion_map(labels: np.ndarray, suspicions: list[Suspicion]) -> np.ndarray
                 mask = np.logical_or.reduce(near)
                 out[z][mask] = np.maximum(out[z][mask], score)
     return out
+
+
+@dataclass(frozen=True)
+class Place:
+    """One object of the worklist: where to look at it, why, and what fixing it is worth.
+
+    Attributes
+    ----------
+    obj : int
+        The object.
+    z : int
+        The slice where its expected gain is largest (where to look).
+    gain : float
+        Expected pixels put right: score x area, summed over every suspicious slice.
+    score : float
+        How sure the finder is that slice ``z`` is wrong, in [0, 1].
+    area : int
+        What is at stake in slice ``z``: the object's largest area in slices z-1..z+1.
+    reason : str
+        Why slice ``z`` is suspicious, with how many other slices are.
+    centroid : tuple of float
+        (y, x) of the object in slice ``z``.
+    box : tuple of int
+        (y0, x0, y1, x1), the object's box in slice ``z`` (its neighbours' for a gap).
+    slices : tuple of int
+        Every suspicious slice of the object, in order.
+    """
+
+    obj: int
+    z: int
+    gain: float
+    score: float
+    area: int
+    reason: str
+    centroid: tuple[float, float]
+    box: tuple[int, int, int, int]
+    slices: tuple[int, ...]
+
+
+def _areas(labels: np.ndarray, zs: Iterable[int]) -> dict[int, dict[int, int]]:
+    """{z: {id: pixels}} for the given slices and the slices next to them."""
+    near = {r for z in zs for r in (z - 1, z, z + 1) if 0 <= r < labels.shape[0]}
+    out = {}
+    for z in sorted(near):
+        ids, counts = np.unique(labels[z], return_counts=True)
+        out[z] = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    return out
+
+
+def _size_near(areas: dict[int, dict[int, int]], obj: int, z: int) -> int:
+    """What an error of the object in slice z puts at stake: its largest area in z-1..z+1
+    (a slice that lost most of the object is judged by what it should hold)."""
+    return max(areas[r].get(obj, 0) for r in (z - 1, z, z + 1) if r in areas)
+
+
+def _box(labels: np.ndarray, obj: int, z: int) -> tuple[int, int, int, int]:
+    mask = labels[z] == obj
+    if not mask.any():  # a gap: where it lies in the slices around
+        near = [labels[r] == obj for r in (z - 1, z + 1) if 0 <= r < labels.shape[0]]
+        mask = np.logical_or.reduce(near) if near else mask
+    if not mask.any():
+        return (0, 0, *labels.shape[1:])
+    ys, xs = np.nonzero(mask)
+    return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+
+
+def rank_places(
+    labels: np.ndarray,
+    suspicions: Iterable[Suspicion],
+    *,
+    limit: int | None = None,
+    exclude: Iterable[int] = (),
+) -> list[Place]:
+    """The worklist: one :class:`Place` per suspicious object, largest expected gain first.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Z, Y, X)
+        The labels the suspicions were found in.
+    suspicions : iterable of Suspicion
+        From :func:`find_suspicious`.
+    limit : int, optional
+        Keep only the first ones.
+    exclude : iterable of int
+        Objects to leave out (e.g. those the user marked done).
+
+    Examples
+    --------
+    >>> labels = np.zeros((5, 20, 20), np.uint16)
+    >>> labels[:, 2:18, 2:10], labels[:, 2:18, 10:18] = 1, 2
+    >>> labels[:, 0, 0] = 3  # a speck, ...
+    >>> labels[2, 0, 0] = 0  # ... surely wrong: missing from slice 2
+    >>> labels[2, 2:18, 2:8] = 2  # object 2 takes most of object 1 in slice 2
+    >>> [(p.obj, p.z) for p in rank_places(labels, find_suspicious(labels))]
+    [(2, 2), (1, 2), (3, 2)]
+    """
+    labels = np.asarray(labels)
+    skip = {int(o) for o in exclude}
+    by_object: dict[int, list[Suspicion]] = {}
+    for s in suspicions:
+        if s.obj not in skip:
+            by_object.setdefault(s.obj, []).append(s)
+    areas = _areas(labels, {s.z for items in by_object.values() for s in items})
+    ranked = []
+    for obj, items in by_object.items():
+        weighted = [(s.score * _size_near(areas, obj, s.z), s) for s in items]
+        gain = float(sum(w for w, _ in weighted))
+        # Show the slice worth most; of equals, the one where the object looks most broken.
+        best = max(weighted, key=lambda w: (w[0], -areas[w[1].z].get(obj, 0), -w[1].z))[1]
+        ranked.append((gain, best, tuple(sorted(s.z for s in items))))
+    ranked.sort(key=lambda entry: (-entry[0], entry[1].z, entry[1].obj))
+    if limit is not None:
+        ranked = ranked[: max(int(limit), 0)]
+    places = []
+    for gain, best, slices in ranked:
+        others = len(slices) - 1
+        more = f"; +{others} more slice{'s' * (others > 1)}" if others else ""
+        places.append(
+            Place(
+                obj=best.obj,
+                z=best.z,
+                gain=gain,
+                score=best.score,
+                area=_size_near(areas, best.obj, best.z),
+                reason=best.reason + more,
+                centroid=best.centroid,
+                box=_box(labels, best.obj, best.z),
+                slices=slices,
+            )
+        )
+    return places

@@ -1,26 +1,25 @@
 """Export a proofread segmentation: a per-object CSV table and an OME-Zarr image.
 
 Both writes are all-or-nothing: the CSV goes through :func:`napari_emseg.io.atomic.atomic_write`,
-the Zarr store is written to a hidden folder beside the target and renamed into place, so an
-interrupted export never leaves a half-written file where a reader would find it.
+the Zarr store (:func:`napari_emseg.io.ngff.write_ngff`, the CLI's writer too) is written to a
+hidden folder beside the target and renamed into place, so an interrupted export never leaves a
+half-written file where a reader would find it.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 from collections.abc import Sequence
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 
 from napari_emseg.io import InputError
 from napari_emseg.io.atomic import atomic_write
-from napari_emseg.io.ome_zarr import check_zarr_output, ome_unit, partial_path, replace_folder
-from napari_emseg.io.volume import short_error
-from napari_emseg.io.write_checks import check_output_path, check_scale, labels_for_tiff
+from napari_emseg.io.ngff import write_ngff
+from napari_emseg.io.ome_zarr import ome_unit
+from napari_emseg.io.write_checks import check_output_path, check_scale
 from napari_emseg.proofreading.edits import object_table
 
 CSV_COLUMNS = (
@@ -90,15 +89,6 @@ def write_object_csv(
     return out
 
 
-def _ome_unit(unit: str) -> str:
-    name = ome_unit(unit) if unit != "pixel" else None
-    if name is None:
-        raise InputError(
-            f"unit {unit!r} is not a length OME-Zarr knows: use nanometer, micrometer, ..."
-        )
-    return name
-
-
 def write_ome_zarr(
     path: str | os.PathLike[str],
     labels: np.ndarray,
@@ -110,10 +100,11 @@ def write_ome_zarr(
     overwrite: bool = False,
     chunks: tuple[int, int, int] = (1, 256, 256),
 ) -> Path:
-    """Write labels as an OME-NGFF 0.4 image-label, with a multiscale pyramid, via ome-zarr-py.
+    """Write labels as an OME-NGFF 0.4 image-label with a multiscale pyramid (the CLI's writer,
+    :func:`napari_emseg.io.ngff.write_ngff`).
 
-    The labels go to ``labels/<name>`` (an NGFF ``image-label``, nearest-neighbour levels
-    halving y and x until they are under 256 pixels); ``image``, when given, is the EM image
+    The labels go to ``labels/<name>`` (an NGFF ``image-label``, levels keeping every other
+    voxel in y and x until they are under 256 pixels); ``image``, when given, is the EM image
     they belong to, written at the root with its own pyramid, as NGFF readers (napari, Fiji,
     neuroglancer) expect. The store is Zarr format 2 with ``/``-separated chunk keys; ids are
     uint16, or uint32 above 65535.
@@ -152,55 +143,17 @@ def write_ome_zarr(
     >>> read_volume(f"{out}:labels/labels", as_labels=True).scale  # doctest: +SKIP
     (50.0, 4.0, 4.0)
     """
-    import zarr
-    from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_image, write_labels
-
-    out = check_zarr_output(path, overwrite)
-    data = labels_for_tiff(labels)  # same checks and dtype choice as the TIFF export
-    sizes = check_scale(scale)
-    unit_name = _ome_unit(unit)
-    if image is not None and np.shape(image) != data.shape:
-        raise InputError(f"image shape {np.shape(image)} and labels {data.shape} differ")
-    chunk_shape = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, data.shape, strict=True))
-    common = {
-        "axes": "zyx",
-        "fmt": FormatV04(),
-        "scale_factors": pyramid_factors(data.shape),
-        "scale": dict(zip("zyx", sizes, strict=True)),
-        "axes_units": dict.fromkeys("zyx", unit_name),
-        "storage_options": {"chunks": chunk_shape},
-    }
-    tmp = partial_path(out)
-    try:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        if image is not None:
-            write_image(np.asarray(image), root, **common)
-        write_labels(data, root, name=name, scaler=None, **common)
-        replace_folder(tmp, out)
-    except OSError as exc:
+    if ome_unit(unit) is None:  # a proofread export always has a physical size
         raise InputError(
-            f"cannot write {out} ({short_error(exc)}): check free space and permissions"
-        ) from exc
-    finally:
-        with suppress(OSError):
-            shutil.rmtree(tmp)  # only left over when writing failed
-    return out
-
-
-def pyramid_factors(shape: tuple[int, ...], *, smallest: int = 256) -> list[dict[str, int]]:
-    """Downsampling of each pyramid level below full resolution: y and x halve, z stays
-    (EM sections are thick), until the plane is under ``smallest`` pixels.
-
-    Examples
-    --------
-    >>> pyramid_factors((30, 1024, 1024))
-    [{'z': 1, 'y': 2, 'x': 2}, {'z': 1, 'y': 4, 'x': 4}]
-    >>> pyramid_factors((3, 100, 100))
-    []
-    """
-    factors, factor = [], 2
-    while max(shape[-2:]) // factor >= smallest:
-        factors.append({"z": 1, "y": factor, "x": factor})
-        factor *= 2
-    return factors
+            f"unit {unit!r} is not a length OME-Zarr knows: use nanometer, micrometer, ..."
+        )
+    return write_ngff(
+        path,
+        labels=labels,
+        image=image,
+        scale=scale,
+        unit=unit,
+        name=name,
+        chunks=chunks,
+        overwrite=overwrite,
+    )

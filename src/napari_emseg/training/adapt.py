@@ -9,6 +9,10 @@ that ``--model CARD.json`` and :func:`napari_emseg.models.cards.get_card` accept
 Unlabelled pixels: label 0 within ``boundary_px`` of an object is a gap between objects, so it is
 membrane; label 0 farther from every object is ignored by the loss, so a partly labelled slice
 teaches only where the user labelled (docs/adapt.md).
+
+With ``holdout`` part of the corrections is kept out of training and both networks segment it
+(:mod:`~napari_emseg.training.holdout`); the card records both errors and whether the adapted
+network won, which is when a caller should switch to it.
 """
 
 import hashlib
@@ -25,10 +29,11 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg.models.cards import ModelCard, get_card, sha256_of
+from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL, ModelCard, get_card, sha256_of
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.training.augment import AugmentConfig, augment_pair, elastic_field
 from napari_emseg.training.checkpoint import NORMALIZATION, half_state_dict
+from napari_emseg.training.holdout import Holdout, choose_holdout, heldout_error
 
 # Defaults chosen on training data only (gala train block, ISBI slices 0-19): docs/adapt.md.
 DEFAULT_STEPS = 300
@@ -37,9 +42,9 @@ DEFAULT_LR = 1e-3
 DEFAULT_BATCH = 4
 DEFAULT_CROP = 128
 DEFAULT_BOUNDARY_PX = 5.0  # ISBI 2012 membranes are ~5 px thick at the networks' 4 nm
-# Not the default membrane model: it takes 4-5x the FusionNet's steps in the same time, and
-# adapted better in 60 s on the gala train block.
-DEFAULT_BASE_MODEL = "unet-w0.1875-isbi"
+# The network adapted when none is named: the one every command uses by default (a user
+# adapts the model in use; the U-Net took 4-5x the FusionNet's steps in 60 s, docs/adapt.md).
+DEFAULT_BASE_MODEL = DEFAULT_MEMBRANE_MODEL
 WARMUP_STEPS = 10
 # Crops are drawn zoomed by a factor in [1 / SCALE, SCALE], rotated by any angle and mirrored.
 SCALE = 1.25
@@ -220,10 +225,15 @@ def _fine_tune(
     device,
     rng: np.random.Generator,
     name: str,
+    after_s: float,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
 ) -> int:
-    """Train ``net`` in place until ``steps`` or ``train_until`` s after ``started``; the steps."""
+    """Train ``net`` in place until ``steps`` or ``train_until`` s after ``started``; the steps.
+
+    Progress says the steps expected to fit, from the measured step time, and the seconds
+    left including ``after_s`` (the work after training).
+    """
     frozen = [*net.encoders, net.bridge] if decoder_only else []
     for part in frozen:
         part.requires_grad_(False)
@@ -235,6 +245,7 @@ def _fine_tune(
         part.eval()  # a frozen encoder keeps its batch-norm statistics too
     losses: list[float] = []
     step_seconds = 0.0
+    first_step = time.perf_counter()
     while len(losses) < steps:
         elapsed = time.perf_counter() - started
         if elapsed + step_seconds > train_until:
@@ -258,8 +269,20 @@ def _fine_tune(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        step_seconds = time.perf_counter() - tick
-        report(progress, len(losses), steps, f"adapting {name}: loss {np.mean(losses[-20:]):.3f}")
+        now = time.perf_counter()
+        step_seconds = now - tick
+        done = len(losses)
+        # How many steps fit, from the steps measured so far (the first is the slowest).
+        pace = (now - first_step) / done
+        expected = min(steps, done + max(int((train_until - (now - started)) / pace), 0))
+        left = (expected - done) * pace + after_s
+        report(
+            progress,
+            done,
+            expected,
+            f"adapting {name}: step {done} of {'~' * (expected < steps)}{expected}, "
+            f"loss {np.mean(losses[-20:]):.3f}, ~{left:.0f} s left",
+        )
     check_cancel(cancel)
     net.eval()
     return len(losses)
@@ -281,6 +304,7 @@ def adapt(
     boundary_px: float | None = None,
     decoder_only: bool = False,
     pixel_nm: float | None = None,
+    holdout: bool = False,
     source: str | None = None,
     command: str | None = None,
     seed: int = 0,
@@ -301,12 +325,13 @@ def adapt(
     out : path
         The card ``.json`` to write; the float16 weights go beside it as ``.pt``.
     model : str or ModelCard, optional
-        Base network: a registered name or a card path (default :data:`DEFAULT_BASE_MODEL`).
+        Base network: a registered name or a card path (default :data:`DEFAULT_BASE_MODEL`,
+        the default membrane model).
     steps : int
         Most optimiser steps.
     time_budget_s : float or None
-        Wall-clock limit of the whole call (loading, training, saving); training stops early
-        so that it is kept. None: no limit.
+        Wall-clock limit of the whole call (loading, training, scoring, saving); training
+        stops early so that it is kept. None: no limit.
     device : {"auto", "cpu", "cuda", "mps"}
     lr, batch_size, crop : float, int, int
         Peak AdamW learning rate (warm-up, then cosine to 0 over the steps or the time
@@ -318,6 +343,11 @@ def adapt(
         Train only the decoder and head (the encoder and bridge stay as trained).
     pixel_nm : float, optional
         The image's in-plane pixel size: sets the default ``boundary_px``; written into the card.
+    holdout : bool
+        Keep part of the corrections out of training (the last reference slice, or the right
+        part of the only one, :func:`~napari_emseg.training.holdout.choose_holdout`) and
+        segment it with the base and with the adapted network. The card's ``validation``
+        records both errors and ``kept``: whether the adapted network did better.
     source, command : str, optional
         The image file and the command, written into the card.
     seed : int
@@ -325,8 +355,10 @@ def adapt(
     overwrite : bool
         Replace an existing card and weights.
     progress, cancel : callable, optional
-        ``progress(step, steps, message)``; ``cancel()`` polled every step raises
-        :class:`~napari_emseg._progress.Cancelled` (nothing is written).
+        ``progress(step, expected_steps, message)`` after every step (the steps expected to
+        fit the budget, from the measured step time; the message says the seconds left);
+        ``cancel()`` polled every step raises :class:`~napari_emseg._progress.Cancelled`
+        (nothing is written).
 
     Returns
     -------
@@ -347,6 +379,7 @@ def adapt(
     """
     from napari_emseg.inference.devices import resolve_device
     from napari_emseg.inference.loading import load_network
+    from napari_emseg.segmentation.normalization import intensity_range
 
     started = time.perf_counter()
     budget = math.inf if time_budget_s is None else float(time_budget_s)
@@ -360,24 +393,45 @@ def adapt(
     if boundary_px is None:
         boundary_px = default_boundary_px(base, pixel_nm)
 
-    stack = normalize_intensity(image)  # the whole stack, as predict_membrane normalises it
-    images = np.ascontiguousarray(stack[refs], np.float32)
-    pairs = [boundary_targets(labels[z], boundary_px=boundary_px) for z in refs]
+    held = choose_holdout(labels, refs) if holdout else None
+    trained = list(held.trained) if held else refs
+    value_range = intensity_range(image)  # the whole stack's, as predict_membrane uses it
+    stack = normalize_intensity(image, value_range=value_range)
+    images = np.ascontiguousarray(stack[trained], np.float32)
+    pairs = [boundary_targets(labels[z], boundary_px=boundary_px) for z in trained]
     targets = np.stack([t for t, _ in pairs])
     knowns = np.stack([k for _, k in pairs])
+    if held is not None:
+        knowns *= np.stack([held.train_mask(z, labels.shape[1:]) for z in trained])
+
+    def score(card) -> float | None:
+        """The held-out error of a card's map, predicted as every command predicts it."""
+        from napari_emseg.inference.membrane import predict_membrane
+
+        assert held is not None
+        membrane = predict_membrane(
+            image[held.z][None],
+            model=card,
+            device=str(torch_device),
+            value_range=value_range,
+            pixel_nm=pixel_nm,
+            cancel=cancel,
+        )[0]
+        return heldout_error(membrane, labels[held.z], held, pixel_nm=pixel_nm)
 
     net = load_network(base).to(torch_device, memory_format=torch.channels_last)
     tick = time.perf_counter()
+    before = score(base) if held is not None else None
     loss_before = _slice_loss(net, images, targets, knowns, torch_device)
-    # Time kept for the final loss (the same pass again) and for writing the files.
-    reserve = 1.5 * (time.perf_counter() - tick) + 0.5 if math.isfinite(budget) else 0.0
+    # Time kept after training: the final loss and score (the same passes again), the files.
+    after_s = 1.5 * (time.perf_counter() - tick) + 0.5
     done = _fine_tune(
         net,
         images,
         targets,
         knowns,
         steps=steps,
-        train_until=budget - reserve,
+        train_until=budget - after_s if math.isfinite(budget) else math.inf,
         started=started,
         lr=lr,
         batch_size=batch_size,
@@ -386,6 +440,7 @@ def adapt(
         device=torch_device,
         rng=np.random.default_rng(seed),
         name=base.name,
+        after_s=after_s,
         progress=progress,
         cancel=cancel,
     )
@@ -393,14 +448,84 @@ def adapt(
 
     state = half_state_dict(net.state_dict())
     _atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
-    seconds = time.perf_counter() - started
+    card = _card_fields(
+        base,
+        card_path,
+        weights_path,
+        trained=trained,
+        source=source,
+        command=command or f"napari_emseg.training.adapt.adapt(ref_slices={refs})",
+        image=image,
+        pixel_nm=pixel_nm,
+        losses=(loss_before, loss_after),
+        steps_done=done,
+        seconds=time.perf_counter() - started,
+        settings={
+            "steps": steps,
+            "time_budget_s": time_budget_s,
+            "lr": lr,
+            "batch_size": batch_size,
+            "crop": crop,
+            "boundary_px": boundary_px,
+            "decoder_only": decoder_only,
+            "holdout": holdout,
+            "seed": seed,
+            "device": torch_device.type,
+        },
+    )
+    _write_card(card_path, card)
+    if held is not None:
+        check_cancel(cancel)
+        after = score(get_card(card_path))  # the saved float16 weights, as they will run
+        card["validation"] = _validation(held, before, after, trained_steps=done)
+        card["metrics"]["adapt_seconds"] = round(time.perf_counter() - started, 2)
+        _write_card(card_path, card)
+    return card_path
+
+
+def _write_card(path: Path, card: dict) -> None:
+    text = json.dumps(card, indent=2) + "\n"
+    _atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _validation(
+    held: Holdout, before: float | None, after: float | None, *, trained_steps: int
+) -> dict:
+    """The card's record of the held-out comparison (lower error is better); an untrained
+    copy of the base is never kept, whatever float16 rounding does to its score."""
+    kept = trained_steps > 0 and before is not None and after is not None and after < before
+    return {
+        "scored_on": held.describe(),
+        "metric": "adapted Rand error of the map's 2D watershed (labelled pixels)",
+        "error_before": None if before is None else round(before, 5),
+        "error_after": None if after is None else round(after, 5),
+        "kept": kept,
+    }
+
+
+def _card_fields(
+    base: ModelCard,
+    card_path: Path,
+    weights_path: Path,
+    *,
+    trained: list[int],
+    source: str | None,
+    command: str,
+    image: np.ndarray,
+    pixel_nm: float | None,
+    losses: tuple[float, float],
+    steps_done: int,
+    seconds: float,
+    settings: dict,
+) -> dict:
+    """The card of an adapted network: what it is, where it came from, what it scored."""
     where = f" of {source}" if source else ""
-    card = {
+    return {
         "name": card_path.stem,
         "architecture": base.architecture,
         "description": (
-            f"{base.name} adapted on slice{'s' * (len(refs) > 1)} "
-            f"{', '.join(map(str, refs))}{where} ({done} steps, {seconds:.0f} s)"
+            f"{base.name} adapted on slice{'s' * (len(trained) > 1)} "
+            f"{', '.join(map(str, trained))}{where} ({steps_done} steps, {seconds:.0f} s)"
         ),
         "width": float(base.width),
         "depth": int(base.depth),
@@ -409,11 +534,11 @@ def adapt(
         "weights": weights_path.name,
         "sha256": sha256_of(weights_path),
         "base_model": base.name,
-        "training_command": command or f"napari_emseg.training.adapt.adapt(ref_slices={refs})",
+        "training_command": command,
         "metrics": {
-            "adapt_loss_before": round(loss_before, 5),
-            "adapt_loss_after": round(loss_after, 5),
-            "adapt_steps": done,
+            "adapt_loss_before": round(losses[0], 5),
+            "adapt_loss_after": round(losses[1], 5),
+            "adapt_steps": steps_done,
             "adapt_seconds": round(seconds, 2),
         },
         # Provenance; card readers ignore keys that are not ModelCard fields.
@@ -421,21 +546,8 @@ def adapt(
             "base_sha256": base.sha256,
             "image": source,
             "image_shape": list(image.shape),
-            "ref_slices": refs,
-            "ref_slices_sha256": hashlib.sha256(image[refs].tobytes()).hexdigest(),
-            "settings": {
-                "steps": steps,
-                "time_budget_s": time_budget_s,
-                "lr": lr,
-                "batch_size": batch_size,
-                "crop": crop,
-                "boundary_px": boundary_px,
-                "decoder_only": decoder_only,
-                "seed": seed,
-                "device": torch_device.type,
-            },
+            "ref_slices": trained,
+            "ref_slices_sha256": hashlib.sha256(image[trained].tobytes()).hexdigest(),
+            "settings": settings,
         },
     }
-    text = json.dumps(card, indent=2) + "\n"
-    _atomic_write(card_path, lambda tmp: tmp.write_text(text))
-    return card_path

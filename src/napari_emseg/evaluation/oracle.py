@@ -4,12 +4,13 @@ The oracle knows the ground truth. Each round it takes the largest remaining err
 contingency table (by voxels): a *false merge* (a segment holding voxels of a ground-truth
 object other than its dominant one), a *false split* (a ground-truth object's voxels in a
 segment other than its main one) or unlabelled voxels. It goes to the slice where that error is
-largest and fixes it there with the Proofread widget's tools (:mod:`.edits`): a merge of the
-whole object, a split with one seed per ground-truth object or a merge in that slice, and the
-brush (``paint``) where neither helps. Like a user pressing "Add reference slice" and then
-"Repropagate edited", a slice edit makes its slice a reference and the objects it changed are
-carried through z by :func:`.repropagate.repropagate`, with the widget's arguments, over the
-slices the error spans (the widget's z range).
+largest and fixes it there with the Proofread widget's tools
+(:mod:`napari_emseg.proofreading.edits`): a merge of the whole object, a split with one seed per
+ground-truth object or a merge in that slice, and the brush (``paint``) where neither helps.
+Like a user pressing "Add reference slice" and then "Repropagate edited", a slice edit makes its
+slice a reference and the objects it changed are carried through z by
+:func:`napari_emseg.proofreading.repropagate`, with the widget's arguments, over the slices the
+error spans (the widget's z range).
 
 Each edit is chosen as a user judges it on screen: a whole-object merge must lower the error of
 the volume, a slice edit the error of its slice (or keep it and lower the volume's). A
@@ -506,7 +507,8 @@ def simulate_proofreading(
     min_seed_part : int
         Smallest part (voxels of a ground-truth object in the slice) that a split seeds.
     keep_diffs : bool
-        Keep every step's :class:`~.edits.Diff` in :attr:`Step.diff` (to replay or audit them).
+        Keep every step's :class:`~napari_emseg.proofreading.edits.Diff` in :attr:`Step.diff`
+        (to replay or audit them).
     progress : callable, optional
         ``progress(done, max_actions, message)`` after each edit.
 

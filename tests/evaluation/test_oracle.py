@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from napari_emseg.cli.commands import main
+from napari_emseg.cli import main
+from napari_emseg.evaluation.oracle import REPROPAGATE, simulate_proofreading
 from napari_emseg.io import read_volume, write_image_tiff, write_labels_tiff
 from napari_emseg.metrics import adapted_rand_error
-from napari_emseg.proofreading.oracle import REPROPAGATE, simulate_proofreading
 
 
 def three_cells(depth: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,61 @@
+"""The inputs people give: a single 2D image, a 2D labels layer, a file without a voxel size."""
+
+import numpy as np
+import pytest
+import tifffile
+from gui_support import PROOFREAD, SEGMENT, wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def test_a_2d_image_is_a_one_slice_stack_everywhere(
+    make_napari_viewer, small_stack, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(small_stack.image[2], name="em")  # one 2D image
+    _, segment = viewer.window.add_plugin_dock_widget(*SEGMENT)
+    _, proofread = viewer.window.add_plugin_dock_widget(*PROOFREAD)
+    segment.session.model = "ridge"
+    segment.image_layer.value = image
+    segment.segment_button.native.click()
+    wait_idle(qtbot, segment)
+    labels = viewer.layers["em labels"]
+    assert labels.data.shape == (1, 96, 96) and "a single slice" in segment.status.value
+    segment.propagate_button.native.click()  # was: "must be the same 3D shape"
+    assert not segment.busy and "nothing to propagate" in segment.status.value
+
+    drawn = viewer.add_labels(np.zeros((96, 96), np.uint32), name="drawn")  # 2D "new labels"
+    assert proofread.labels_layer.value is drawn
+    drawn.paint((20, 20), 1)
+    drawn.paint((70, 70), 2)
+    proofread.object.value, proofread.other.value = 1, 2
+    proofread.buttons["merge"].native.click()
+    assert set(np.unique(drawn.data).tolist()) == {0, 1}
+    drawn.undo()
+    assert set(np.unique(drawn.data).tolist()) == {0, 1, 2}
+    proofread.worklist.find_button.native.click()
+    wait_idle(qtbot, proofread)
+    assert "no suspicious place" in proofread.status.value
+    written = proofread.export(tmp_path / "drawn.tif")
+    assert tifffile.imread(written[0]).shape[-2:] == (96, 96)
+
+
+def test_a_file_without_a_voxel_size_says_what_it_assumed(
+    make_napari_viewer, small_stack, qtbot, tmp_path
+):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, small_stack.image)  # no voxel size in the file
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(path), plugin="napari-emseg")
+    _, segment = viewer.window.add_plugin_dock_widget(*SEGMENT)
+    assert segment.voxel_size.widget.value == ""  # unknown, and shown so
+    segment.session.model = "ridge"
+    segment.method.value = "watershed"
+    labels = viewer.add_labels(small_stack.labels.copy(), name="labels")
+    segment.ref_slice.value = 2
+    segment.propagate_button.native.click()
+    wait_idle(qtbot, segment)
+    assert "voxels changed" in segment.status.value
+    assert "note: voxel size unknown" in segment.status.value
+    assert "voxel (nm) field" in segment.status.value  # where to give it, in the GUI
+    assert labels.data.shape == image.data.shape
