@@ -5,21 +5,21 @@
 The default membrane model's map of the gala FIB-SEM *train* block (10 nm), agglomerated with
 `napari_emseg.segmentation.supervoxels.membrane_supervoxels` (3D) over a grid of smoothing and
 merge thresholds; the lowest adapted Rand error on this training block sets
-`pipeline.AGGLOMERATION_SIGMA` and `AGGLOMERATION_THRESHOLD`. The held-out test block is
+`propagation.agglomeration.DEFAULT_SIGMA_NM` and `DEFAULT_THRESHOLD`. The held-out test block is
 scored for the chosen setting and its neighbours only (no choice is made on it).
 """
 
-import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 import napari_emseg as em
-from napari_emseg import pipeline
-from napari_emseg.evaluation import describe_machine, gala_block, markdown_table, write_report
-from napari_emseg.metrics import adapted_rand_error
-from napari_emseg.segmentation.supervoxels import membrane_supervoxels
+from napari_emseg.evaluation import describe_machine, gala_block, write_report
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.choices import (
+    agglomeration_grid,
+    agglomeration_table,
+    start_rule_setting,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SIGMAS = (0.5, 1.0, 2.0)
@@ -29,24 +29,11 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 def grid(part: str, settings, data) -> list[tuple[float, float, float, int]]:
     block = gala_block(part, data=data)
     membrane = em.predict_membrane(block.image, voxel_size=block.voxel_size)
-    rows = []
-    for sigma, threshold in settings:
-        sv = membrane_supervoxels(
-            membrane, threshold=threshold, sigma=sigma, voxel_size=block.voxel_size, per_slice=False
-        )
-        rows.append((sigma, threshold, adapted_rand_error(sv, block.gt), len(np.unique(sv))))
-        print(part, rows[-1], flush=True)
-    return rows
-
-
-def table(rows) -> list[str]:
-    cells = [[f"{s:g}", f"{t:g}", f"{a:.3f}", n] for s, t, a, n in rows]
-    return markdown_table(["sigma (px)", "threshold", "ARE", "objects"], cells)
+    return agglomeration_grid(block, settings, membrane=membrane)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser = script_parser(__doc__, data=True)
     parser.add_argument(
         "-o", "--output", type=Path, default=REPO / "docs" / "results" / "agglomeration-choice.md"
     )
@@ -54,9 +41,9 @@ def main() -> None:
     started = time.perf_counter()
     train = grid("train", [(s, t) for s in SIGMAS for t in THRESHOLDS], args.data)
     best = min(train, key=lambda row: row[2])
-    chosen = (pipeline.AGGLOMERATION_SIGMA, pipeline.AGGLOMERATION_THRESHOLD)
+    chosen = start_rule_setting(10.0)  # gala's pixel, nm
     if chosen != best[:2]:
-        print(f"pipeline's {chosen} is not the train block's best {best[:2]}: update it")
+        print(f"the start rule's {chosen} is not the train block's best {best[:2]}: update it")
     nearby = [(best[0], t) for t in THRESHOLDS if abs(t - best[1]) <= 0.1 + 1e-9]
     test = grid("test", nearby, args.data)
     lines = [
@@ -71,14 +58,14 @@ def main() -> None:
         "",
         "## gala FIB-SEM train block (the choice)",
         "",
-        *table(train),
+        *agglomeration_table(train),
         "",
         f"Lowest: sigma {best[0]:g}, threshold {best[1]:g} (ARE {best[2]:.3f}); "
-        f"`pipeline` uses sigma {chosen[0]:g}, threshold {chosen[1]:g}.",
+        f"the start rule uses sigma {chosen[0]:g}, threshold {chosen[1]:g}.",
         "",
         "## gala FIB-SEM test block (held out: the train block's best and its neighbours)",
         "",
-        *table(test),
+        *agglomeration_table(test),
         "",
     ]
     out = write_report(args.output, "\n".join(lines))

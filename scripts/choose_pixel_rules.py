@@ -11,56 +11,28 @@ the learned propagator. The lowest error sets `inference.membrane.predict_membra
 ``resample`` default. ISBI 2012 (4 nm) is unaffected by either choice.
 """
 
-import argparse
-import time
 from pathlib import Path
 
 from napari_emseg import pipeline
-from napari_emseg.evaluation import describe_machine, gala_block, markdown_table, write_report
-from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.metrics import adapted_rand_error, isbi2012_scores
-from napari_emseg.propagation import propagate
+from napari_emseg.evaluation import describe_machine, gala_block, write_report
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.choices import pixel_rule_row, pixel_rule_table
 
 REPO = Path(__file__).resolve().parents[1]
 REF = 25
-# The classical propagator's sizes before they were defined in nm: pixels, whatever the scale.
-PIXEL_RULE = {"erosion": 4.0, "cell_min_size": 50, "newcomer_core": 3.0, "smoothing": 1.0}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--model", default=None, help="membrane model (default: the default)")
     parser.add_argument("--block", default="train", choices=("train", "test"))
     parser.add_argument("-o", "--output", default=str(REPO / "docs/results/pixel-size-choice.md"))
     args = parser.parse_args()
     block = gala_block(args.block, ref=REF)
-    image, gt, voxel = block.image, block.gt, block.voxel_size
-    reference = block.reference(grow=0)  # the ground truth as it is, boundaries 0
-    rows = []
-    for resample in (False, True):
-        started = time.perf_counter()
-        membrane = predict_membrane(image, model=args.model, pixel_nm=voxel[-1], resample=resample)
-        seconds = time.perf_counter() - started
-        vrand = isbi2012_scores(membrane, gt)["vrand"]
-        agglomerated = adapted_rand_error(pipeline.agglomerate(membrane, voxel_size=voxel), gt)
-        runs = {
-            "watershed, sizes in nm": ("watershed", {}),
-            "watershed, sizes in 4 nm px": ("watershed", {"pixel_nm": 4.0, **PIXEL_RULE}),
-            "cconvlstm": ("cconvlstm", {}),
-        }
-        errors = {}
-        for name, (method, options) in runs.items():
-            out = propagate(
-                image, reference, REF, membrane=membrane, method=method, voxel_size=voxel, **options
-            )
-            errors[name] = adapted_rand_error(out, gt)
-            print(resample, name, round(errors[name], 4), flush=True)
-        rows.append((resample, seconds, vrand, agglomerated, errors))
-    write(args, rows)
+    write(args, [pixel_rule_row(block, model=args.model, resample=r) for r in (False, True)])
 
 
 def write(args, rows) -> None:
-    names = list(rows[0][4])
     lines = [
         "# Resampling to the model's pixel size, and sizes in nm: the choice on training data",
         "",
@@ -72,13 +44,7 @@ def write(args, rows) -> None:
         f"ground-truth slice {REF}, supervoxel vote on. Adapted Rand error (lower is better).",
         "",
     ]
-    cells = []
-    for resample, seconds, vrand, agglomerated, errors in rows:
-        label = "resampled to 4 nm and back" if resample else "at the file's 10 nm"
-        scores = [f"{errors[n]:.3f}" for n in names]
-        cells.append([label, f"{seconds:.1f}", f"{vrand:.3f}", f"{agglomerated:.3f}", *scores])
-    header = ["map", "membrane s", "V_rand", "agglomeration ARE", *names]
-    lines += markdown_table(header, cells)
+    lines += pixel_rule_table(rows)
     write_report(args.output, "\n".join(lines) + "\n")
     print(Path(args.output).read_text())
 

@@ -6,71 +6,34 @@
 Needs matplotlib for the figure (``pip install matplotlib``). Held-out data: the gala FIB-SEM
 test block (voxel size 10 nm, reference slice 25) and ISBI 2012 training slices 20-29 (a centred
 256 x 256 crop, reference slice 25 of the stack). The oracle
-(:func:`napari_emseg.evaluation.oracle.simulate_proofreading`) proofreads each start towards
-the ground truth until the adapted Rand error is at most 0.05 or ``--max-actions`` edits:
-
-(a) the automatic segmentation (``segment``: default membrane model, 2D watershed of the middle
-    slice, default automatic propagator);
-(b) propagation from one ground-truth-corrected reference slice (the ground truth of the slice
-    grown 10 px into its boundary, as scripts/evaluate_propagation.py), with ``watershed`` and
-    with ``cconvlstm``;
-(c) the same with a membrane network adapted to the corrected slice, when
-    ``napari_emseg.training.adapt`` exists;
-(d) slice-by-slice 2D watershed of the same membrane map (what ``segment(propagation="none")``
-    returns), proofread without repropagation: a user without this plugin.
-
-A last run times the loop on a synthetic 60 x 250 x 250 stack for 200 edits. The study is
-:mod:`napari_emseg.evaluation.effort`.
+(:func:`napari_emseg.evaluation.oracle.simulate_proofreading`) proofreads each start (a: the
+automatic ``segment``; b: propagation from one ground-truth-corrected slice, with ``watershed``
+and ``cconvlstm``; c: the same with a membrane network adapted to that slice; d: the 2D
+watershed of every slice, no repropagation) towards the ground truth until the adapted Rand
+error is at most 0.05 or ``--max-actions`` edits. A last run times the loop on a synthetic
+60 x 250 x 250 stack for 200 edits. The study is :mod:`napari_emseg.evaluation.effort`.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from napari_emseg.evaluation import (
     describe_machine,
-    gala_block,
+    effort,
     git_commit,
-    isbi_block,
     write_report,
 )
-from napari_emseg.evaluation.effort import (
-    ADAPT_SECONDS,
-    SPEED_ACTIONS,
-    SPEED_SHAPE,
-    TARGET,
-    plot_curves,
-    ranking,
-    reference_line,
-    run_starts,
-    speed_run,
-    stderr_log,
-    table,
-    verdict,
-)
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.effort import ADAPT_SECONDS, SPEED_ACTIONS, TARGET
 from napari_emseg.evaluation.machine import load_average
 from napari_emseg.evaluation.reference import GROW_REFERENCE_PX
-from napari_emseg.metrics import adapted_rand_error
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load(data: Path | None, quick: bool) -> list:
-    gala = gala_block("test", name="gala FIB-SEM medulla, test block (50x100x200)", data=data)
-    isbi = isbi_block(
-        20, 30, name="ISBI 2012, training slices 20-29, centred 256x256 crop", data=data
-    )
-    isbi = isbi.crop(np.s_[:, 128:384, 128:384])
-    if quick:
-        return [b.crop(np.s_[:8, :96, :96], ref=4) for b in (gala, isbi)]
-    return [gala, isbi]
 
 
 def write_doc(path, all_rows, blocks, setup, speed, args, seconds) -> None:
@@ -141,14 +104,14 @@ def write_doc(path, all_rows, blocks, setup, speed, args, seconds) -> None:
         rows = all_rows[block.name]
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in setup[block.name].items())
         lines += [f"## {block.name}", "", f"Setup (not in the table): {steps}.", ""]
-        lines += table(rows)
-        lines += ["", ranking(rows), "", reference_line(rows), ""]
+        lines += effort.table(rows)
+        lines += ["", effort.ranking(rows), "", effort.reference_line(rows), ""]
     lines += ["## Target (issue #16)", ""]
     gala = all_rows[blocks[0].name]
     lines += [
         "On the gala test block, propagation from one corrected slice with the default "
         "propagator (`watershed`) needs at most half the edits of the slice-by-slice baseline to "
-        f"reach ARE <= 0.05: {verdict(gala)}",
+        f"reach ARE <= 0.05: {effort.verdict(gala)}",
         "",
     ]
     r = speed["result"]
@@ -171,8 +134,7 @@ def write_doc(path, all_rows, blocks, setup, speed, args, seconds) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser = script_parser(__doc__, data=True)
     parser.add_argument(
         "--max-actions", type=int, default=300, help="cap of the rows with repropagation"
     )
@@ -186,22 +148,21 @@ def main(argv=None) -> int:
     if importlib.util.find_spec("matplotlib") is None:  # before hours of work, not after
         parser.error("the figure needs matplotlib: pip install matplotlib")
     start = time.perf_counter()
-    blocks = load(args.data, args.quick)
+    blocks = effort.effort_blocks(data=args.data, quick=args.quick)
     caps = {"d": args.baseline_max_actions, "other": args.max_actions}
     all_rows, setup = {}, {}
     for i, block in enumerate(blocks):
-        log = stderr_log(block.name)
-        all_rows[block.name], setup[block.name] = run_starts(block, caps, decide=i == 0, log=log)
+        log = effort.stderr_log(block.name)
+        all_rows[block.name], setup[block.name] = effort.run_starts(
+            block, caps, decide=i == 0, log=log
+        )
     print("speed run", file=sys.stderr, flush=True)
-    speed = speed_run((12, 96, 96) if args.quick else SPEED_SHAPE)
+    speed = effort.speed_run((12, 96, 96) if args.quick else effort.SPEED_SHAPE)
     args.figure.parent.mkdir(parents=True, exist_ok=True)
-    plot_curves(all_rows, args.figure)
+    effort.plot_curves(all_rows, args.figure)
     write_doc(args.output, all_rows, blocks, setup, speed, args, time.perf_counter() - start)
     print(f"wrote {args.output} and {args.figure}", file=sys.stderr)
-    for block in blocks:  # the scores the doc shows are the metric's own
-        for row in all_rows[block.name]:
-            if row.result is not None:
-                assert row.result.final_are == adapted_rand_error(row.result.labels, block.gt)
+    effort.check_scores(blocks, all_rows)  # the scores the doc shows are the metric's own
     return 0
 
 

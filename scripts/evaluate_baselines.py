@@ -10,45 +10,23 @@
   boundary map, and the time it took.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from napari_emseg.evaluation import Block, describe_machine, gala_block, isbi_block, write_report
-from napari_emseg.evaluation.machine import timed
-from napari_emseg.evaluation.propagation import scored_row
-from napari_emseg.evaluation.report import table_row
+from napari_emseg.evaluation import describe_machine, gala_block, isbi_block, timed, write_report
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.baselines import are_row, propagation_row, slice_watershed
 from napari_emseg.inference.membrane import predict_membrane
-from napari_emseg.metrics import adapted_rand_error, isbi2012_scores
-from napari_emseg.propagation import propagate
-from napari_emseg.segmentation.watershed import watershed_slice
+from napari_emseg.metrics import isbi2012_scores
 
 # The trained membrane map these docs were measured with (the default when they were made).
 MEMBRANE_MODEL = "unet-w0.1875-isbi"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def are_row(name: str, errors: list[float], objects: list[int]) -> str:
-    return (
-        f"| {name} | {np.mean(errors):.3f} | {np.min(errors):.3f} | {np.max(errors):.3f} | "
-        f"{int(np.median(objects))} |"
-    )
-
-
-def propagation_row(name: str, block: Block, membrane: np.ndarray, membrane_name: str) -> str:
-    """``watershed`` from the ground-truth reference (dense, as a user's would be)."""
-    out, seconds = timed(
-        propagate, block.image, block.reference(), block.ref, membrane=membrane, method="watershed"
-    )
-    r = scored_row("watershed", "ground truth", out, block.gt, seconds)
-    cells = [name, membrane_name, f"{r.are:.3f}", f"{r.split:.3f}", f"{r.merge:.3f}"]
-    return table_row([*cells, f"{seconds:.1f}"])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser = script_parser(__doc__, data=True)
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "baselines.md")
     args = parser.parse_args()
 
@@ -57,14 +35,10 @@ def main() -> None:
     isbi_prob, isbi_seconds = timed(predict_membrane, isbi, model="ridge")
     held_out = slice(20, 30)
     scores = isbi2012_scores(isbi_prob[held_out], isbi30.membrane_labels()[held_out])
-    slice_are = [
-        adapted_rand_error(watershed_slice(isbi_prob[z]), isbi_gt[z]) for z in range(20, 30)
-    ]
-    objects = [int(watershed_slice(isbi_prob[z]).max()) for z in range(20, 30)]
+    slice_are, objects = slice_watershed(isbi_prob, isbi_gt, range(20, 30))
     default = MEMBRANE_MODEL  # the trained default model, for comparison
     net_prob = predict_membrane(isbi, model=default, device="cpu")
-    net_are = [adapted_rand_error(watershed_slice(net_prob[z]), isbi_gt[z]) for z in range(20, 30)]
-    net_objects = [int(watershed_slice(net_prob[z]).max()) for z in range(20, 30)]
+    net_are, net_objects = slice_watershed(net_prob, isbi_gt, range(20, 30))
 
     gala = gala_block("test", data=args.data)
     gala_prob = predict_membrane(gala.image, model="ridge")

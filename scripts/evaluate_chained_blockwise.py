@@ -9,16 +9,11 @@ adapted Rand error between each blockwise result and the whole-volume run measur
 consistency (target <= 0.02); against the ground truth, the accuracy.
 """
 
-import argparse
-import tempfile
-import time
 from pathlib import Path
 
-from napari_emseg import pipeline
-from napari_emseg.blockwise.run import segment_blockwise
 from napari_emseg.evaluation import describe_machine, gala_block, isbi_block, write_report
-from napari_emseg.io import read_volume
-from napari_emseg.metrics import adapted_rand_error
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.blockwise import chained_rows
 
 REPO = Path(__file__).resolve().parents[1]
 # volume -> (block, its block shape for blockwise runs, z halos: the first also unchained)
@@ -31,7 +26,7 @@ METHODS = ("watershed", "cconvlstm")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument(
         "--only", nargs="+", metavar="VOLUME:METHOD", help="run only these (rows printed)"
     )
@@ -49,47 +44,8 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, (load, block, halos) in CASES.items():
-        volume = load()
-        image, gt, voxel = volume.image, volume.gt, volume.voxel_size
-        for method in METHODS:
-            if only and f"{name}:{method}" not in only:
-                continue
-            started = time.perf_counter()
-            whole = pipeline.segment(
-                image, voxel_size=voxel, start="watershed", propagation=method
-            ).labels
-            seconds = time.perf_counter() - started
-            lines.append(
-                f"| {name} | {method} | whole volume | one run | 0 | "
-                f"{adapted_rand_error(whole, gt):.3f} | {seconds:.0f} |"
-            )
-            print(lines[-1], flush=True)
-            # Restarting every block is measured once per volume and method (first halo).
-            runs = [(halo, True) for halo in halos] + [(halos[0], False)]
-            for halo, chain in runs:
-                with tempfile.TemporaryDirectory() as folder:
-                    started = time.perf_counter()
-                    segment_blockwise(
-                        image,
-                        f"{folder}/labels.zarr",
-                        block_shape=block,
-                        halo=halo,
-                        propagation=method,
-                        start="watershed",
-                        scale=voxel,
-                        unit="nm",
-                        chain=chain,
-                    )
-                    seconds = time.perf_counter() - started
-                    labels = read_volume(f"{folder}/labels.zarr", as_labels=True).data
-                mode = "chained" if chain else "each block from its middle slice"
-                lines.append(
-                    f"| {name} | {method} | {' '.join(map(str, block))} "
-                    f"({' '.join(map(str, halo))}) | {mode} | "
-                    f"{adapted_rand_error(labels, whole):.3f} | "
-                    f"{adapted_rand_error(labels, gt):.3f} | {seconds:.0f} |"
-                )
-                print(lines[-1], flush=True)
+        methods = [m for m in METHODS if not only or f"{name}:{m}" in only]
+        lines += chained_rows(name, load(), block, halos, methods) if methods else []
     if only:
         return  # a partial run: its rows are printed, the doc is left alone
     out = REPO / "docs/results/chained-blockwise.md"

@@ -4,53 +4,26 @@
         [more cards or training checkpoints] -o runs/membrane_eval.md [--figure runs/eval.png]
 
 Every model (exported card JSON, or a training checkpoint such as ``best.pt``) and the classical
-``ridge`` map are scored with :func:`napari_emseg.metrics.isbi2012_scores` against
-``train-labels.tif``: V_rand, V_info (best threshold of the metric's default grid 0.05..0.95, as
-the project reports) and pixel error, with and without 8-fold test-time augmentation (TTA). Because
-the best threshold on the test slices is optimistic, and confident networks want thresholds below
-0.05, the table also gives V_rand / V_info at the one threshold chosen on the validation slices
-18-19 (from a grid that adds 0.001..0.04). Also reported: parameters, GFLOPs per 512x512 slice
-(counted by ``torch.utils.flop_counter``; one multiply-add = 2 FLOPs) and wall seconds per slice
-on this machine's CPU (median of repeats, the same tiling as ``predict_membrane`` on the CPU).
-The network input is normalised over the whole 30-slice volume, as ``predict_membrane`` does.
-The rows are :mod:`napari_emseg.evaluation.membrane`.
+``ridge`` map are scored against ``train-labels.tif``, with and without 8-fold test-time
+augmentation, at the best threshold and at the one chosen on the validation slices 18-19; also
+parameters, GFLOPs per 512x512 slice and CPU seconds per slice (median of repeats). The rows and
+how they are scored: :mod:`napari_emseg.evaluation.membrane`.
 """
 
-import argparse
 import datetime
 from pathlib import Path
 
 import torch
 
-from napari_emseg.evaluation import describe_machine, write_report
-from napari_emseg.evaluation.data import gala_block, isbi_block
-from napari_emseg.evaluation.membrane import (
-    fibsem_rows,
-    fibsem_table,
-    figure,
-    load_model,
-    network_rows,
-    ridge_row,
-    table,
-)
+from napari_emseg.evaluation import describe_machine, gala_block, isbi_block, write_report
+from napari_emseg.evaluation import membrane as study
+from napari_emseg.evaluation.arguments import script_parser
 from napari_emseg.segmentation.normalization import normalize_intensity
 
 
-def fibsem_markdown(nets, data, pixel_nm: float) -> str:
-    gala = gala_block("test", data=data)
-    rows = fibsem_rows(nets, gala.image, gala.gt, pixel_nm)
-    title = (
-        "\n## FIB-SEM generalisation: gala medulla test block (50x100x200, "
-        f"{pixel_nm:g} nm assumed, resampled to 4 nm), boundaries from its instance "
-        "labels, best threshold\n\n"
-    )
-    return title + "\n".join(fibsem_table(rows)) + "\n"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, data=True)
     parser.add_argument("models", nargs="*", type=Path, help="card JSON files or checkpoints")
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("-o", "--output", type=Path, required=True, help="markdown table to write")
     parser.add_argument("--figure", type=Path, help="PNG (default: the table's name with .png)")
     parser.add_argument("--slice", type=int, default=25, help="held-out slice in the figure")
@@ -73,8 +46,9 @@ def main() -> None:
         parser.error("--slice must be a held-out slice, 20..29")
 
     if args.fibsem_only:
-        nets = [load_model(path)[:2] for path in args.models] + [("ridge", None)]
-        write_report(args.output, fibsem_markdown(nets, args.data, args.fibsem_nm).lstrip())
+        nets = [study.load_model(path)[:2] for path in args.models] + [("ridge", None)]
+        gala = gala_block("test", data=args.data)
+        write_report(args.output, study.fibsem_markdown(nets, gala, args.fibsem_nm).lstrip())
         print(f"wrote {args.output}")
         return
     isbi = isbi_block(0, 30, data=args.data)
@@ -82,14 +56,14 @@ def main() -> None:
     stack = normalize_intensity(volume)
     rows, predictions, loaded = [], [], []
     for path in args.models:
-        name, net, info = load_model(path)
+        name, net, info = study.load_model(path)
         loaded.append((name, net, info))
-        model_rows, prob = network_rows(name, net, info, stack, labels, args.repeats, device)
+        model_rows, prob = study.network_rows(name, net, info, stack, labels, args.repeats, device)
         rows += model_rows
         predictions.append((name, model_rows[0]["vrand"], prob))
     ridge_prob = None
     if not args.no_ridge:
-        row, ridge_prob = ridge_row(volume, labels, args.repeats)
+        row, ridge_prob = study.ridge_row(volume, labels, args.repeats)
         rows.append(row)
 
     header = [
@@ -103,21 +77,13 @@ def main() -> None:
         "tiles as `predict_membrane` uses on a CPU; other jobs shared this machine, so timings "
         "are indicative. GFLOPs: one 512x512 forward pass, 2 FLOPs per multiply-add.",
     ]
-    text = "\n".join([*header, "", *table(rows)]) + "\n"
+    text = "\n".join([*header, "", *study.table(rows)]) + "\n"
     if args.fibsem_nm:
         nets = [(name, net) for name, net, _ in loaded] + [("ridge", None)]
-        text += fibsem_markdown(nets, args.data, args.fibsem_nm)
+        text += study.fibsem_markdown(nets, gala_block("test", data=args.data), args.fibsem_nm)
     write_report(args.output, text)
-    # Predictions shown as 1 - P(membrane), so membranes are dark as in the raw and the labels.
-    z = args.slice - 20
-    panels = [(f"raw (slice {args.slice})", volume[args.slice])]
-    if ridge_prob is not None:
-        panels.append(("ridge", 1 - ridge_prob[z]))
-    if predictions:
-        name, _, prob = max(predictions, key=lambda p: p[1])
-        panels.append((name, 1 - prob[z]))
-    panels.append(("labels (black = membrane)", labels[args.slice]))
-    figure(args.figure or args.output.with_suffix(".png"), panels)
+    panels = study.figure_panels(volume, labels, args.slice, ridge_prob, predictions)
+    study.figure(args.figure or args.output.with_suffix(".png"), panels)
     print(f"wrote {args.output} and {args.figure or args.output.with_suffix('.png')}")
 
 

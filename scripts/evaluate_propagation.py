@@ -3,46 +3,28 @@
     .venv/bin/python scripts/evaluate_propagation.py [--quick] [--methods copy,watershed,waterz]
         [--data ../shared/data] [-o docs/propagation.md] [--notes docs/propagation_notes.md]
 
-Held-out data (never used to train the propagation model):
-
-- the gala FIB-SEM test block (50x100x200), reference slice 25;
-- ISBI 2012 slices 20-29 with the rMiW 3D ids, reference slice 25 of the full stack (index 5).
-
-The membrane map is the library's default model (``--membrane-model`` picks another), computed
-once per dataset at the dataset's pixel size (resampled to the model's, as ``segment`` does). Rows:
-the reference copied to every slice (a lower bar), the classical ``watershed`` propagator, waterz
-agglomeration of the membrane map (the seed paper's baseline, best threshold against the ground
-truth), the learned ``cconvlstm`` propagator (ST, STL, STN, STC) when registered, and the fully
-automatic pipeline (reference slice from the 2D watershed of the membrane map). Every row is
-scored with the 3D adapted Rand error and VOI and timed with ``time.perf_counter``.
-``--quick`` crops to 16 slices of at most 256x256 for a smoke run; ``--methods`` picks rows.
-The rows are :mod:`napari_emseg.evaluation.propagation`.
+Held-out data (never used to train the propagation model): the gala FIB-SEM test block
+(50x100x200), reference slice 25, and ISBI 2012 slices 20-29 with the rMiW 3D ids, reference
+slice 25 of the full stack (index 5). The membrane map is the library's default model
+(``--membrane-model`` picks another), computed once per dataset at its pixel size. The rows
+(``--methods`` picks them) are :mod:`napari_emseg.evaluation.propagation`. ``--quick`` crops
+to 16 slices of at most 256x256 for a smoke run.
 """
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from napari_emseg.evaluation import command_line, describe_machine, timed, write_report
-from napari_emseg.evaluation.data import gala_block, isbi_block
-from napari_emseg.evaluation.propagation import LEARNED, METHODS, evaluate_block, table, targets
+from napari_emseg.evaluation import command_line, describe_machine, write_report
+from napari_emseg.evaluation import propagation as study
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.propagation import LEARNED
 from napari_emseg.evaluation.reference import GROW_REFERENCE_PX
-from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL
 from napari_emseg.propagation import list_methods
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_blocks(data, quick: bool) -> list:
-    gala = gala_block("test", name="gala FIB-SEM medulla, test block", data=data)
-    isbi = isbi_block(20, 30, name="ISBI 2012, training slices 20-29", data=data)
-    labels = ["reference slice 25", "reference slice 25 of the stack"]
-    blocks = [b.centred_crop(16, 256) if quick else b for b in (gala, isbi)]
-    return list(zip(blocks, labels, strict=True))
 
 
 def render(blocks, results, args, command: str, total_seconds: float) -> str:
@@ -56,7 +38,7 @@ def render(blocks, results, args, command: str, total_seconds: float) -> str:
             f"is index {block.ref} of this block.\n"
             f"Membrane map `{default}`: {membrane_seconds:.1f} s for the whole block,\n"
             "computed once and shared by every row (not in the seconds column).\n\n"
-            f"{table(rows)}\n"
+            f"{study.table(rows)}\n"
         )
     notes_path = Path(args.notes)
     if notes_path.is_file():
@@ -66,7 +48,9 @@ def render(blocks, results, args, command: str, total_seconds: float) -> str:
             f"(No notes yet: this section is filled from `{notes_path.name}` beside this file "
             "when it exists.)"
         )
-    checks = "\n".join(targets(b.name, r) for (b, _), (r, _) in zip(blocks, results, strict=True))
+    checks = "\n".join(
+        study.targets(b.name, r) for (b, _), (r, _) in zip(blocks, results, strict=True)
+    )
     quick = (
         "\n**Quick smoke run (`--quick`): crops of at most 16 slices and 256x256; these numbers "
         "are not the evaluation.**\n"
@@ -139,14 +123,13 @@ on {describe_machine(args.device)}, networks on the
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser = script_parser(__doc__, data=True)
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "propagation.md")
     parser.add_argument("--notes", type=Path, default=REPO / "docs" / "propagation_notes.md")
     parser.add_argument(
         "--methods",
-        default=",".join(METHODS),
-        help=f"comma-separated rows to run, from: {','.join(METHODS)} (default: all)",
+        default=",".join(study.METHODS),
+        help=f"comma-separated rows to run, from: {','.join(study.METHODS)} (default: all)",
     )
     parser.add_argument("--device", default="cpu", help="torch device for the networks")
     parser.add_argument(
@@ -157,23 +140,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="16 slices of <= 256x256: smoke run")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(set(methods) - set(study.METHODS))
     if unknown:
-        parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        parser.error(f"unknown methods {unknown}; choose from {', '.join(study.METHODS)}")
 
     start = time.perf_counter()
-    blocks = load_blocks(args.data, args.quick)
-    results = []
-    for block, _ in blocks:
-        print(f"{block.name}: membrane ({args.membrane_model})", file=sys.stderr, flush=True)
-        block.membrane, seconds = timed(
-            predict_membrane,
-            block.image,
-            model=args.membrane_model,
-            device=args.device,
-            pixel_nm=block.pixel_nm,
-        )
-        results.append((evaluate_block(block, methods, args.device), seconds))
+    blocks = study.study_blocks(data=args.data, quick=args.quick)
+    results = study.run_blocks(
+        [b for b, _ in blocks], methods, model=args.membrane_model, device=args.device
+    )
     command = command_line("scripts/evaluate_propagation.py")
     text = render(blocks, results, args, command, time.perf_counter() - start)
     write_report(args.output, text)

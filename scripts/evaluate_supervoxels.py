@@ -4,22 +4,14 @@
         [--cache /tmp/emseg-supervoxels] [--device cpu] [-o docs/results/supervoxel-vote.md]
         [--quick]
 
-Protocol. A propagator (``watershed``, ``cconvlstm``) fills each block from the ground truth of
-its reference slice, grown 10 px into its boundary pixels; supervoxels of the default model's
-membrane map then take the id most of their voxels were given
-(:func:`napari_emseg.segmentation.supervoxels.majority_vote`, with the rules of ``propagate``:
-the reference slice and unlabelled voxels do not change). A grid of supervoxel settings (3D or
-per slice, smoothing, merge threshold; waterz's own supervoxels too when waterz is installed)
-is scored on the TRAINING blocks only (gala train block, reference slice 25; ISBI 2012 slices
-0-19, reference slice 10); the setting with the lowest mean ARE of the two propagators is
-chosen per block, and only the chosen settings run on the HELD-OUT blocks (gala test block,
-reference 25; ISBI slices 20-29, reference slice 25). Membrane maps are cached in ``--cache``
-(they take about a minute on two CPU cores), and with ``--reuse-propagation`` the
+Supervoxel settings are chosen on the TRAINING blocks only (gala train block, reference slice
+25; ISBI 2012 slices 0-19, reference 10); only the chosen settings run on the HELD-OUT blocks
+(gala test block, reference 25; ISBI slices 20-29, reference 25). Membrane maps are cached in
+``--cache`` (about a minute each on two CPU cores), and with ``--reuse-propagation`` the
 propagations too (a rerun then only redoes the supervoxels). ``--quick`` crops every block for
-a smoke run. The study is :mod:`napari_emseg.evaluation.supervoxels`.
+a smoke run. The study and its protocol: :mod:`napari_emseg.evaluation.supervoxels`.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,24 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_emseg.evaluation import command_line, describe_machine, write_report
-from napari_emseg.evaluation.data import gala_block, isbi_block
+from napari_emseg.evaluation import supervoxels as study
+from napari_emseg.evaluation.arguments import script_parser
 from napari_emseg.evaluation.reference import GROW_REFERENCE_PX
-from napari_emseg.evaluation.supervoxels import (
-    choose,
-    gains,
-    grid,
-    library_default,
-    predict_cached,
-    propagations,
-    run_setting,
-    table,
-)
 from napari_emseg.evaluation.waterz import waterz_available
 from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL
-from napari_emseg.segmentation.supervoxels import is_anisotropic, membrane_anisotropy
 
 REPO = Path(__file__).resolve().parents[1]
-PAIRS = (("gala-train", "gala-test"), ("isbi-train", "isbi-test"))
 
 NOTES = """\
 - **Layout follows the anisotropy.** On ISBI's 50 nm sections every 3D setting made both
@@ -75,24 +56,8 @@ NOTES = """\
 """
 
 
-def load_blocks(data, quick: bool) -> dict:
-    blocks = {
-        f"gala-{part}": gala_block(part, name=f"gala FIB-SEM {part} block ({role})", data=data)
-        for part, role in (("train", "training"), ("test", "held-out"))
-    }
-    for part, first, stop, role in (("train", 0, 20, "training"), ("test", 20, 30, "held-out")):
-        name = f"ISBI 2012 slices {first}-{stop - 1} ({role})"
-        blocks[f"isbi-{part}"] = isbi_block(first, stop, name=name, data=data)
-    if quick:
-        for key, b in blocks.items():
-            z0 = max(b.ref - 4, 0)
-            blocks[key] = b.crop(np.s_[z0 : z0 + 8, :96, :96])
-    return blocks
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
+    parser = script_parser(__doc__, data=True)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/emseg-supervoxels"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -105,32 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     has_waterz = waterz_available()
     began = time.perf_counter()
-    blocks = load_blocks(args.data, args.quick)
-    outputs = {}
-    for key, block in blocks.items():
-        tag = f"{key}{'-quick' if args.quick else ''}"
-        predict_cached(block, args.cache, f"{tag}-{DEFAULT_MEMBRANE_MODEL}")
-        cache = args.cache / f"{tag}-propagated.npz" if args.reuse_propagation else None
-        outputs[key] = propagations(block, device=args.device, cache=cache)
-
-    sections, held_rows = [], []
-    for train_key, test_key in PAIRS:
-        train, test = blocks[train_key], blocks[test_key]
-        print(f"{train_key}: grid", file=sys.stderr, flush=True)
-        settings = [None, *grid(waterz=has_waterz)]
-        results = [run_setting(train, outputs[train_key], s) for s in settings]
-        choice = choose(results)
-        chosen = {choice.best}
-        sections.append((train, results, chosen))
-        default = library_default(test.membrane)  # propagate's vote without a voxel size
-        held = [None, choice.best, choice.other_layout]
-        if choice.waterz is not None:
-            held.append(choice.waterz)
-        print(f"{test_key}: chosen settings", file=sys.stderr, flush=True)
-        rows = [run_setting(test, outputs[test_key], s) for s in held]
-        if default not in held:
-            rows.append(run_setting(test, outputs[test_key], default))
-        held_rows.append((test, rows, chosen, default))
+    blocks = study.study_blocks(data=args.data, quick=args.quick)
+    tag = "-quick" if args.quick else ""
+    outputs = study.block_outputs(
+        blocks, args.cache, device=args.device, tag=tag, reuse=args.reuse_propagation
+    )
+    sections, held_rows = study.run_study(blocks, outputs, waterz=has_waterz)
     zeros = max(float(np.mean(out == 0)) for run in outputs.values() for out, _ in run.values())
     notes = NOTES.format(zeros=f"at most {zeros:.3%} of a block")
     minutes = (time.perf_counter() - began) / 60
@@ -140,12 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args, blocks, sections, held_rows, minutes: float, notes: str) -> str:
-    anisotropy = "\n".join(
-        f"| {b.name} | {' x '.join(f'{v:g}' for v in b.voxel_size)} | "
-        f"{membrane_anisotropy(b.membrane):.1f} | "
-        f"{'per slice' if is_anisotropic(None, b.membrane) else '3D'} |"
-        for b in blocks.values()
-    )
+    anisotropy = study.anisotropy_rows(blocks.values())
     cached = " Propagations were read from `--cache` where a run had left them; their seconds "
     cached += "are those of that run."
     waterz = "; `waterz` rows: waterz 0.10 itself on affinities 1 - max(membrane) (no z "
@@ -201,11 +141,11 @@ def report(args, blocks, sections, held_rows, minutes: float, notes: str) -> str
         "",
         "ARE without and with the vote chosen on training data:",
         "",
-        *(gains(test.name, rows, chosen) for test, rows, chosen, _ in held_rows),
+        *(study.gains(test.name, rows, chosen) for test, rows, chosen, _ in held_rows),
         "",
     ]
     for test, rows, chosen, default in held_rows:
-        parts += [f"### {test.name}", "", table(rows, chosen), ""]
+        parts += [f"### {test.name}", "", study.table(rows, chosen), ""]
         parts.append(
             f"Library default here (voxel size not given, anisotropy estimated): {default.label()}."
         )
@@ -213,7 +153,7 @@ def report(args, blocks, sections, held_rows, minutes: float, notes: str) -> str
     parts += ["## Notes", "", notes, ""]
     parts += ["## Training grids (the choice)", ""]
     for train, results, chosen in sections:
-        parts += [f"### {train.name}", "", table(results, chosen), ""]
+        parts += [f"### {train.name}", "", study.table(results, chosen), ""]
     return "\n".join(parts) + "\n"
 
 

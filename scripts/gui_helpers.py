@@ -1,11 +1,37 @@
-"""What the screenshot scripts share: waiting for a widget's job, picking a correction, and
-painting as a person does (brush strokes inside a neuron)."""
+"""What the screenshot scripts share: waiting for a widget's job and painting as a person does
+(brush strokes inside a neuron). What to correct: :mod:`napari_emseg.evaluation.corrections`."""
 
 import time
 
 import numpy as np
 from qtpy.QtWidgets import QApplication
 from scipy import ndimage as ndi
+
+
+def open_viewer(title: str, image=None):
+    """A 1600 x 1000 napari window (a laptop's) with ``image`` opened by the plugin (default:
+    the synthetic sample) and both widgets docked: ``(viewer, image layer, segment widget,
+    proofread widget)``."""
+    import napari
+
+    viewer = napari.Viewer(title=title)
+    viewer.window._qt_window.resize(1600, 1000)
+    if image is None:
+        viewer.open_sample("napari-emseg", "synthetic_em")
+    else:
+        viewer.open(str(image), plugin="napari-emseg")
+    layer = next(layer for layer in viewer.layers if layer.visible)
+    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
+    _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
+    segmenter.image_layer.value = layer
+    return viewer, layer, segmenter, proofread
+
+
+def isbi(name: str = "train-volume.tif"):
+    """A file of ISBI 2012 in the shared data (:func:`napari_emseg.evaluation.data_dir`)."""
+    from napari_emseg.evaluation import data_dir
+
+    return data_dir() / "isbi2012" / name
 
 
 def settle(widget=None, timeout: float = 1800.0) -> None:
@@ -21,24 +47,12 @@ def settle(widget=None, timeout: float = 1800.0) -> None:
         time.sleep(0.05)
 
 
-def largest_touching_pair(plane: np.ndarray) -> tuple[int, int]:
-    """The two largest objects of a slice that share a boundary: a typical merge to correct."""
-    ids, counts = np.unique(plane[plane > 0], return_counts=True)
-    size = dict(zip(ids.tolist(), counts.tolist(), strict=True))
-    pairs = set()
-    for a, b in ((plane[:, :-1], plane[:, 1:]), (plane[:-1], plane[1:])):
-        touching = (a != b) & (a > 0) & (b > 0)
-        pairs.update(zip(a[touching].tolist(), b[touching].tolist(), strict=True))
-    if not pairs:
-        raise RuntimeError("no touching objects to merge")
-    return max(pairs, key=lambda pair: min(size[pair[0]], size[pair[1]]))
-
-
-def neurons_to_trace(truth: np.ndarray, z: int, count: int = 2) -> list[int]:
-    """Large ground-truth neurons of slice z that run through the whole stack."""
-    ids, sizes = np.unique(truth[z][truth[z] > 0], return_counts=True)
-    through = [int(i) for i in ids[np.argsort(sizes)[::-1]] if (truth == i).any(axis=(1, 2)).all()]
-    return through[:count]
+def clicked(widget, button) -> float:
+    """Click ``button`` and wait for ``widget``'s job: the seconds it took."""
+    start = time.monotonic()
+    button.native.click()
+    settle(widget)
+    return time.monotonic() - start
 
 
 def paint_inside(layer, z: int, mask: np.ndarray, label: int, *, brush: int = 14) -> None:

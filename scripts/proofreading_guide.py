@@ -9,25 +9,22 @@ on one slice, Propagate) and, with --adapt, Adapt. One screenshot per step goes 
 docs/images/proofreading-*.png; each step's status line is printed.
 """
 
-import argparse
-import time
 from pathlib import Path
 
-import napari
 import numpy as np
 import tifffile
-from gui_helpers import largest_touching_pair, neurons_to_trace, paint_inside, settle
+from gui_helpers import clicked, isbi, open_viewer, paint_inside, settle
 from napari.utils.key_bindings import coerce_keybinding
 
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.corrections import largest_touching_pair, neurons_to_trace
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "isbi2012"
-ISBI = DATA / "train-volume.tif"
-TRUTH = DATA / "train-instances-3d.tif"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default=str(ISBI))
+    parser = script_parser(__doc__)
+    parser.add_argument("--image", help="EM stack to open (default ISBI)")
     parser.add_argument(
         "--first-slice", type=int, default=0, help="where --image starts in the ISBI volume"
     )
@@ -36,12 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    viewer = napari.Viewer(title="napari-emseg proofreading")
-    viewer.window._qt_window.resize(1600, 1000)
-    (image,) = viewer.open(args.image, plugin="napari-emseg")
-    _, segmenter = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
-    _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
-    segmenter.image_layer.value = image
+    viewer, image, segmenter, proofread = open_viewer(
+        "napari-emseg proofreading", args.image or isbi()
+    )
     buttons = proofread.buttons
 
     def shot(name: str, widget=proofread) -> None:
@@ -49,13 +43,7 @@ def main() -> None:
         viewer.screenshot(str(args.out / f"proofreading-{name}.png"), canvas_only=False)
         print(f"{name}: {widget.status.value}", flush=True)
 
-    def timed(widget, button) -> float:
-        start = time.monotonic()
-        button.native.click()
-        settle(widget)
-        return time.monotonic() - start
-
-    seconds = timed(segmenter, segmenter.segment_button)
+    seconds = clicked(segmenter, segmenter.segment_button)
     print(f"segment: {seconds:.0f} s: {segmenter.status.value}", flush=True)
     labels = segmenter.labels_layer.value
     assert proofread.labels_layer.value is labels  # one labels layer for both widgets
@@ -71,12 +59,12 @@ def main() -> None:
     buttons["merge"].native.click()
     shot("2-merged-on-reference")
 
-    seconds = timed(proofread, buttons["repropagate"])
+    seconds = clicked(proofread, buttons["repropagate"])
     viewer.dims.set_current_step(0, min(ref + 2, labels.data.shape[0] - 1))
     shot("3-repropagated")
     print(f"  repropagate: {seconds:.0f} s")
 
-    seconds = timed(proofread, proofread.worklist.find_button)
+    seconds = clicked(proofread, proofread.worklist.find_button)
     print(f"  find places: {seconds:.0f} s: {proofread.status.value}")
     for place in proofread.suspicious[:5]:
         print(f"    object {place.obj} z {place.z} worth {place.gain:.0f}: {place.reason}")
@@ -94,7 +82,7 @@ def main() -> None:
 
     if args.adapt:
         proofread.labels_layer.value = labels
-        seconds = timed(proofread, buttons["adapt"])
+        seconds = clicked(proofread, buttons["adapt"])
         print(f"adapt: {seconds:.0f} s: {proofread.status.value}", flush=True)
     viewer.close()
 
@@ -102,7 +90,9 @@ def main() -> None:
 def trace_sparse(viewer, segmenter, image, args, shot) -> None:
     """Two neurons painted on napari's empty "new labels" layer, carried alone."""
     depth = image.data.shape[0]
-    truth = tifffile.imread(TRUTH)[args.first_slice : args.first_slice + depth]
+    truth = tifffile.imread(isbi("train-instances-3d.tif"))[
+        args.first_slice : args.first_slice + depth
+    ]
     traced = viewer.add_labels(  # as napari's "new labels" button makes it
         np.zeros(image.data.shape, np.uint32),
         name="traced",
@@ -119,10 +109,7 @@ def trace_sparse(viewer, segmenter, image, args, shot) -> None:
     for label, neuron in enumerate(neurons_to_trace(truth, z), start=1):
         paint_inside(traced, z, truth[z] == neuron, label)
     segmenter.method.value = "watershed"
-    start = time.monotonic()
-    segmenter.propagate_button.native.click()
-    settle(segmenter)
-    print(f"  sparse propagate: {time.monotonic() - start:.0f} s")
+    print(f"  sparse propagate: {clicked(segmenter, segmenter.propagate_button):.0f} s")
     viewer.dims.set_current_step(0, min(z + 3, depth - 1))
     shot("6-sparse-tracing", segmenter)
 

@@ -187,7 +187,7 @@ def full_disk_case(p: dict[str, Path], out: Path) -> tuple[int, str, bool]:
     with mock.patch("tifffile.imwrite", side_effect=second_fails):
         code, message = run(
             ["segment", str(p["good.tif"]), "-o", str(labels), "--membrane-out", str(membrane)]
-            + ["--overwrite", "--quiet", "--model", "ridge"]
+            + ["--overwrite", "--quiet", "--model", "ridge", "--voxel-size", "50", "4", "4"]
         )
     intact = labels.read_bytes() == b"previous labels"
     intact &= membrane.read_bytes() == b"previous membrane"

@@ -7,34 +7,24 @@ under a virtual X server:
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot.py -o shot.png
 """
 
-import argparse
 from pathlib import Path
 
-import napari
 import numpy as np
-from gui_helpers import largest_touching_pair, settle
+from gui_helpers import isbi, open_viewer, settle
 
-REPO = Path(__file__).resolve().parents[1]
-ISBI = REPO.parent / "shared" / "data" / "isbi2012" / "train-volume.tif"
+from napari_emseg.evaluation.arguments import script_parser
+from napari_emseg.evaluation.corrections import largest_touching_pair
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--sample", action="store_true", help="use the synthetic sample")
-    parser.add_argument("--image", default=str(ISBI), help="EM stack to open (default ISBI)")
+    parser.add_argument("--image", help="EM stack to open (default ISBI)")
     args = parser.parse_args()
 
-    viewer = napari.Viewer(title="napari-emseg")
-    viewer.window._qt_window.resize(1600, 1000)
-    if args.sample:
-        viewer.open_sample("napari-emseg", "synthetic_em")
-    else:
-        viewer.open(args.image, plugin="napari-emseg")
-    image_layer = next(layer for layer in viewer.layers if layer.visible)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-emseg", "Segment and propagate")
-    viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")
-    widget.image_layer.value = image_layer
+    image = None if args.sample else args.image or isbi()
+    viewer, _, widget, _ = open_viewer("napari-emseg", image)
     widget.segment_button.native.click()
     settle(widget)
 

@@ -89,6 +89,7 @@ def test_images_with_nothing_to_segment_are_refused(image, message):
         pipeline.predict_membrane(image, model="ridge")
 
 
+@pytest.mark.slow
 def test_a_partly_nan_image_is_segmented_with_a_warning():
     from napari_emseg.datasets.synthetic import make_synthetic_stack
 

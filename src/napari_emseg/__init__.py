@@ -14,13 +14,17 @@ True
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adaptation",
+    "Calibration",
     "Cancelled",
     "Propagation",
     "Segmentation",
     "VoxelSizeWarning",
     "Volume",
     "adapt",
+    "calibrate",
     "default_method",
+    "estimate_voxel_size",
     "evaluate",
     "list_methods",
     "list_models",
@@ -38,6 +42,10 @@ def __getattr__(name: str):
         from napari_emseg.io import Volume
 
         return Volume
+    if name == "Calibration":
+        from napari_emseg.calibration import Calibration
+
+        return Calibration
     if name in __all__:
         from napari_emseg import pipeline
 

@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_emseg._progress import CancelCheck, Cancelled, ProgressCallback, stage_progress
+from napari_emseg._progress import (
+    CancelCheck,
+    Cancelled,
+    ProgressCallback,
+    check_cancel,
+    stage_progress,
+)
 from napari_emseg._timing import timed
+from napari_emseg.inference.devices import DEVICE_CHOICES
 from napari_emseg.segmentation.normalization import check_has_content
 from napari_emseg.voxel_size import VoxelSize, VoxelSizeWarning, checked_voxel_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from napari_emseg.calibration import Calibration
     from napari_emseg.io import Volume
 
@@ -32,15 +41,17 @@ NO_PROPAGATION = "none"
 # voxels, e.g. FIB-SEM), or a 2D "watershed" of one slice propagated through z (thick
 # sections); "auto" picks by the voxel size, or by the map's own anisotropy.
 STARTS = ("auto", "agglomeration", "watershed")
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
 # Options every propagation method takes (see napari_emseg.propagation.propagate).
 COMMON_OPTIONS = ("pixel_nm", "newcomers", "consistency", "vote_threshold")
 __all__ = [
+    "DEVICE_CHOICES",
+    "Adaptation",
     "Cancelled",
     "Propagation",
     "Segmentation",
     "VoxelSizeWarning",
     "adapt",
+    "calibrate",
     "checked_voxel_size",
     "default_method",
     "estimate_voxel_size",
@@ -522,10 +533,14 @@ def _prepare(
     *,
     model: str | None,
     device: str,
+    references: list[int],
+    calibrate: bool,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
-) -> tuple[np.ndarray, np.ndarray, VoxelSize, np.ndarray, list[str]]:
-    """Array, labels, voxel size (given or estimated) and membrane map of a propagation."""
+) -> tuple[np.ndarray, np.ndarray, VoxelSize, np.ndarray, list[str], Any]:
+    """Array, labels, voxel size (given or estimated), membrane map and notes of a
+    propagation, and the pixel size chosen on the corrected slices (a ``Choice``) when the
+    size was estimated and ``calibrate`` is on (else None)."""
     from napari_emseg.inference.membrane import predict_membrane as predict
 
     array, voxel = _unpack(image, voxel_size)
@@ -533,7 +548,10 @@ def _prepare(
     if array.shape != labels.shape:
         raise ValueError(f"image shape {array.shape} and labels shape {labels.shape} differ")
     notes: list[str] = []
-    voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+    voxel, estimated = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+    scale = None
+    if estimated and calibrate and membrane is None:
+        voxel, scale = _calibrated_voxel(array, labels, references, voxel, model, device, cancel)
     _coarse_pixel_note(voxel, model, notes)
     if membrane is None:
         with timed("membrane"):
@@ -548,7 +566,30 @@ def _prepare(
     elif np.shape(membrane) != labels.shape:
         shape = np.shape(membrane)
         raise ValueError(f"membrane shape {shape} and labels shape {labels.shape} differ")
-    return array, labels, voxel, np.asarray(membrane), notes
+    return array, labels, voxel, np.asarray(membrane), notes, scale
+
+
+def _calibrated_voxel(array, labels, references, voxel, model, device, cancel) -> tuple:
+    """The estimated voxel size rescaled to the pixel size that segments the corrected slices
+    best (:func:`napari_emseg.calibration.scale.choose_pixel_size`), and that choice; the
+    estimate and None when no slice is corrected densely enough to score on."""
+    from napari_emseg.calibration.scale import choose_pixel_size
+    from napari_emseg.calibration.scoring import usable_slices
+    from napari_emseg.inference.membrane import predict_membrane as predict
+
+    usable, _ = usable_slices(labels, references)
+    if not usable:
+        return voxel, None
+    run_on = _device_for(model, "watershed", None, device)
+
+    def membrane_at(stack: np.ndarray, pixel: float) -> np.ndarray:
+        check_cancel(cancel)
+        return predict(stack, model=model, device=run_on, pixel_nm=pixel)
+
+    with timed("calibration"):
+        choice = choose_pixel_size(array, labels, usable, estimate=voxel[-1], predict=membrane_at)
+    factor = choice.value / voxel[-1]
+    return tuple(round(v * factor, 2) for v in voxel), choice
 
 
 def _calibrated_options(
@@ -564,6 +605,12 @@ def _calibrated_options(
         if whole and calibration.hierarchy is not None:
             options["hierarchy"] = calibration.hierarchy
     return options
+
+
+def _add_scale(calibration: Calibration, scale: Any) -> None:
+    """Report the pixel size chosen before the membrane map first among the choices."""
+    if scale is not None:
+        calibration.choices = {"pixel_nm": scale, **calibration.choices}
 
 
 def _run_calibration(
@@ -589,6 +636,67 @@ def _run_calibration(
             array, labels, slices, membrane=membrane, voxel_size=voxel, method=method,
             methods=None if method_given else candidates, run=run, cancel=cancel,
         )  # fmt: skip
+
+
+def calibrate(
+    image: Any,
+    labels: np.ndarray,
+    slices: Iterable[int],
+    *,
+    membrane: np.ndarray | None = None,
+    method: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    voxel_size: VoxelSize | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Calibration:
+    """Score the data-dependent choices on the corrected ``slices`` of ``labels``, as
+    :func:`propagate` and :func:`repropagate` do before they run (docs/calibration.md).
+
+    Parameters
+    ----------
+    image : ndarray or Volume, shape (Z, Y, X)
+    labels : ndarray of int, shape (Z, Y, X)
+        Labels whose ``slices`` the user corrected densely.
+    slices : iterable of int
+    membrane : ndarray, optional
+        The membrane map (predicted when omitted; then an estimated pixel size is checked on
+        the slices too).
+    method : str, optional
+        The method the thresholds are for; default :func:`default_method`. Not given, two or
+        more slices also choose the method (leave one out).
+    model, device, voxel_size, progress, cancel
+        As for :func:`propagate`.
+
+    Returns
+    -------
+    Calibration
+        Each choice with its score and the default's (``summary()`` is one line), or why
+        nothing was calibrated.
+
+    Examples
+    --------
+    >>> image = np.full((3, 64, 64), 200, np.uint8); image[:, ::8], image[:, :, ::8] = 30, 30
+    >>> labels = np.zeros((3, 64, 64), np.uint32)
+    >>> labels[1] = np.arange(64)[:, None] // 8 * 8 + np.arange(64) // 8 + 1
+    >>> result = calibrate(image, labels, [1], model="ridge", voxel_size=(50, 4, 4))
+    >>> list(result.choices)
+    ['vote_threshold']
+    """
+    slices = [int(z) for z in slices]
+    _check_reference(np.asarray(labels), slices)
+    array, labels, voxel, membrane, _, scale = _prepare(
+        image, labels, voxel_size, membrane, model=model, device=device, references=slices,
+        calibrate=True, progress=stage_progress(progress, 0.0, 0.6, "membrane"), cancel=cancel,
+    )  # fmt: skip
+    chosen = method or default_method(voxel_size=voxel, membrane=membrane)
+    result = _run_calibration(
+        array, labels, slices, membrane, voxel, chosen, method_given=method is not None,
+        options=options_for(chosen, voxel), device=device, cancel=cancel,
+    )  # fmt: skip
+    _add_scale(result, scale)
+    return result
 
 
 def propagate(
@@ -665,11 +773,12 @@ def propagate(
 
     labels = np.asarray(labels)
     _check_reference(labels, [ref_slice], objects)
-    array, labels, voxel, membrane, notes = _prepare(
+    sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
+    array, labels, voxel, membrane, notes, scale = _prepare(
         image, labels, voxel_size, membrane, model=model, device=device,
+        references=[int(ref_slice)], calibrate=calibrate and not sparse,
         progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
     )  # fmt: skip
-    sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
     chosen = method or default_method(voxel_size=voxel, membrane=membrane)
     options = options_for(chosen, voxel, method_options)
     calibration = None
@@ -678,6 +787,7 @@ def propagate(
             array, labels, [ref_slice], membrane, voxel, chosen, method_given=True,
             options=options, device=device, cancel=cancel,
         )  # fmt: skip
+        _add_scale(calibration, scale)
         notes.append(calibration.summary())
         options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
     out = run_propagation(
@@ -769,19 +879,21 @@ def repropagate(
     references = [int(z) for z in references]
     if objects is None:
         _check_reference(labels, references)
-    array, labels, voxel, membrane, notes = _prepare(
+    sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
+    array, labels, voxel, membrane, notes, scale = _prepare(
         image, labels, voxel_size, membrane, model=model, device=device,
+        references=references, calibrate=calibrate and not sparse,
         progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
     )  # fmt: skip
     chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=True)
     options = options_for(chosen, voxel, method_options)
-    sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
     calibration = None
     if calibrate:
         calibration = _run_calibration(
             array, labels, references, membrane, voxel, chosen, method_given=method is not None,
             options=options, device=device, cancel=cancel,
         )  # fmt: skip
+        _add_scale(calibration, scale)
         notes.append(calibration.summary())
         if calibration.value("method", chosen) != chosen:
             chosen = calibration.value("method")
@@ -820,7 +932,7 @@ class Adaptation:
     ``card`` is a :class:`pathlib.Path`.
     """
 
-    card: Any
+    card: Path
     kept: bool
     score_before: float | None
     score_after: float | None

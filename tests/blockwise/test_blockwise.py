@@ -103,6 +103,7 @@ def test_final_ids_merge_chains_and_drop_halo_only_ids():
 # -- blockwise engine ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_one_block_is_the_ordinary_pipeline(tiny_stack, tmp_path):
     single = pipeline.segment(tiny_stack.image, model="ridge", propagation="watershed")
     result = segment_blockwise(
@@ -119,6 +120,7 @@ def test_one_block_is_the_ordinary_pipeline(tiny_stack, tmp_path):
     np.testing.assert_array_equal(membrane, single.membrane)
 
 
+@pytest.mark.slow
 def test_stitching_recovers_ids_that_every_block_numbered_differently(
     tiny_stack, tmp_path, monkeypatch
 ):
@@ -129,7 +131,8 @@ def test_stitching_recovers_ids_that_every_block_numbered_differently(
         tmp_path / "seg.zarr",
         block_shape=(4, 40, 40),
         halo=(1, 6, 6),
-        start="agglomeration",  # every block on its own: only the stitching links them
+        start="watershed",
+        chain=False,  # every block on its own: only the stitching links them
     )
     out = _read_labels(result.labels)
     assert result.blocks == 2 * 3 * 3
@@ -178,6 +181,7 @@ def test_blockwise_reads_lazily_and_writes_ome_zarr_with_the_voxel_size(tiny_sta
     assert written.data.dtype == np.uint16 and written.data.max() == result.objects
 
 
+@pytest.mark.slow
 def test_blockwise_refuses_existing_outputs_and_leaves_no_partial_folders(tiny_stack, tmp_path):
     from napari_emseg._progress import Cancelled
     from napari_emseg.io import InputError
@@ -237,6 +241,7 @@ def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
         open_volume(tmp_path / "warm.zarr").data,
         tmp_path / "warm-out.zarr",
         chain=False,
+        start="watershed",  # the stand-in's path (the agglomeration start runs the network)
         scale=(8.0, 8.0, 8.0),
         unit="nm",
     )
@@ -249,6 +254,7 @@ def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
             block_shape=block,
             halo=halo,
             chain=False,
+            start="watershed",
             scale=(8.0, 8.0, 8.0),
             unit="nm",
         )
@@ -262,6 +268,7 @@ def test_peak_memory_is_set_by_the_block_not_the_volume(tmp_path, monkeypatch):
 # -- dask.distributed ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_distributed_equals_blockwise_here(tmp_path):
     pytest.importorskip("distributed")
     from napari_emseg.blockwise.cluster import dask_client
@@ -291,6 +298,7 @@ def test_distributed_equals_blockwise_here(tmp_path):
 # -- command line -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_segments_zarr_to_ome_zarr_on_a_scheduler(tmp_path, capsys):
     LocalCluster = pytest.importorskip("distributed").LocalCluster
 
@@ -477,3 +485,53 @@ def test_chaining_needs_a_z_halo(tiny_stack, tmp_path):
             model="ridge",
             start="watershed",
         )
+
+
+def _pointwise_membrane(image, **_options):
+    """A membrane map that depends on each voxel alone: identical block by block."""
+    return (1.0 - np.asarray(image, np.float32) / 255.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("block_shape, halo", [((8, 64, 64), (2, 8, 8)), ((5, 40, 96), (2, 4, 4))])
+def test_the_agglomeration_start_is_one_merge_tree_over_the_volume(
+    tmp_path, monkeypatch, block_shape, halo
+):
+    from scipy import ndimage as ndi
+
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+    from napari_emseg.propagation.agglomeration import agglomerate
+
+    # An image whose map is a clean membrane map, as a trained network gives (a noisy map
+    # breaks into thousands of specks whose cuts at block faces do change the merges).
+    stack = make_synthetic_stack((16, 128, 128), seed=4)
+    clean = ndi.gaussian_filter(stack.membranes.astype(np.float32), (0, 1, 1))
+    image = np.rint(255 * (1 - clean / clean.max())).astype(np.uint8)
+    voxel = (8.0, 8.0, 8.0)
+    single = agglomerate(_pointwise_membrane(image), voxel_size=voxel)
+    assert np.unique(single).size > 5
+    monkeypatch.setattr(pipeline, "predict_membrane", _pointwise_membrane)
+    result = segment_blockwise(
+        image, tmp_path / "seg.zarr", block_shape=block_shape, halo=halo,
+        scale=voxel, unit="nm", start="agglomeration",
+    )  # fmt: skip
+    blocks = _read_labels(result.labels)
+    assert result.blocks > 4 and result.matches == 0  # one merge tree: nothing to match
+    # Basins cut by block faces are joined through their faces: objects as in one run.
+    assert adapted_rand_error(blocks, single) <= 0.01
+    assert adapted_rand_error(single, blocks) <= 0.01
+
+
+def test_the_agglomeration_start_agrees_with_one_run_through_the_model(tmp_path):
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    stack = make_synthetic_stack((16, 128, 128), seed=4)
+    voxel = (8.0, 8.0, 8.0)  # near-isotropic: the start is a 3D agglomeration
+    single = pipeline.segment(stack.image, model="ridge", voxel_size=voxel)
+    assert single.method == "agglomeration"
+    result = segment_blockwise(
+        stack.image, tmp_path / "seg.zarr", block_shape=(16, 64, 128), halo=(0, 32, 32),
+        model="ridge", scale=voxel, unit="nm",
+    )  # fmt: skip
+    blocks = _read_labels(result.labels)
+    assert adapted_rand_error(blocks, single.labels) <= 0.02
+    assert adapted_rand_error(single.labels, blocks) <= 0.02

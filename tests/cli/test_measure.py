@@ -51,9 +51,13 @@ def test_sample_writes_the_stack_and_its_ground_truth_together(tmp_path, capsys)
 
 @pytest.mark.parametrize("flag", ["--quick"])
 def test_benchmark_json_is_one_line(flag, capsys, monkeypatch):
-    from napari_emseg.benchmark import engine
+    from napari_emseg.evaluation import speed as engine
 
-    monkeypatch.setattr(engine, "run_benchmark", lambda **kwargs: {"seconds": 1.5, **kwargs})
+    def fake(*, progress, **kwargs):
+        progress(1, 2, "benchmark: membrane")  # the CLI's progress line takes it
+        return {"seconds": 1.5, **kwargs}
+
+    monkeypatch.setattr(engine, "run_benchmark", fake)
     assert main(["benchmark", flag, "--json", "--quiet", "--model", "ridge"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1

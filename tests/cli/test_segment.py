@@ -254,3 +254,52 @@ def test_a_voxel_size_the_facade_refuses_is_one_line(isbi_crop, tmp_path, capsys
         main([*argv, "--voxel-size", "40", "8000", "8000"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "in µm?" in err
+
+
+def _propagate_json(argv, capsys) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_propagate_reports_method_calibration_and_notes(isbi_crop, segmented, tmp_path, capsys):
+    labels_path, membrane_path = segmented
+    argv = ["propagate", str(isbi_crop), "--labels", str(labels_path), "--ref-slice", "1"]
+    argv += ["--membrane", str(membrane_path), "--method", "watershed", "--quiet"]
+    calibrated = _propagate_json([*argv, "-o", str(tmp_path / "a.tif")], capsys)
+    assert calibrated["method"] == "watershed" and calibrated["sparse"] is False
+    assert calibrated["voxel_size"] == [50.0, 4.0, 4.0]  # the file's, nothing estimated
+    assert calibrated["calibration"]["slices"] == [1]
+    assert "vote_threshold" in calibrated["calibration"]["choices"]
+    assert any(note.startswith("calibrated") for note in calibrated["notes"])
+    plain = _propagate_json([*argv, "-o", str(tmp_path / "b.tif"), "--no-calibrate"], capsys)
+    assert plain["calibration"] is None and not any("calibrat" in n for n in plain["notes"])
+
+
+@pytest.mark.slow
+def test_propagate_sparse_carries_only_the_painted_objects(isbi_crop, segmented, tmp_path, capsys):
+    labels_path, membrane_path = segmented
+    dense = read_volume(labels_path).data
+    ids = [i for i in np.unique(dense[1]) if i][:2]
+    painted = np.where(np.isin(dense, ids), dense, 0).astype(np.uint16)
+    painted[[0, 2, 3]] = 0
+    ref_file = tmp_path / "two.tif"
+    tifffile.imwrite(ref_file, painted, imagej=True, metadata={"axes": "ZYX"})
+    argv = ["propagate", str(isbi_crop), "--labels", str(ref_file), "--ref-slice", "1"]
+    argv += ["--membrane", str(membrane_path), "--method", "watershed", "--quiet"]
+    sparse = _propagate_json([*argv, "-o", str(tmp_path / "s.tif"), "--sparse"], capsys)
+    assert sparse["sparse"] is True
+    assert set(np.unique(read_volume(tmp_path / "s.tif").data)) <= {0, *ids}
+    dense_run = _propagate_json([*argv, "-o", str(tmp_path / "d.tif"), "--dense"], capsys)
+    assert dense_run["sparse"] is False
+    assert len(np.unique(read_volume(tmp_path / "d.tif").data)) > 3
+
+
+def test_a_stack_whose_pixel_size_cannot_be_estimated_names_the_flag(tmp_path, capsys):
+    noise = np.random.default_rng(0).integers(0, 255, (3, 64, 64), np.uint8)
+    path = tmp_path / "noise.tif"
+    tifffile.imwrite(path, noise, imagej=True, metadata={"axes": "ZYX"})  # no voxel size
+    assert main(["segment", str(path), "-o", str(tmp_path / "x.tif"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be estimated" in err[0] and "--voxel-size Z Y X" in err[0]
+    assert not (tmp_path / "x.tif").exists()

@@ -96,6 +96,7 @@ def test_reference_cost_proofreads_the_reference_slice_alone(tiny_stack):
     assert cost.final_are <= cost.initial_are and cost.total_actions <= 40
 
 
+@pytest.mark.slow
 def test_the_speed_run_times_the_loop_on_a_synthetic_stack():
     run = speed_run((6, 64, 64), actions=3)
     r = run["result"]

@@ -75,6 +75,7 @@ def test_waterz_supervoxels_are_a_fresh_array():
     assert first.shape == membrane.shape and len(np.unique(first[:, :, :8])) <= 2
 
 
+@pytest.mark.slow
 def test_the_legacy_gpu_loop_blends_tiles_like_the_tiled_prediction():
     from napari_emseg.inference.tiled import predict_tiled
     from napari_emseg.models.fusionnet import FusionNet

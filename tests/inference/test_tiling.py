@@ -49,6 +49,7 @@ def test_tiled_inference_is_exact_for_a_pointwise_model(rng):
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiled_equals_whole_image_inference_without_seams(rng):
     torch.manual_seed(0)
     net = FusionNet(width=0.0625, depth=2).eval()

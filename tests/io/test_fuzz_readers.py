@@ -331,6 +331,7 @@ def run_batch(folder: Path, per_file: int) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_damaged_and_random_files_in_a_child_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = [sys.executable, "-X", "faulthandler", __file__, "--batch", str(tmp_path)]
@@ -437,6 +438,7 @@ def _edit(doc: Any, path: tuple, action: str, value: Any) -> None:
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_zarr_metadata_edits(pristine_zarr: Path, data: st.DataObject) -> None:
     """Zarr v3 ``zarr.json`` with values replaced or deleted, in an array and an OME group."""
     with tempfile.TemporaryDirectory() as scratch:

@@ -303,3 +303,42 @@ def test_newcomers_are_numbered_in_slice_order_whatever_the_threads():
     for a, b in zip(one, three, strict=True):
         np.testing.assert_array_equal(a, b)
     assert [int(s[5, 15]) for s in one] == [5, 6, 7]
+
+
+def test_bfloat16_network_agrees_with_float32():
+    torch.manual_seed(0)
+    net = CConvLSTMNet(**NET).eval()
+    reference = np.zeros((32, 32), np.uint32)
+    reference[:, :12], reference[:, 12:], reference[8:20, 4:9] = 1, 2, 3
+    frames = np.random.default_rng(0).random((3, 2, 32, 32), np.float32)
+    runs = [
+        predict_window(
+            net,
+            frames,
+            reference,
+            patch=32,
+            overlap=8,
+            batch=1,
+            device=torch.device("cpu"),
+            dtype=dtype,
+        )  # fmt: skip
+        for dtype in (None, torch.bfloat16)
+    ]
+    assert (runs[0] == runs[1]).mean() > 0.97
+
+
+def test_the_network_runs_at_twice_the_cards_pixel_at_most_16_nm(tmp_path, stack, monkeypatch):
+    """A 4 nm stack with an 8 nm card is binned 4x for the network (16 nm), unless told."""
+    import napari_emseg.propagation.cconvlstm as module
+
+    seen = []
+    real = module.predict_window
+    monkeypatch.setattr(module, "predict_window", lambda net, frames, *a, **k: (
+        seen.append(frames.shape[-1]), real(net, frames, *a, **k))[1])  # fmt: skip
+    card = write_card(tmp_path, pixel_nm=8.0)
+    labels = reference_labels(stack, 3)
+    for options in ({}, {"network_pixel_nm": 8.0}):
+        propagate(stack.image, labels, 3, membrane=stack.membranes.astype(np.float32),
+                  method="cconvlstm", weights=str(card), pixel_nm=4.0, consistency="none",
+                  **options)  # fmt: skip
+    assert seen[0] == 64 // 4 and seen[-1] == 64 // 2

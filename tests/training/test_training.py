@@ -170,6 +170,7 @@ def test_time_budget_stops_early_and_anneals(synthetic_source, tmp_path, make_co
     assert result["history"][0]["lr"] == 0.0  # the cosine ran out with the time
 
 
+@pytest.mark.slow
 def test_progress_callback_and_cancel(synthetic_source, tmp_path, make_config):
     from napari_emseg._progress import Cancelled
 
@@ -197,6 +198,7 @@ def test_augmenting_workers_give_every_step_reproducibly(synthetic_source, tmp_p
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
+@pytest.mark.slow
 def test_training_with_workers_runs_and_exports(synthetic_source, tmp_path, make_config):
     result = train_membrane(make_config(synthetic_source, tmp_path, epochs=1, workers=2))
     assert result["history"][0]["step"] == 12 and (tmp_path / "best.pt").is_file()

@@ -25,6 +25,7 @@ def loop(make_napari_viewer, qtbot):
     return viewer, widget, stack
 
 
+@pytest.mark.slow
 def test_manifest_contributions_are_reachable(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-emseg", "synthetic_em")
@@ -115,6 +116,7 @@ def test_two_edits_and_a_propagation_undo_back_to_the_start(loop, qtbot, cancel)
     np.testing.assert_array_equal(np.array(labels_layer.data), original)
 
 
+@pytest.mark.slow
 def test_voxels_painted_while_propagating_keep_the_painted_value(loop, qtbot):
     viewer, widget, _ = loop
     labels_layer = viewer.layers["em labels"]
@@ -127,6 +129,7 @@ def test_voxels_painted_while_propagating_keep_the_painted_value(loop, qtbot):
     np.testing.assert_array_equal(after[painted == 999], 999)
 
 
+@pytest.mark.slow
 def test_cancel_leaves_the_layers_as_they_were(loop, qtbot):
     viewer, widget, _ = loop
     labels_layer = viewer.layers["em labels"]
@@ -142,6 +145,7 @@ def test_cancel_leaves_the_layers_as_they_were(loop, qtbot):
     assert len(viewer.layers) == n_layers
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_while_one_is_running(loop, qtbot):
     _, widget, _ = loop
     widget.ref_slice.value = 1  # a slice not propagated from yet: a full propagation
@@ -161,6 +165,7 @@ def test_mismatched_layers_give_a_message_not_an_error(make_napari_viewer):
     assert "must be the same 3D shape" in widget.status.value
 
 
+@pytest.mark.slow
 def test_edits_are_journalled_and_offered_back_after_a_crash(make_napari_viewer, qtbot):
     from napari_emseg.proofreading.journal import pending_journals
 
@@ -190,6 +195,7 @@ def test_edits_are_journalled_and_offered_back_after_a_crash(make_napari_viewer,
     assert widget2.restore_button.native.isHidden()
 
 
+@pytest.mark.slow
 def test_after_segment_a_correction_is_propagated_alone(loop, qtbot):
     viewer, widget, _ = loop
     labels_layer = viewer.layers["em labels"]
@@ -208,6 +214,7 @@ def test_after_segment_a_correction_is_propagated_alone(loop, qtbot):
     assert np.isin(before[changed], [0, keep, gone]).all()
 
 
+@pytest.mark.slow
 def test_autosave_compares_the_painted_box_and_the_whole_volume_only_after_undo(
     make_napari_viewer, qtbot, monkeypatch
 ):

@@ -38,6 +38,7 @@ def scores(monkeypatch, before: float, after: float) -> None:
     monkeypatch.setattr("napari_emseg.training.adapt.heldout_error", lambda *a, **k: next(errors))
 
 
+@pytest.mark.slow
 def test_a_better_adapted_model_is_switched_to(adapting, qtbot, monkeypatch, tmp_path):
     viewer, segment, widget, membrane = adapting
     scores(monkeypatch, 0.4, 0.2)

@@ -83,6 +83,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_closing_mid_segment_ends_python_cleanly(tmp_path):
     """The crash of the issue was a segmentation fault at exit: run it in a fresh process."""
     script = tmp_path / "close.py"

@@ -8,6 +8,7 @@ from gui_support import PROOFREAD, SEGMENT, wait_idle
 pytestmark = pytest.mark.gui
 
 
+@pytest.mark.slow
 def test_a_2d_image_is_a_one_slice_stack_everywhere(
     make_napari_viewer, small_stack, qtbot, tmp_path
 ):
@@ -59,3 +60,54 @@ def test_a_file_without_a_voxel_size_says_what_it_assumed(
     assert "note: voxel size unknown" in segment.status.value
     assert "voxel (nm) field" in segment.status.value  # where to give it, in the GUI
     assert labels.data.shape == image.data.shape
+    field = segment.voxel_size.widget
+    estimated = segment.session.estimated_voxel_size(image)
+    assert estimated is not None and field.value == ""  # not typed: shown as estimated
+    assert field.native.placeholderText().startswith("estimated ")
+    assert segment.session.voxel_size(image) == estimated  # the next run uses the same size
+    field.value = "50 4 4"  # the user knows better
+    assert segment.session.voxel_size(image) == (50.0, 4.0, 4.0)
+    assert segment.session.estimated_voxel_size(image) is None
+
+
+def test_defaults_let_the_data_decide_and_calibration_can_be_switched_off(
+    make_napari_viewer, qtbot
+):
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+
+    small_stack = make_synthetic_stack((4, 160, 160), seed=3)  # enough cells to calibrate on
+    viewer = make_napari_viewer()
+    viewer.add_image(small_stack.image, name="em", scale=small_stack.scale)
+    _, segment = viewer.window.add_plugin_dock_widget(*SEGMENT)
+    _, proofread = viewer.window.add_plugin_dock_widget(*PROOFREAD)
+    assert segment.model.value == "auto" and segment.session.engine_model is None
+    assert segment.method.value == "auto"  # as the CLI and the API: method by the data
+    segment.session.model = "ridge"
+    segment.method.value = "watershed"
+    viewer.add_labels(small_stack.labels.copy(), name="labels")
+    segment.ref_slice.value = 2
+    segment.propagate_button.native.click()
+    wait_idle(qtbot, segment)
+    assert "calibrated vote_threshold" in segment.status.value  # choice and score shown
+    proofread.calibrate.value = False
+    assert segment.session.calibrate is False
+    segment.labels_layer.value = viewer.add_labels(small_stack.labels.copy(), name="again")
+    segment.propagate_button.native.click()
+    wait_idle(qtbot, segment)
+    assert "voxels changed" in segment.status.value and "calibrat" not in segment.status.value
+
+
+def test_a_stack_whose_size_cannot_be_estimated_asks_for_it_in_the_field(make_napari_viewer, qtbot):
+    rng = np.random.default_rng(0)
+    viewer = make_napari_viewer()
+    image = viewer.add_image(rng.integers(0, 255, (3, 64, 64), np.uint8), name="noise")
+    _, segment = viewer.window.add_plugin_dock_widget(*SEGMENT)
+    segment.image_layer.value = image
+    segment.segment_button.native.click()
+    wait_idle(qtbot, segment)
+    assert "cannot be estimated" in segment.status.value
+    assert "voxel (nm) field" in segment.status.value
+    field = segment.voxel_size.widget.native
+    assert "border" in field.styleSheet()  # the field that takes it is marked
+    segment.voxel_size.widget.value = "50 4 4"
+    assert field.styleSheet() == ""

@@ -17,6 +17,7 @@ def seen_without_scrolling(widget, control) -> bool:
     return native.isVisible() and viewport.rect().contains(box)
 
 
+@pytest.mark.slow
 def test_primary_actions_and_the_status_are_visible_at_1600x1000(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
@@ -66,6 +67,7 @@ def test_primary_actions_and_the_status_are_visible_at_1600x1000(make_napari_vie
         assert dock.fontMetrics().horizontalAdvance(f"{title} (napari-emseg)") < dock.width()
 
 
+@pytest.mark.slow
 def test_the_lock_state_shows_on_the_button_and_on_the_layer(make_napari_viewer, small_stack):
     viewer = make_napari_viewer()
     labels = viewer.add_labels(small_stack.labels.copy(), name="labels", scale=small_stack.scale)
@@ -88,6 +90,7 @@ def test_the_lock_state_shows_on_the_button_and_on_the_layer(make_napari_viewer,
     assert lock.text == "Lock" and "labels locked" not in viewer.layers
 
 
+@pytest.mark.slow
 def test_both_widgets_follow_one_labels_layer(make_napari_viewer, small_stack, qtbot):
     viewer = make_napari_viewer()
     image = viewer.add_image(small_stack.image, name="em", scale=small_stack.scale)

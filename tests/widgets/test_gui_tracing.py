@@ -36,6 +36,7 @@ def paint_neurons(labels, truth, *, dot: bool) -> list[int]:
 
 
 @pytest.mark.parametrize("dot", [False, True], ids=["painted", "dotted"])
+@pytest.mark.slow
 def test_a_few_neurons_on_an_empty_layer_are_carried_alone(tracing, qtbot, dot):
     viewer, widget, labels, truth = tracing
     neurons = paint_neurons(labels, truth, dot=dot)
@@ -56,6 +57,7 @@ def test_a_few_neurons_on_an_empty_layer_are_carried_alone(tracing, qtbot, dot):
             assert np.count_nonzero(out[REF] == obj) >= 20 * np.count_nonzero(painted == obj)
 
 
+@pytest.mark.slow
 def test_dense_mode_fills_the_rest_and_both_widgets_show_the_mode(tracing, qtbot):
     viewer, widget, labels, truth = tracing
     _, proofread = viewer.window.add_plugin_dock_widget("napari-emseg", "Proofread")

@@ -274,7 +274,16 @@ class DockWidget(QWidget):
 
     def _start_job(self, description: str, job, on_done) -> bool:
         """Run ``job`` on the viewer's runner; ``on_done(result, notes)`` on the GUI thread."""
-        return self.runner.start(description, job, on_done, report=self._set_status, owner=self)
+        return self.runner.start(description, job, on_done, report=self._report, owner=self)
+
+    def _report(self, message: str) -> None:
+        """A job's message; one that needs the voxel size points at the field that takes it."""
+        if "--voxel-size Z Y X" in message:
+            message = message.replace("--voxel-size Z Y X", "voxel (nm) field")
+            field = getattr(self, "voxel_size", None)
+            if field is not None:
+                field.highlight()
+        self._set_status(message)
 
     def _set_running(self, running: bool) -> None:
         for button in self.actions:

@@ -74,6 +74,14 @@ class ProofreadWidget(DockWidget):
         self.references.native.setWordWrap(True)
         self.references.native.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
         self.tracing = tracing_combo(self.viewer_session)
+        self.calibrate = CheckBox(text="calibrate", value=self.viewer_session.calibrate)
+        self.calibrate.tooltip = (
+            "choose the thresholds that reproduce the corrected reference slice best "
+            "(a dense reference; the choice and its score show in the status)"
+        )
+        self.calibrate.changed.connect(
+            lambda on: setattr(self.viewer_session, "calibrate", bool(on))
+        )
         self.buttons = {
             name: PushButton(text=text)
             for name, text in [
@@ -128,7 +136,7 @@ class ProofreadWidget(DockWidget):
         merge.label = "edit"
         split = row(b["seeds"], b["split"], self.this_slice_only)
         split.label = "split"
-        reference = row(b["reference"], self.z_first, self.z_last)
+        reference = row(b["reference"], self.z_first, self.z_last, self.calibrate)
         reference.label = "reference"
         repropagate = row(b["repropagate"], b["repropagate_one"], self.tracing)
         repropagate.label = "propagate"
@@ -491,6 +499,7 @@ class ProofreadWidget(DockWidget):
         )
 
         def done(result, notes) -> None:
+            self.viewer_session.remember_estimate(image_layer, result)
             with self.viewer_session.layer(layer).tool_edit():
                 changed = apply_as_undoable_edit(layer, result.labels, since=labels)
             session.snapshot_reference(stack_of(layer))
@@ -516,7 +525,7 @@ class ProofreadWidget(DockWidget):
             self._set_status("choose the image and its labels (same shape) first")
             return False
         model = self.viewer_session.model
-        if not get_card(model).needs_torch:
+        if not get_card(self.viewer_session.engine_model).needs_torch:
             self._set_status(
                 f"{model} is classical: Adapt fine-tunes a network; choose one in the Segment "
                 "widget's model list"

@@ -21,6 +21,7 @@ from napari_emseg._widgets.layers import (
     same_space_as,
     stack_of,
 )
+from napari_emseg._widgets.viewer_session import AUTO_MODEL
 from napari_emseg._widgets.voxel_field import VoxelSizeField
 from napari_emseg.proofreading.journal import pending_journals
 
@@ -38,6 +39,10 @@ def tracing_combo(session) -> ComboBox:
     )
     combo.changed.connect(lambda mode: setattr(session, "tracing", mode))
     return combo
+
+
+# The method choice that lets the data decide (pipeline.default_method).
+AUTO_METHOD = "auto"
 
 
 def describe_run(result) -> str:
@@ -67,7 +72,10 @@ class SegmentWidget(DockWidget):
         self.model = ComboBox(
             label="model", choices=self._model_choices(), value=self.session.model
         )
-        self.model.tooltip = "membrane model (from the model registry; adapted models join)"
+        self.model.tooltip = (
+            "membrane model: auto = the default for the stack's pixel size (from the model "
+            "registry; adapted models join)"
+        )
         self.device = ComboBox(choices=list(pipeline.DEVICE_CHOICES), value=self.session.device)
         self.device.tooltip = "where networks run: auto = CUDA, then Apple MPS, then the CPU"
         self.segment_button = PushButton(text="Segment")
@@ -76,8 +84,11 @@ class SegmentWidget(DockWidget):
         self.ref_slice.tooltip = "the slice to propagate from: follows the slice you paint"
         self.set_ref_button = PushButton(text="Use current z")
         self.tracing = tracing_combo(self.session)
-        self.method = ComboBox(choices=pipeline.list_methods(), value=pipeline.default_method())
-        self.method.tooltip = "the propagation method"
+        self.method = ComboBox(choices=[AUTO_METHOD, *pipeline.list_methods()], value=AUTO_METHOD)
+        self.method.tooltip = (
+            "the propagation method; auto: agglomeration for near-isotropic voxels (FIB-SEM), "
+            "the consistent ConvLSTM for thick sections"
+        )
         self.propagate_button = PushButton(text="Propagate")
         self.export_button = PushButton(text="Export...")
         self.export_button.tooltip = "write the labels as a Fiji-compatible TIFF"
@@ -129,7 +140,7 @@ class SegmentWidget(DockWidget):
 
     # -- state -------------------------------------------------------------------------------
     def _model_choices(self) -> list[str]:
-        return [*pipeline.list_models(), *self.session.user_models]
+        return [AUTO_MODEL, *pipeline.list_models(), *self.session.user_models]
 
     def _refresh_layers(self, _event=None) -> None:
         self.image_layer.reset_choices()
@@ -255,6 +266,7 @@ class SegmentWidget(DockWidget):
                 result.labels, name=f"{layer.name} labels", opacity=0.5, **space
             )
             self.session.remember_membrane(layer, membrane)
+            self.session.remember_estimate(layer, result)
             self.session.choose(labels=labels, image=layer)
             ref = result.ref_slice or 0
             self.ref_slice.value = ref
@@ -331,10 +343,11 @@ class SegmentWidget(DockWidget):
             references=[ref],
             objects=objects,
             frozen=frozen,
-            method=self.method.value,
+            method=None if self.method.value == AUTO_METHOD else self.method.value,
         )
 
         def done(result, notes) -> None:
+            self.session.remember_estimate(image_layer, result)
             with layer_session.tool_edit():
                 changed = apply_as_undoable_edit(labels_layer, result.labels, since=labels)
             self.session.add_reference(labels_layer, ref)

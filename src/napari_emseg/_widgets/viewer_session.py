@@ -27,6 +27,8 @@ from napari_emseg._widgets.layers import is_helper, stack_of
 from napari_emseg._widgets.runner import JobRunner
 from napari_emseg.proofreading import ProofreadingSession
 
+# The model choice that lets the facade pick the default model for the stack's pixel size.
+AUTO_MODEL = "auto"
 # The tracing modes a user chooses from, and what the facade's ``sparse=`` gets for each.
 TRACING = {"auto": None, "sparse": True, "dense": False}
 
@@ -102,7 +104,9 @@ class ViewerSession:
 
     def __init__(self, viewer):
         self.viewer = viewer
-        self._model = pipeline.list_models()[0]
+        self._model = AUTO_MODEL
+        self.calibrate = True  # choose thresholds on the corrected slices (the facade's default)
+        self._estimated: WeakKeyDictionary[Image, tuple] = WeakKeyDictionary()
         self._device = "auto"
         self._tracing = "auto"
         self._labels = None  # weak references to the chosen layers
@@ -154,11 +158,17 @@ class ViewerSession:
     def model(self) -> str:
         return self._model
 
+    @property
+    def engine_model(self) -> str | None:
+        """What the facade gets: None for "auto" (the default model for the pixel size)."""
+        return None if self._model == AUTO_MODEL else self._model
+
     @model.setter
     def model(self, name: str) -> None:
-        """A registered name or a card's path (listed with the others from then on)."""
+        """``"auto"``, a registered name or a card's path (listed with the others from then on)."""
         name = str(name)
-        if name not in pipeline.list_models() and name not in self.user_models:
+        known = name == AUTO_MODEL or name in pipeline.list_models()
+        if not known and name not in self.user_models:
             self.user_models.append(name)
         if name != self._model:
             self._model = name
@@ -272,12 +282,31 @@ class ViewerSession:
         self.voxel_size_changed.emit(image)
 
     def voxel_size(self, layer) -> tuple[float, float, float] | None:
-        """The voxel size in nm the user typed for the layer, else the file's, else None."""
+        """The voxel size in nm the user typed for the layer, else the file's, else the one a
+        run estimated, else None (the next run estimates it)."""
         if layer is None:
             return None
-        if layer in self._voxel_sizes:
+        if layer in self._voxel_sizes and self._voxel_sizes[layer] is not None:
             return self._voxel_sizes[layer]
-        return self.scale_voxel_size(layer)
+        return self.scale_voxel_size(layer) or self._estimated.get(layer)
+
+    def estimated_voxel_size(self, layer) -> tuple[float, float, float] | None:
+        """The size a run estimated for ``layer`` when neither the user nor the file gave one."""
+        if layer is None or self._voxel_sizes.get(layer) or self.scale_voxel_size(layer):
+            return None
+        return self._estimated.get(layer)
+
+    def remember_estimate(self, image: Image, result) -> None:
+        """Keep the voxel size a run estimated for ``image`` (its notes say so), so later runs
+        use the same one and the voxel field shows it as estimated."""
+        voxel = getattr(result, "voxel_size", None)
+        notes = " ".join(getattr(result, "notes", []))
+        if image is None or voxel is None or "estimated" not in notes:
+            return
+        if self._voxel_sizes.get(image) or self.scale_voxel_size(image):
+            return
+        self._estimated[image] = tuple(float(v) for v in voxel)
+        self.voxel_size_changed.emit(image)
 
     @staticmethod
     def scale_voxel_size(layer) -> tuple[float, float, float] | None:
@@ -293,7 +322,7 @@ class ViewerSession:
 
     # -- engine jobs: callables taking (progress, cancel), run by the viewer's runner -------------
     def segment_job(self, image: Image, data: np.ndarray):
-        model, device, voxel = self.model, self.device, self.voxel_size(image)
+        model, device, voxel = self.engine_model, self.device, self.voxel_size(image)
 
         def job(progress, cancel):
             return pipeline.segment(
@@ -326,8 +355,9 @@ class ViewerSession:
         membrane = self.membrane_for(image, labels.shape)
         frozen = session.frozen_slices() if frozen is None else frozen
         locked = set(session.locked)
-        model, device, voxel = self.model, self.device, self.voxel_size(image)
+        model, device, voxel = self.engine_model, self.device, self.voxel_size(image)
         sparse = TRACING[self.tracing]
+        calibrate = self.calibrate
 
         def job(progress, cancel):
             return pipeline.repropagate(
@@ -344,6 +374,7 @@ class ViewerSession:
                 device=device,
                 voxel_size=voxel,
                 sparse=sparse,
+                calibrate=calibrate,
                 progress=progress,
                 cancel=cancel,
             )
@@ -355,7 +386,7 @@ class ViewerSession:
         ``out``; when it beats the model in use on held-out corrections, predict the
         membrane map again with it. Returns ``(Adaptation, membrane or None)``."""
         array = stack_of(image)
-        model, device, voxel = self.model, self.device, self.voxel_size(image)
+        model, device, voxel = self.engine_model, self.device, self.voxel_size(image)
         steps = self.adapt_steps
 
         def job(progress, cancel):

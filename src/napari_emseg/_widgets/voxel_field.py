@@ -2,14 +2,16 @@
 
 Prefilled from the image layer's scale (what the file recorded); a size typed here is what
 every run on that image uses (the layer's display scale is left alone, so labels made
-earlier stay aligned). Empty means unknown: the engine then assumes 4 nm pixels and says so.
+earlier stay aligned). Empty means unknown: the first run estimates it from the image and says
+so; the field then shows the estimate as its grey placeholder ("estimated ...") and later runs
+use it until a size is typed.
 """
 
 from magicgui.widgets import LineEdit
 
 from napari_emseg.pipeline import checked_voxel_size
 
-PLACEHOLDER = "z y x, e.g. 50 4 4 (unknown: 4 nm pixels assumed)"
+PLACEHOLDER = "z y x, e.g. 50 4 4 (unknown: estimated at the first run)"
 
 
 def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
@@ -50,7 +52,7 @@ class VoxelSizeField:
         self.widget.native.setPlaceholderText(PLACEHOLDER)
         self.widget.tooltip = (
             "voxel size z y x in nm, from the file when it records one; empty: unknown "
-            "(4 nm pixels assumed)"
+            "(estimated from the image at the first run)"
         )
         self.widget.changed.connect(self._edited)
         image_choice.changed.connect(lambda _value: self.show())
@@ -62,16 +64,29 @@ class VoxelSizeField:
 
     def show(self) -> None:
         """Fill the field from the chosen image (typed size, else the file's)."""
-        text = format_voxel_size(self.session.voxel_size(self.image_choice.value))
+        image = self.image_choice.value
+        estimated = self.session.estimated_voxel_size(image)
+        shown = None if estimated else self.session.voxel_size(image)
+        text = format_voxel_size(shown)
         if self.widget.value != text:
             with self.widget.changed.blocked():
                 self.widget.value = text
+        placeholder = PLACEHOLDER
+        if estimated:
+            placeholder = f"estimated {format_voxel_size(estimated)} (type the true size)"
+        self.widget.native.setPlaceholderText(placeholder)
 
     def _session_changed(self, image) -> None:
         if image is self.image_choice.value:
             self.show()
 
+    def highlight(self) -> None:
+        """Ask for the size: a red frame and the focus, until the user types in the field."""
+        self.widget.native.setStyleSheet("border: 2px solid #e0503c;")
+        self.widget.native.setFocus()
+
     def _edited(self, text: str) -> None:
+        self.widget.native.setStyleSheet("")
         image = self.image_choice.value
         if image is None:
             return
@@ -81,5 +96,5 @@ class VoxelSizeField:
             self.report(str(error))
             return
         self.session.set_voxel_size(image, size)
-        shown = format_voxel_size(size) or "unknown (4 nm pixels assumed)"
+        shown = format_voxel_size(size) or "unknown (estimated at the next run)"
         self.report(f"voxel size of {image.name}: {shown}")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_emseg._progress import CancelCheck, ProgressCallback, stage_progress
+from napari_emseg._progress import CancelCheck, ProgressCallback, report, stage_progress
 from napari_emseg.blockwise import chain as chaining
 from napari_emseg.blockwise import vote as voting
 from napari_emseg.blockwise.executor import map_tasks
@@ -120,7 +120,7 @@ def segment_blockwise(
     halo: Sequence[int] = DEFAULT_HALO,
     model: str | None = None,
     device: str = "auto",
-    propagation: str = "watershed",
+    propagation: str | None = None,
     method_options: dict[str, Any] | None = None,
     start: str = "auto",
     ref_slice: int | None = None,
@@ -212,6 +212,7 @@ def segment_blockwise(
     if not 0 <= ref_z < array.shape[0]:
         raise ValueError(f"reference slice {ref_z} is outside 0..{array.shape[0] - 1}")
     start = _block_start(start, voxel)
+    propagation = propagation or _default_propagation(voxel)
     chained = chain and propagation != "none" and start == "watershed" and grid.grid_shape[0] > 1
     if chained:
         chaining.check_halo(grid)
@@ -245,18 +246,23 @@ def segment_blockwise(
             start=start,
             vote_later=vote_later,
         )
-        summaries = _segment_blocks(
-            grid, job, ref_z if chained else None, shared_source, client, progress, cancel
-        )
-        stitch = functools.partial(
-            _stitch, grid, scratch=str(scratch), threshold=threshold, client=client, cancel=cancel
-        )
-        table, offsets, matches = stitch(
-            [(s.n_ids, s.core_ids, s.links) for s in summaries],
-            progress=stage_progress(progress, 0.85, 0.88 if vote_later else 0.9),
-        )
-        luts = [_block_lut(table, offsets, s.number, s.n_ids) for s in summaries]
         votes, sv_luts = None, [None] * len(grid)
+        if start == "agglomeration":
+            luts = _agglomerate_blocks(grid, job, shared_source, client, progress, cancel)
+            table, matches = np.concatenate([[0], *[lut[1:] for lut in luts]]), 0
+        else:
+            summaries = _segment_blocks(
+                grid, job, ref_z if chained else None, shared_source, client, progress, cancel
+            )
+            stitch = functools.partial(
+                _stitch, grid, scratch=str(scratch), threshold=threshold, client=client,
+                cancel=cancel,
+            )  # fmt: skip
+            table, offsets, matches = stitch(
+                [(s.n_ids, s.core_ids, s.links) for s in summaries],
+                progress=stage_progress(progress, 0.85, 0.88 if vote_later else 0.9),
+            )
+            luts = [_block_lut(table, offsets, s.number, s.n_ids) for s in summaries]
         if vote_later:
             votes, sv_luts = _vote(
                 grid,
@@ -350,6 +356,47 @@ def _stitch(
     return table, offsets, sum(len(m) for m in merges)
 
 
+def _agglomerate_blocks(
+    grid: BlockGrid,
+    template: BlockJob,
+    shared_source: Any,
+    client: Any,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> list[np.ndarray]:
+    """Each block's local fragment id -> object id: the whole volume's agglomeration
+    (:mod:`~.agglomeration`), as one run makes it."""
+    from napari_emseg.blockwise import agglomeration
+    from napari_emseg.propagation.agglomeration import DEFAULT_THRESHOLD
+
+    threshold = (template.method_options or {}).get("threshold", DEFAULT_THRESHOLD)
+    fragments = map_tasks(
+        agglomeration.fragment_block,
+        [replace(template, block=block) for block in grid.blocks()],
+        client=client,
+        shared={"source": shared_source},
+        progress=stage_progress(progress, 0.0, 0.8),
+        cancel=cancel,
+        message="membrane and fragments of block",
+    )
+    pairs = agglomeration.face_pairs(grid)
+    faces = map_tasks(
+        agglomeration.interface_faces,
+        pairs,
+        client=client,
+        shared={"scratch": template.scratch},
+        progress=stage_progress(progress, 0.8, 0.85),
+        cancel=cancel,
+        message="faces between blocks",
+    )
+    report(progress, 0, 1, "agglomerating the whole volume")
+    table, offsets = agglomeration.agglomeration_table(
+        fragments, list(zip(pairs, faces, strict=True)), threshold=float(threshold)
+    )
+    report(progress, 1, 1, "agglomerating the whole volume")
+    return [_block_lut(table, offsets, f.number, f.n_ids) for f in fragments]
+
+
 def _block_lut(table: np.ndarray, offsets: np.ndarray, number: int, n_ids: int) -> np.ndarray:
     """Local id -> output id of one block (0 stays 0)."""
     lut = table[offsets[number] : offsets[number] + n_ids + 1].copy()
@@ -392,6 +439,16 @@ def _vote(
     )
     winner = voting.winners(tallies, int(sv_table.max(initial=0)))
     return {"winner": winner, "ref_z": ref_z}, sv_luts
+
+
+def _default_propagation(voxel: tuple[float, ...]) -> str:
+    """The propagator one run would use from a reference slice of this volume."""
+    from napari_emseg.pipeline import ANISOTROPIC_Z, default_method
+
+    method = default_method(voxel_size=voxel)  # type: ignore[arg-type]
+    if method == "agglomeration":  # a slice-by-slice start asked for on isotropic voxels
+        method = default_method(voxel_size=(ANISOTROPIC_Z, 1.0, 1.0))
+    return method
 
 
 def _block_start(start: str, voxel: tuple[float, ...] | None) -> str:

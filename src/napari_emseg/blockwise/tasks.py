@@ -64,15 +64,7 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
     A dask task: ``source`` is the volume (an array, or an input spec the worker opens).
     """
     region = job.block.outer if job.chain_z is None else chaining.reach(job.block, job.chain_z)
-    try:
-        image = read_region(_worker_source(source), region)
-    except (InputError, MemoryError):
-        raise
-    except Exception as exc:  # zarr, h5py and codecs raise many types on damaged data
-        raise InputError(
-            f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
-            "may be truncated or corrupt; copy or export it again"
-        ) from exc
+    image = read_outer(job, source, region)
     membrane, labels, supervoxels, links = _segment_outer(job, image, region[0].start)
     core = job.block.core_in_outer
     if job.membrane is not None:
@@ -87,6 +79,19 @@ def segment_block(job: BlockJob, *, source: Any) -> BlockSummary:
         n_supervoxels=int(supervoxels.max(initial=0)),
         core_supervoxels=_ids(supervoxels[core]),
     )
+
+
+def read_outer(job: BlockJob, source: Any, region=None) -> np.ndarray:
+    """The block's outer region (or ``region``) of the input, or one line on damaged data."""
+    try:
+        return read_region(_worker_source(source), job.block.outer if region is None else region)
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # zarr, h5py and codecs raise many types on damaged data
+        raise InputError(
+            f"cannot read block {job.block.name} of the input ({short_error(exc)}): the file "
+            "may be truncated or corrupt; copy or export it again"
+        ) from exc
 
 
 SUPERVOXELS = "-supervoxels"  # scratch array of a block's supervoxels, beside its labels

@@ -48,18 +48,38 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from napari_emseg.benchmark.engine import run_benchmark
+    from napari_emseg.evaluation.speed import run_benchmark
 
-    result = run_benchmark(quick=args.quick, device=args.device, model=args.model)
+    result = run_benchmark(
+        quick=args.quick, device=args.device, model=args.model, progress=args.progress
+    )
     if args.json:
         emit(args, result)
         return 0
     args.progress.end_line()
-    width = max(map(len, result))
-    for key, value in result.items():
+    rows = _flat(result)
+    width = max(map(len, rows))
+    for key, value in rows.items():
         shown = f"{value:.4g}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
     return 0
+
+
+def _flat(result: dict, prefix: str = "") -> dict:
+    """Nested fields as ``outer.inner`` rows of the text table.
+
+    Examples
+    --------
+    >>> _flat({"a": 1, "cases": {"b": {"s": 2.0}}})
+    {'a': 1, 'cases.b.s': 2.0}
+    """
+    rows: dict = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            rows.update(_flat(value, f"{prefix}{key}."))
+        else:
+            rows[f"{prefix}{key}"] = value
+    return rows
 
 
 def add_measure_parsers(sub: argparse._SubParsersAction) -> None:

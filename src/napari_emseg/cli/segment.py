@@ -118,7 +118,13 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     _write_outputs(args, volume, result.labels, out, membrane_out, result.membrane)
-    emit(args, {**_summary(out, result.labels, result.ref_slice), "blockwise": False})
+    summary = _summary(out, result.labels, result.ref_slice)
+    voxel = None if result.voxel_size is None else list(result.voxel_size)
+    emit(
+        args,
+        {**summary, "method": result.method, "voxel_size": voxel, "notes": result.notes,
+         "blockwise": False},
+    )  # fmt: skip
     return 0
 
 
@@ -163,7 +169,7 @@ def _segment_blockwise(args: argparse.Namespace, out: Path, membrane_out, volume
                     halo=args.halo or DEFAULT_HALO,
                     model=args.model,
                     device=args.device,
-                    propagation=args.propagation or "watershed",  # measured with it
+                    propagation=args.propagation,  # None: as one run (the data decides)
                     start=args.start,
                     ref_slice=args.ref_slice,
                     scale=args.voxel_size,
@@ -255,7 +261,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_emseg.pipeline import propagate, read_volume
 
     out = check_output(args.output, args.overwrite, zarr=True)
-    if args.method != "cconvlstm" and (args.variant or args.propagation_weights):
+    if args.method not in (None, "cconvlstm") and (args.variant or args.propagation_weights):
         raise UsageError("--variant and --propagation-weights apply to --method cconvlstm")
     args.progress.stage(f"reading {args.input}")
     volume = read_image(args.input, args.voxel_size)
@@ -285,9 +291,22 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
             for k, v in (("variant", args.variant), ("weights", args.propagation_weights))
             if v is not None
         },
+        sparse=args.sparse,
+        calibrate=args.calibrate,
         progress=args.progress,
     )
     _write_outputs(args, volume, result.labels, out)
+    emit(
+        args,
+        {
+            **_summary(out, result.labels, args.ref_slice),
+            "method": result.method,
+            "sparse": result.sparse,
+            "voxel_size": None if result.voxel_size is None else list(result.voxel_size),
+            "calibration": None if result.calibration is None else result.calibration.to_dict(),
+            "notes": result.notes,
+        },
+    )
     return 0
 
 
@@ -295,7 +314,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
 def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``segment``, ``predict-membrane`` and ``propagate``."""
     from napari_emseg.models.cards import PROPAGATION_VARIANTS
-    from napari_emseg.pipeline import STARTS, default_method, list_methods
+    from napari_emseg.pipeline import STARTS, list_methods
 
     methods = list_methods()
     outputs = "a .tif, or an OME-Zarr store (.zarr)"
@@ -323,8 +342,8 @@ def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
         "--propagation",
         default=None,
         choices=[*methods, "none"],
-        help="how ids are carried through z ('none': slices independent; default "
-        f"{default_method()}, or watershed when blockwise)",
+        help="how ids are carried through z ('none': slices independent; default: by the "
+        "data, as propagate's --method)",
     )
     p.add_argument(
         "--start",
@@ -388,7 +407,34 @@ def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ref-slice", type=int, required=True, help="index Z of the reference slice")
     add_run_options(p, output_help=f"propagated labels to write: {outputs}")
-    p.add_argument("--method", default=default_method(), choices=methods, help="propagation method")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=methods,
+        help="propagation method (default: from the data: agglomeration for near-isotropic "
+        "voxels, cconvlstm for thick sections)",
+    )
+    tracing = p.add_mutually_exclusive_group()
+    tracing.add_argument(
+        "--sparse",
+        dest="sparse",
+        action="store_true",
+        default=None,
+        help="carry only the reference's objects (dots grow to their cells); unlabelled area "
+        "gets no id (default: when the reference covers little of its slice)",
+    )
+    tracing.add_argument(
+        "--dense",
+        dest="sparse",
+        action="store_false",
+        help="every cell of the reference slice is an object; new ones may appear",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="keep the default thresholds instead of choosing them on the reference slice",
+    )
     p.add_argument("--membrane", help="membrane probabilities (computed when omitted)")
     p.add_argument(
         "--variant",

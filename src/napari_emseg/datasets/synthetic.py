@@ -587,3 +587,53 @@ def make_synthetic_stack(
         membranes=labels == 0,
         scale=(float(scale[0]), float(scale[1]), float(scale[2])),
     )
+
+
+# The physical pixel size the renderer's geometry corresponds to: its cells have a mean
+# distance to the nearest membrane of about 8 px, as real neuropil has about 50 nm
+# (docs/results/pixel-size-estimate.md). ``scale``'s default of 4 nm is a label only.
+RENDER_PIXEL_NM = 6.0
+
+
+def make_synthetic_stack_at(
+    shape: tuple[int, int, int],
+    pixel_nm: float,
+    *,
+    section_nm: float = 50.0,
+    seed: int | None = 0,
+    noise: float = 0.08,
+) -> SyntheticStack:
+    """The synthetic stack as a microscope with ``pixel_nm`` pixels would image it.
+
+    The stack is rendered at :data:`RENDER_PIXEL_NM` over the same field of view and resampled
+    to ``shape`` (area-averaged image, nearest-neighbour labels), so cells keep their physical
+    size: a stack at 12 nm shows them a third as wide as one at 4 nm.
+
+    Examples
+    --------
+    >>> fine = make_synthetic_stack_at((2, 96, 96), 4.0)
+    >>> coarse = make_synthetic_stack_at((2, 48, 48), 8.0)
+    >>> fine.scale, coarse.scale, coarse.image.shape
+    ((50.0, 4.0, 4.0), (50.0, 8.0, 8.0), (2, 48, 48))
+    """
+    from scipy import ndimage as ndi
+
+    if not pixel_nm > 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_nm!r}")
+    nz, ny, nx = (int(s) for s in shape)
+    factor = pixel_nm / RENDER_PIXEL_NM  # render pixels per output pixel
+    rendered = (nz, max(32, round(ny * factor)), max(32, round(nx * factor)))
+    # Membranes are 2 px at the render's 6 nm; they stay 12 nm wide whatever the output.
+    stack = make_synthetic_stack(rendered, seed=seed, noise=noise)
+    zoom = (1.0, ny / rendered[1], nx / rendered[2])
+    image = stack.image.astype(np.float32)
+    if factor > 1:  # shrinking: average the render pixels that fall in one output pixel
+        image = ndi.gaussian_filter(image, (0, 0.4 * factor, 0.4 * factor))
+    image = ndi.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
+    labels = ndi.zoom(stack.labels, zoom, order=0, grid_mode=True, mode="nearest")
+    return SyntheticStack(
+        image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+        labels=labels.astype(np.uint32),
+        membranes=labels == 0,
+        scale=(float(section_nm), float(pixel_nm), float(pixel_nm)),
+    )

@@ -9,10 +9,13 @@ that every report reads the same blocks, makes its reference the same way and is
   boundary, as a proofread slice is);
 - :mod:`.scoring`: adapted Rand error, VOI and object count in one call;
 - :mod:`.report`: markdown tables and numbers; :mod:`.machine`: the machine line, the commit,
-  timing;
+  timing; :mod:`.arguments`: a script's command line (description, ``--data``);
 - studies: :mod:`.propagation`, :mod:`.supervoxels`, :mod:`.effort` (with the simulated
-  proofreader, :mod:`.oracle`), :mod:`.membrane`, :mod:`.processes` (commands measured as a
-  user runs them), :mod:`.proofreading_speed`, :mod:`.waterz` (the optional baseline).
+  proofreader, :mod:`.oracle`), :mod:`.membrane`, :mod:`.baselines`, :mod:`.adapt`,
+  :mod:`.choices` (settings chosen on training data), :mod:`.blockwise` and :mod:`.processes`
+  (commands measured as a user runs them), :mod:`.weights` (shipping fine-tuned propagation
+  weights), :mod:`.speed` and :mod:`.proofreading_speed` (``napari-emseg benchmark``),
+  :mod:`.corrections` (what the GUI tours correct), :mod:`.waterz` (the optional baseline).
 
 Examples
 --------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_emseg.evaluation.data import Block
+from napari_emseg.evaluation.data import Block, gala_block, isbi_block
 from napari_emseg.evaluation.machine import timed
 from napari_emseg.evaluation.oracle import OracleResult, simulate_proofreading
 from napari_emseg.evaluation.report import markdown_table
@@ -39,6 +39,18 @@ class Start:
     result: OracleResult | None = None
     note: str = ""
     reference_edits: OracleResult | None = None  # correcting the reference slice itself
+
+
+def effort_blocks(*, data: str | Path | None = None, quick: bool = False) -> list[Block]:
+    """The held-out blocks of the study: gala's test block and a centred 256 x 256 crop of
+    ISBI 2012 slices 20-29 (reference 25 of the stack); ``quick``: 8 x 96 x 96 corners of
+    both, reference 4 (a smoke run)."""
+    gala = gala_block("test", name="gala FIB-SEM medulla, test block (50x100x200)", data=data)
+    name = "ISBI 2012, training slices 20-29, centred 256x256 crop"
+    isbi = isbi_block(20, 30, name=name, data=data).crop(np.s_[:, 128:384, 128:384])
+    if quick:
+        return [b.crop(np.s_[:8, :96, :96], ref=4) for b in (gala, isbi)]
+    return [gala, isbi]
 
 
 def edits_to(result: OracleResult, level: float) -> int | None:
@@ -319,3 +331,17 @@ def plot_curves(runs: dict[str, list[Start]], path: str | Path) -> None:
 def stderr_log(name: str) -> Callable[[str], None]:
     """A logger that prefixes a block's name (progress of a long run, on stderr)."""
     return lambda text: print(f"{name}: {text}", file=sys.stderr, flush=True)
+
+
+def check_scores(blocks: list[Block], runs: dict[str, list[Start]]) -> None:
+    """Fail unless every final ARE a report shows is the metric's own on the labels."""
+    from napari_emseg.metrics import adapted_rand_error
+
+    for block in blocks:
+        for start in runs[block.name]:
+            if start.result is not None:
+                found = adapted_rand_error(start.result.labels, block.gt)
+                if start.result.final_are != found:
+                    raise AssertionError(
+                        f"{block.name} {start.key}: ARE {found}, not the one shown"
+                    )

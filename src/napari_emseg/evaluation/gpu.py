@@ -154,8 +154,8 @@ def pipeline_seconds(shape: tuple[int, int, int]) -> dict:
     import torch
 
     from napari_emseg._timing import record_stages
-    from napari_emseg.benchmark.engine import SYNTHETIC_VOXEL_NM
     from napari_emseg.datasets.synthetic import make_synthetic_stack
+    from napari_emseg.evaluation.speed import SYNTHETIC_VOXEL_NM
     from napari_emseg.inference.membrane import build_model
     from napari_emseg.inference.tiled import predict_tiled
     from napari_emseg.models.cards import get_card

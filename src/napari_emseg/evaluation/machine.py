@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_emseg.benchmark.engine import (
+from napari_emseg.evaluation.speed import (
     cpu_name,
     median_seconds,
     network_flops_per_slice,

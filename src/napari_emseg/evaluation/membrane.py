@@ -3,7 +3,12 @@
 Scores are :func:`napari_emseg.metrics.isbi2012_scores` of the probability map against the
 official membrane labels: V_rand and V_info at the best threshold of the metric's default grid
 on slices 20-29, and at the one threshold chosen on the validation slices 18-19 (the honest
-figure: the best threshold on the test slices is optimistic). Torch is imported lazily.
+figure: the best threshold on the test slices is optimistic, and confident networks want
+thresholds below 0.05, so the validation grid adds 0.001..0.04); pixel error at 0.5. Cost:
+parameters, GFLOPs per 512x512 slice (counted by ``torch.utils.flop_counter``; one multiply-add
+= 2 FLOPs) and wall seconds per slice on the CPU (median of repeats, the same tiling as
+``predict_membrane`` on the CPU). The network input is normalised over the whole 30-slice
+volume, as ``predict_membrane`` does. Torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -176,6 +181,37 @@ def fibsem_rows(models, volume: np.ndarray, gt: np.ndarray, pixel_nm: float) -> 
     return rows
 
 
+def resampling_row(block, model: str, *, propagate: bool = True) -> dict:
+    """V_rand, V_info and best threshold of ``model``'s map of ``block`` at its own pixel size
+    (``native_10nm``) and resampled from 10 nm to the model's (``resampled_4nm``); with
+    ``propagate``, the ARE and seconds of ``propagate`` from the block's ground-truth slice
+    (as it is, boundaries 0) through the resampled map."""
+    import time
+
+    from napari_emseg import pipeline
+    from napari_emseg.inference.membrane import predict_membrane
+    from napari_emseg.metrics import adapted_rand_error
+
+    row: dict = {"model": model}
+    maps = {}
+    for label, pixel_nm in (("native_10nm", None), ("resampled_4nm", 10.0)):
+        prob = predict_membrane(block.image, model=model, device="cpu", pixel_nm=pixel_nm)
+        maps[label] = prob
+        s = isbi2012_scores(np.clip(prob, 0, 1), block.gt)
+        row[label] = {k: float(s[k]) for k in ("vrand", "vinfo", "vrand_threshold")}
+        print(model, label, row[label], flush=True)
+    if propagate:
+        start = time.perf_counter()
+        seg = pipeline.propagate(
+            block.image, block.reference(grow=0), block.ref, membrane=maps["resampled_4nm"],
+            voxel_size=block.voxel_size, device="cpu",
+        ).labels  # fmt: skip
+        row["propagate_are"] = float(adapted_rand_error(seg, block.gt))
+        row["propagate_seconds"] = time.perf_counter() - start  # the scoring included
+        print(model, "propagate ARE", row["propagate_are"], flush=True)
+    return row
+
+
 def fibsem_table(rows: list[dict]) -> list[str]:
     """The FIB-SEM rows as markdown lines."""
     cells = [
@@ -245,3 +281,35 @@ def figure(path: str | Path, panels: list[tuple[str, np.ndarray]]) -> None:
         out.paste(tile, (x, 0))
         x += tile.width + gap
     out.save(path)
+
+
+def fibsem_markdown(nets, block, pixel_nm: float) -> str:
+    """The FIB-SEM section of the report: :func:`fibsem_rows` of ``block`` under a title."""
+    rows = fibsem_rows(nets, block.image, block.gt, pixel_nm)
+    title = (
+        "\n## FIB-SEM generalisation: gala medulla test block (50x100x200, "
+        f"{pixel_nm:g} nm assumed, resampled to 4 nm), boundaries from its instance "
+        "labels, best threshold\n\n"
+    )
+    return title + "\n".join(fibsem_table(rows)) + "\n"
+
+
+def figure_panels(volume, labels, z: int, ridge=None, predictions=()) -> list:
+    """Raw slice ``z`` of ISBI, the ridge map and the best network's (shown as
+    1 - P(membrane), so membranes are dark as in the raw and the labels), and the labels.
+    ``predictions`` are (name, V_rand, map of slices 20-29).
+
+    Examples
+    --------
+    >>> raw = np.zeros((30, 2, 2)); maps = [("a", 0.5, np.zeros((10, 2, 2))), ("b", 0.9, None)]
+    >>> [title for title, _ in figure_panels(raw, raw, 25, predictions=maps[:1])]
+    ['raw (slice 25)', 'a', 'labels (black = membrane)']
+    """
+    panels = [(f"raw (slice {z})", volume[z])]
+    if ridge is not None:
+        panels.append(("ridge", 1 - ridge[z - HELD_OUT.start]))
+    if predictions:
+        name, _, prob = max(predictions, key=lambda p: p[1])
+        panels.append((name, 1 - prob[z - HELD_OUT.start]))
+    panels.append(("labels (black = membrane)", labels[z]))
+    return panels

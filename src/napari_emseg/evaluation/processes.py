@@ -138,3 +138,19 @@ def modes_table(results: list[dict]) -> str:
         f"Distributed labels identical to blockwise: {equal}",
     ]
     return "\n".join(lines)
+
+
+def commands_text(results: list[dict]) -> str:
+    """Each case's commands, as a user types them.
+
+    Examples
+    --------
+    >>> print(commands_text([{"case": "isbi", "commands": {"single": "segment a.tif"}}]))
+    isbi:
+      single: napari-emseg segment a.tif
+    """
+    lines = []
+    for result in results:
+        lines.append(f"{result['case']}:")
+        lines += [f"  {mode}: napari-emseg {c}" for mode, c in result["commands"].items()]
+    return "\n".join(lines)

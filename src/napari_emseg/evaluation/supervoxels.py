@@ -4,6 +4,11 @@ Both propagators fill a block from its ground-truth reference; supervoxels of th
 then take the id most of their voxels were given (:func:`majority_vote`, with the rules of
 ``propagate``: the reference slice and unlabelled voxels do not change). A grid of settings is
 scored on training blocks; the lowest mean error of the two propagators is the choice.
+
+The settings: 3D or per slice, smoothing, merge threshold, and waterz's own supervoxels when
+waterz is installed. The training blocks choose per block (gala train, reference slice 25; ISBI
+2012 slices 0-19, reference 10); only the chosen settings run on the held-out blocks (gala
+test, reference 25; ISBI slices 20-29, reference 25): :func:`run_study`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_emseg.evaluation.data import Block
+from napari_emseg.evaluation.data import Block, gala_block, isbi_block
 from napari_emseg.evaluation.machine import timed
 from napari_emseg.evaluation.report import markdown_table
 from napari_emseg.metrics import adapted_rand_error
@@ -33,6 +38,7 @@ METHODS = ("watershed", "cconvlstm")
 SIGMAS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 WATERZ_THRESHOLDS = (0.0, 0.1, 0.2, 0.3)
+PAIRS = (("gala-train", "gala-test"), ("isbi-train", "isbi-test"))  # (choice, report)
 
 
 @dataclass(frozen=True)
@@ -237,3 +243,75 @@ def gains(name: str, rows: list[Result], chosen: set[Setting]) -> str:
     best = next(r for r in rows if r.setting in chosen)
     parts = ", ".join(f"`{m}` {none.are[m]:.3f} -> {best.are[m]:.3f}" for m in METHODS)
     return f"- {name}, {best.setting.label()}: {parts}."
+
+
+def study_blocks(*, data=None, quick: bool = False) -> dict[str, Block]:
+    """The four blocks of :data:`PAIRS` by key (gala train / test, ISBI 2012 slices 0-19 /
+    20-29, each with its split's reference); ``quick``: 8 x 96 x 96 around each reference."""
+    found = {
+        f"gala-{part}": gala_block(part, name=f"gala FIB-SEM {part} block ({role})", data=data)
+        for part, role in (("train", "training"), ("test", "held-out"))
+    }
+    for part, first, stop, role in (("train", 0, 20, "training"), ("test", 20, 30, "held-out")):
+        name = f"ISBI 2012 slices {first}-{stop - 1} ({role})"
+        found[f"isbi-{part}"] = isbi_block(first, stop, name=name, data=data)
+    if quick:
+        for key, b in found.items():
+            z0 = max(b.ref - 4, 0)
+            found[key] = b.crop(np.s_[z0 : z0 + 8, :96, :96])
+    return found
+
+
+def run_study(blocks: dict[str, Block], outputs: dict, *, waterz: bool) -> tuple[list, list]:
+    """For each pair of :data:`PAIRS`: the training grid (``waterz``: its settings too) and the
+    choice, then on the held-out block only no vote, the chosen setting, the best of the other
+    layout, the best waterz setting and the library default. ``outputs`` holds each block's
+    :func:`propagations`. Returns ``[(train block, results, chosen)]`` and
+    ``[(test block, results, chosen, library default)]``."""
+    sections, held_rows = [], []
+    for train_key, test_key in PAIRS:
+        train, test = blocks[train_key], blocks[test_key]
+        print(f"{train_key}: grid", file=sys.stderr, flush=True)
+        results = [run_setting(train, outputs[train_key], s) for s in [None, *grid(waterz=waterz)]]
+        choice = choose(results)
+        chosen = {choice.best}
+        sections.append((train, results, chosen))
+        default = library_default(test.membrane)  # propagate's vote without a voxel size
+        held = [None, choice.best, choice.other_layout]
+        if choice.waterz is not None:
+            held.append(choice.waterz)
+        if default not in held:
+            held.append(default)
+        print(f"{test_key}: chosen settings", file=sys.stderr, flush=True)
+        rows = [run_setting(test, outputs[test_key], s) for s in held]
+        held_rows.append((test, rows, chosen, default))
+    return sections, held_rows
+
+
+def block_outputs(
+    blocks: dict[str, Block], cache: Path, *, device: str = "cpu", tag: str = "", reuse: bool
+) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
+    """Each block's membrane map (:func:`predict_cached` under ``cache``) and
+    :func:`propagations` (kept in ``cache`` too with ``reuse``), by key; ``tag`` marks the
+    cache files of a smoke run."""
+    from napari_emseg.models.cards import DEFAULT_MEMBRANE_MODEL
+
+    outputs = {}
+    for key, block in blocks.items():
+        predict_cached(block, cache, f"{key}{tag}-{DEFAULT_MEMBRANE_MODEL}")
+        saved = cache / f"{key}{tag}-propagated.npz" if reuse else None
+        outputs[key] = propagations(block, device=device, cache=saved)
+    return outputs
+
+
+def anisotropy_rows(blocks) -> str:
+    """Markdown rows: each block's voxel size, the z / xy anisotropy estimated from its
+    membrane map and the supervoxel layout ``propagate`` picks from it without a voxel size."""
+    from napari_emseg.segmentation.supervoxels import membrane_anisotropy
+
+    return "\n".join(
+        f"| {b.name} | {' x '.join(f'{v:g}' for v in b.voxel_size)} | "
+        f"{membrane_anisotropy(b.membrane):.1f} | "
+        f"{'per slice' if is_anisotropic(None, b.membrane) else '3D'} |"
+        for b in blocks
+    )

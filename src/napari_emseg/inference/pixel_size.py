@@ -15,14 +15,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # Mean distance to the nearest membrane over the inside of cells, in nm: chosen on the training
-# slices (ISBI 2012 0-19, gala train, Gerhard VNC 0-17), see docs/results/pixel-size-estimate.md.
-MEAN_DISTANCE_NM = 55.0
+# stacks (ISBI 2012, gala train, Gerhard VNC: 43-69 nm; 53 keeps all within 25 %), see
+# docs/results/pixel-size-estimate.md.
+MEAN_DISTANCE_NM = 53.0
 # A usable map: membranes on 5-75 % of the area, mostly confident, and enough cells.
 MEMBRANE_SHARE = (0.05, 0.75)
 MIN_CONFIDENCE = 0.6
 MIN_CELLS = 5
-SAMPLE_SLICES = 3
-SAMPLE_EDGE = 768
+SAMPLE_SLICES = 5
+SAMPLE_EDGE = 512
 
 
 class PixelSizeError(ValueError):
@@ -78,13 +79,14 @@ def cell_statistics(membrane: np.ndarray) -> tuple[float, int, float, float]:
 
 
 def _sample(image: np.ndarray) -> np.ndarray:
-    """A few slices around the middle, cropped to :data:`SAMPLE_EDGE` around the centre."""
+    """:data:`SAMPLE_SLICES` slices spread through the stack (cell sizes vary along it),
+    each cropped to :data:`SAMPLE_EDGE` around the centre."""
     depth, height, width = image.shape
-    middle = depth // 2
-    first = max(0, min(middle - SAMPLE_SLICES // 2, depth - SAMPLE_SLICES))
+    count = min(SAMPLE_SLICES, depth)
+    slices = np.unique(np.linspace(0, depth - 1, count + 2)[1:-1].round().astype(int))
     y0 = max(0, (height - SAMPLE_EDGE) // 2)
     x0 = max(0, (width - SAMPLE_EDGE) // 2)
-    return image[first : first + SAMPLE_SLICES, y0 : y0 + SAMPLE_EDGE, x0 : x0 + SAMPLE_EDGE]
+    return image[slices, y0 : y0 + SAMPLE_EDGE, x0 : x0 + SAMPLE_EDGE]
 
 
 def estimate_pixel_size(
@@ -122,7 +124,8 @@ def estimate_pixel_size(
         if not usable:
             raise PixelSizeError(
                 "the pixel size cannot be estimated: the image shows no cell membranes "
-                f"({cells} cells, membranes on {100 * share:.0f} % of it); give the voxel size"
+                f"({cells} cells, membranes on {100 * share:.0f} % of it); give the voxel size "
+                "(--voxel-size Z Y X)"
             )
         pixel = MEAN_DISTANCE_NM / distance
         work = work_pixel_nm(pixel, card.pixel_nm, card.pixel_range_nm)

@@ -8,9 +8,11 @@ reference through the window; every pixel takes the object with the highest prob
 (above 0.5) from the patch whose core (the part nearest its centre) holds it, so patches
 stitch without seams and an id can only come from the reference objects of that patch.
 
-The network works at its card's pixel size (the stack's ``pixel_nm`` is binned to it). Its
-masks, eroded, are markers of a watershed of the full-resolution membrane map: the network
-decides which object is where, the membrane map places the outlines. Pixels that no marker
+The network works at about twice its card's pixel size, never coarser than
+:data:`NETWORK_MAX_PIXEL_NM` (the stack's ``pixel_nm`` is binned to it), in bfloat16 where the
+device has it (:func:`~napari_emseg.inference.devices.autocast_dtype`). Its masks, eroded, are
+markers of a watershed of the full-resolution membrane map: the network decides which object is
+where, the membrane map places the outlines. Pixels that no marker
 reaches are flooded by their neighbours; cells of the slice's own watershed that no object
 covers enter as new ids (objects entering the volume), as in the classical propagator.
 """
@@ -25,11 +27,12 @@ from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 from napari_emseg._timing import timed
+from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.loading import cached_network
 from napari_emseg.models.cards import get_propagation_card
 from napari_emseg.propagation.registry import CCONVLSTM_WINDOW
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers, step_sizes
-from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
+from napari_emseg.segmentation.binning import bin_ids, bin_mean
 from napari_emseg.segmentation.normalization import normalize_intensity
 from napari_emseg.segmentation.watershed import watershed_slice
 
@@ -37,6 +40,24 @@ DEFAULT_IMAGE_PIXEL_NM = 4.0  # the shipped membrane model's (ISBI 2012) pixel s
 # Newcomer cells smaller than this are left to their neighbours: 200 px at 4 nm, chosen on
 # ISBI slices 8-17 (smaller newcomers did not lower the error there, and each one costs time).
 NEWCOMER_MIN_AREA_NM2 = 3200.0
+# The coarsest pixel the network runs at. ISBI's 4 nm binned to 16 nm instead of the card's
+# 8 nm halved the time and lowered the error on ISBI slices 0-19 (ARE 0.241 -> 0.228); gala's
+# 10 nm at 16 or 20 nm raised it (0.044 -> 0.052, 0.058): binning is by whole pixels, at most
+# to this size (docs/performance.md).
+NETWORK_MAX_PIXEL_NM = 16.0
+
+
+def network_factor(pixel_nm: float, card_pixel_nm: float) -> int:
+    """The in-plane binning of a ``pixel_nm`` stack for the network: to twice the card's pixel
+    size, by whole pixels, never coarser than :data:`NETWORK_MAX_PIXEL_NM`.
+
+    Examples
+    --------
+    >>> [network_factor(p, 8.0) for p in (4.0, 5.0, 8.0, 10.0, 20.0)]
+    [4, 3, 2, 1, 1]
+    """
+    target = min(2 * card_pixel_nm, max(NETWORK_MAX_PIXEL_NM, card_pixel_nm))
+    return max(1, int(target // pixel_nm))
 
 
 def patch_starts(size: int, patch: int, overlap: int) -> list[int]:
@@ -82,11 +103,13 @@ def predict_window(
     device: torch.device,
     min_area: int = 4,
     padded: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Labels of frames 1.. of ``frames`` (T, C, H, W) from the ids of frame 0, ``reference``.
 
     Returns (T - 1, H, W) ids: each pixel has the reference object with the highest
-    probability above 0.5 in the patch whose core holds it, else 0.
+    probability above 0.5 in the patch whose core holds it, else 0. ``dtype`` (e.g.
+    ``torch.bfloat16``) runs the network under autocast; None keeps float32.
     """
     t_len, _, height, width = frames.shape
     ys, xs = patch_starts(height, patch, overlap), patch_starts(width, patch, overlap)
@@ -105,7 +128,10 @@ def predict_window(
         masks = np.zeros((len(group), int(counts.max()), ph, pw), np.float32)
         for b, (y, x, *_, ids) in enumerate(group):
             masks[b, : ids.size] = reference[y : y + ph, x : x + pw][None] == ids[:, None, None]
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
+        ):
             logits = net(
                 torch.from_numpy(clip).to(device),
                 torch.from_numpy(masks).to(device),
@@ -264,6 +290,7 @@ def propagate_cconvlstm(
     newcomers: bool | None = None,
     newcomer_min_size: int | None = None,
     threads: int | None = None,
+    network_pixel_nm: float | None = None,
 ) -> np.ndarray:
     """Propagate with the consistent ConvLSTM (see the module doc).
 
@@ -276,7 +303,8 @@ def propagate_cconvlstm(
     ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU),
     ``padded`` (default: on a GPU) mixes patches of different object counts in a batch;
     ``threads`` outline the slices of a window in parallel (default: one per CPU core). None of
-    them changes the result.
+    them changes the result. ``network_pixel_nm`` sets the pixel the network runs at (default:
+    :func:`network_factor`; before, the card's own).
     """
     card = get_propagation_card(weights or variant)
     net = cached_network(card, device)
@@ -284,7 +312,11 @@ def propagate_cconvlstm(
     batch = batch or (64 if torch_device.type == "cuda" else 8)
     padded = torch_device.type == "cuda" if padded is None else padded
     pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
-    factor = downsample_factor(pixel, card.pixel_nm)
+    if network_pixel_nm is None:
+        factor = network_factor(pixel, card.pixel_nm)
+    else:
+        factor = max(1, int(round(network_pixel_nm / pixel)))
+    precision = autocast_dtype(torch_device)
     sizes = step_sizes(pixel)
     if newcomer_min_size is None:
         newcomer_min_size = int(round(NEWCOMER_MIN_AREA_NM2 / pixel**2))
@@ -316,6 +348,7 @@ def propagate_cconvlstm(
                     batch=batch,
                     device=torch_device,
                     padded=padded,
+                    dtype=precision,
                 )
             fixed = None
             if targets is not None:  # the other objects keep exactly their voxels
