@@ -965,7 +965,8 @@ def adapt(
     """Fine-tune the membrane model in use on corrected reference slices, and say whether
     the result is better.
 
-    ``model`` is the network to fine-tune (default: the default membrane model). Part of the
+    ``model`` is the network to fine-tune (default: the model the other calls use for this
+    pixel size, :func:`napari_emseg.models.cards.default_model`). Part of the
     corrections is held out of training (the last reference slice, or the right part of the
     only one) and segmented with both networks; ``kept`` says whether the adapted one did
     better there, i.e. whether to switch to it. The card (a ``.json`` with sha256-checked
@@ -989,13 +990,17 @@ def adapt(
     budget = {"steps": steps} if steps is not None else {}
     if time_budget_s is not None:
         budget["time_budget_s"] = time_budget_s
-    base = check_model(model or list_models()[0])
+    if model is None:  # the model every other call would use for this pixel size
+        from napari_emseg.models.cards import default_model
+
+        model = default_model(None if voxel is None else voxel[-1])
+    base = check_model(model)
     card = adaptation.adapt(
         array,
         np.asarray(labels),
         refs,
         out=out,
-        model=model or base,
+        model=base,
         device=resolve_device(device),
         pixel_nm=None if voxel is None else voxel[-1],
         holdout=True,

@@ -118,3 +118,24 @@ def test_drop_placeholders_restores_what_was_there():
     out = np.array([[1, 7, 7, 3]])
     labels = np.array([[1, 1, 0, 3]])
     assert drop_placeholders(out, labels, 7, np.array([1])).tolist() == [[1, 0, 0, 3]]
+
+
+def test_traced_objects_meet_their_unlabelled_neighbours_as_in_a_dense_run():
+    from napari_emseg.datasets.synthetic import make_synthetic_stack
+    from napari_emseg.inference.membrane import predict_membrane
+    from napari_emseg.propagation import propagate
+
+    stack = make_synthetic_stack((6, 128, 128), seed=7)
+    membrane = predict_membrane(stack.image, model="ridge")
+    dense_ref = np.zeros_like(stack.labels)
+    dense_ref[3] = stack.labels[3]
+    ids, counts = np.unique(stack.labels[3][stack.labels[3] > 0], return_counts=True)
+    traced = ids[np.argsort(counts)[-2:]]  # the two largest cells
+    sparse_ref = np.where(np.isin(dense_ref, traced), dense_ref, 0)
+    options = {"membrane": membrane, "method": "watershed", "voxel_size": stack.scale}
+    dense = propagate(stack.image, dense_ref, 3, sparse=False, **options)
+    sparse = propagate(stack.image, sparse_ref, 3, sparse=True, **options)
+    assert set(np.unique(sparse).tolist()) == {0, *traced.tolist()}
+    for obj in traced:
+        a, b = dense == obj, sparse == obj
+        assert np.count_nonzero(a & b) / np.count_nonzero(a | b) >= 0.8  # not flooding

@@ -176,6 +176,22 @@ def _sparse_reference(
     return labels, [int(i) for i in carried if i != 0]
 
 
+def _with_placeholders(
+    labels: np.ndarray, ref_slice: int, membrane: np.ndarray, options: dict
+) -> tuple[np.ndarray, int]:
+    """Labels whose reference slice has every unlabelled cell as a placeholder object (ids
+    from the returned one on): in a sparse run the traced objects meet their unlabelled
+    neighbours as real competitors, as in a dense run, and the placeholders are dropped after."""
+    cells = watershed_slice(membrane[ref_slice], pixel_nm=options.get("pixel_nm")).astype(np.int64)
+    first = int(labels.max()) + 1
+    top = first + int(cells.max(initial=0))
+    dtype = labels.dtype if top <= np.iinfo(labels.dtype).max else np.dtype(np.uint64)
+    out = labels.astype(dtype, copy=True)
+    free = (labels[ref_slice] == 0) & (cells > 0)
+    out[ref_slice][free] = (cells[free] + first - 1).astype(dtype)
+    return out, first
+
+
 def propagate(
     image: np.ndarray,
     labels: np.ndarray,
@@ -276,15 +292,22 @@ def propagate(
             progress=progress,
             cancel=cancel,
         )
+    carry, placeholder = labels, None
     if sparse:
         labels, objects = _sparse_reference(labels, ref_slice, membrane, objects, options)
+        carry, placeholder = _with_placeholders(labels, ref_slice, membrane, options)
         options["newcomers"] = True  # competitors that bound the traced objects, dropped below
     targets = None if objects is None else {int(o) for o in objects if int(o) != 0}
-    work, ids = _compact_ids(labels)
+    work, ids = _compact_ids(carry)
     first_new = int(work.max()) + 1
     if ids is not None and targets is not None:
         compact = {int(i): n for n, i in enumerate(ids.tolist())}
         targets = {compact[t] for t in targets if t in compact}
+    traced = targets
+    if placeholder is not None:
+        first_new = placeholder if ids is None else int(np.searchsorted(ids, placeholder))
+        traced = set(targets or ())
+        targets = traced | set(range(first_new, int(work.max()) + 1))
     record = get_propagator(method)
     if "voxel_size" in record.options:
         options["voxel_size"] = voxel_size
@@ -308,9 +331,10 @@ def propagate(
                 out, work, membrane, ref_slice, z_lo, z_hi, targets, voxel_size, vote_threshold
             )
     if sparse:
-        out = drop_placeholders(out, work, first_new, np.array(sorted(targets or ()), work.dtype))
+        out = drop_placeholders(out, work, first_new, np.array(sorted(traced or ()), work.dtype))
     if ids is not None:
         out = _expand_ids(out, ids, labels.dtype)
+    out = out.astype(labels.dtype, copy=False)
     # The user's slice is sacred, whatever the method did (in sparse mode: with its dots grown).
     out[ref_slice] = labels[ref_slice]
     out[:z_lo] = labels[:z_lo]
