@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 
 from napari_emseg.datasets.synthetic import make_synthetic_stack_at
 from napari_emseg.evaluation import describe_machine, gala_block, markdown_table, write_report
+from napari_emseg.evaluation.arguments import script_parser
 from napari_emseg.evaluation.data import gerhard_stack, isbi_block
 from napari_emseg.inference.pixel_size import MEAN_DISTANCE_NM, estimate_pixel_size
 
@@ -34,6 +35,7 @@ def shrunk(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def main() -> None:
+    script_parser(__doc__).parse_args()
     warnings.simplefilter("ignore")
     cases = [
         ("ISBI 2012 (30 slices)", "training", isbi_block(0, 30).image, 4.0, (1, 2, 3)),

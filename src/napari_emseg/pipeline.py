@@ -854,6 +854,7 @@ def repropagate(
     method_options: dict | None = None,
     sparse: bool | None = None,
     calibrate: bool = True,
+    interactive: bool = True,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Propagation:
@@ -863,7 +864,10 @@ def repropagate(
     Options as in :func:`propagate`; ``references`` are the corrected slices, ``locked`` ids
     never change, ``frozen_slices`` (edited by hand) are kept and act as references. With two
     or more corrected slices, calibration also chooses the method (leave one out), unless
-    ``method`` is given. The default method is :func:`default_method` with ``interactive``.
+    ``method`` is given. The default method is :func:`default_method` with ``interactive``
+    (targeted repropagations while proofreading, where a person waits for each call; the
+    Segment widget's whole propagation passes ``interactive=False`` and so runs what
+    :func:`propagate` and the CLI run).
 
     Examples
     --------
@@ -885,7 +889,7 @@ def repropagate(
         references=references, calibrate=calibrate and not sparse,
         progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
     )  # fmt: skip
-    chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=True)
+    chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=interactive)
     options = options_for(chosen, voxel, method_options)
     calibration = None
     if calibrate:
@@ -994,13 +998,13 @@ def adapt(
         from napari_emseg.models.cards import default_model
 
         model = default_model(None if voxel is None else voxel[-1])
-    base = check_model(model)
+    base = check_model(model)  # its name, for the message
     card = adaptation.adapt(
         array,
         np.asarray(labels),
         refs,
         out=out,
-        model=base,
+        model=model,
         device=resolve_device(device),
         pixel_nm=None if voxel is None else voxel[-1],
         holdout=True,

@@ -111,6 +111,7 @@ def test_one_block_is_the_ordinary_pipeline(tiny_stack, tmp_path):
         tmp_path / "seg.zarr",
         block_shape=(64, 512, 512),
         model="ridge",
+        propagation="watershed",
         membrane_output=tmp_path / "membrane.zarr",
     )
     assert result.blocks == 1 and result.matches == 0
@@ -174,8 +175,9 @@ def test_blockwise_reads_lazily_and_writes_ome_zarr_with_the_voxel_size(tiny_sta
         data = handle.create_dataset("raw", data=tiny_stack.image, chunks=(2, 48, 48))
         data.attrs["resolution"] = [50.0, 4.0, 4.0]
     result = segment_blockwise(
-        path, tmp_path / "seg.zarr", block_shape=(3, 48, 48), halo=(1, 8, 8), model="ridge"
-    )
+        path, tmp_path / "seg.zarr", block_shape=(3, 48, 48), halo=(1, 8, 8), model="ridge",
+        propagation="watershed",
+    )  # fmt: skip
     written = read_volume(result.labels)
     assert written.is_labels and written.scale == (50.0, 4.0, 4.0)
     assert written.data.dtype == np.uint16 and written.data.max() == result.objects
@@ -372,6 +374,7 @@ def test_blocks_that_cut_z_are_chained_like_one_run(tiny_stack, tmp_path, block_
         block_shape=block_shape,
         halo=halo,
         model="ridge",
+        propagation="watershed",
         scale=voxel,
         unit="nm",
     )
@@ -384,6 +387,7 @@ def test_blocks_that_cut_z_are_chained_like_one_run(tiny_stack, tmp_path, block_
         block_shape=block_shape,
         halo=halo,
         model="ridge",
+        propagation="watershed",
         scale=voxel,
         unit="nm",
         chain=False,
@@ -447,6 +451,7 @@ def test_chained_blocks_vote_once_over_the_volume_on_isotropic_voxels(tmp_path):
             halo=(3, 0, 0),
             model="ridge",
             start="watershed",
+            propagation="watershed",
             method_options=options,
             scale=voxel,
             unit="nm",

@@ -74,7 +74,7 @@ class ProofreadWidget(DockWidget):
         self.references.native.setWordWrap(True)
         self.references.native.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
         self.tracing = tracing_combo(self.viewer_session)
-        self.calibrate = CheckBox(text="calibrate", value=self.viewer_session.calibrate)
+        self.calibrate = CheckBox(text="on the reference", value=self.viewer_session.calibrate)
         self.calibrate.tooltip = (
             "choose the thresholds that reproduce the corrected reference slice best "
             "(a dense reference; the choice and its score show in the status)"
@@ -136,8 +136,10 @@ class ProofreadWidget(DockWidget):
         merge.label = "edit"
         split = row(b["seeds"], b["split"], self.this_slice_only)
         split.label = "split"
-        reference = row(b["reference"], self.z_first, self.z_last, self.calibrate)
+        reference = row(b["reference"], self.z_first, self.z_last)
         reference.label = "reference"
+        calibration = row(self.calibrate)
+        calibration.label = "calibrate"
         repropagate = row(b["repropagate"], b["repropagate_one"], self.tracing)
         repropagate.label = "propagate"
         worklist = row(*self.worklist.buttons)
@@ -150,6 +152,7 @@ class ProofreadWidget(DockWidget):
                 merge,
                 split,
                 reference,
+                calibration,
                 repropagate,
                 worklist,
             ]

@@ -344,6 +344,7 @@ class SegmentWidget(DockWidget):
             objects=objects,
             frozen=frozen,
             method=None if self.method.value == AUTO_METHOD else self.method.value,
+            interactive=False,  # the whole propagation: as propagate and the CLI run it
         )
 
         def done(result, notes) -> None:

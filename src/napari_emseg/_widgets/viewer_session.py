@@ -347,6 +347,7 @@ class ViewerSession:
         frozen: set[int] | None = None,
         z_range: tuple[int, int] | None = None,
         method: str | None = None,
+        interactive: bool = True,
     ):
         """Propagation from the reference slices that keeps locked objects and hand edits,
         in the tracing mode chosen (``Propagation.sparse`` says which ran)."""
@@ -375,6 +376,7 @@ class ViewerSession:
                 voxel_size=voxel,
                 sparse=sparse,
                 calibrate=calibrate,
+                interactive=interactive,
                 progress=progress,
                 cancel=cancel,
             )

@@ -334,7 +334,6 @@ def propagate(
         out = drop_placeholders(out, work, first_new, np.array(sorted(traced or ()), work.dtype))
     if ids is not None:
         out = _expand_ids(out, ids, labels.dtype)
-    out = out.astype(labels.dtype, copy=False)
     # The user's slice is sacred, whatever the method did (in sparse mode: with its dots grown).
     out[ref_slice] = labels[ref_slice]
     out[:z_lo] = labels[:z_lo]

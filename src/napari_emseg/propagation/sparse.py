@@ -78,10 +78,10 @@ def grow_scribbles(
 
     Examples
     --------
-    >>> cells = np.array([[1, 1, 2, 2], [1, 1, 2, 2]])
-    >>> ref = np.array([[0, 0, 0, 0], [0, 7, 0, 0]])  # a dot in cell 1
+    >>> cells = np.array([[1, 1, 1, 2, 2], [1, 1, 1, 2, 2]])
+    >>> ref = np.array([[0, 0, 0, 0, 0], [0, 7, 0, 0, 0]])  # a dot in cell 1
     >>> grow_scribbles(ref, cells).tolist()
-    [[7, 7, 0, 0], [7, 7, 0, 0]]
+    [[7, 7, 7, 0, 0], [7, 7, 7, 0, 0]]
     """
     reference = np.asarray(reference)
     cells = np.asarray(cells)
