@@ -1,7 +1,6 @@
 """Docs that cannot drift: docs/cli.md against the parser, docs/reliability.md against the code."""
 
 import argparse
-import importlib.util
 import re
 from pathlib import Path
 
@@ -81,24 +80,16 @@ def test_options_in_the_general_part_exist_somewhere():
     assert set(OPTION.findall(general)) <= known
 
 
-def _reliability_script():
-    spec = importlib.util.spec_from_file_location(
-        "reliability_report", REPO / "scripts" / "reliability_report.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_reliability_doc_is_what_the_code_prints_now():
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("the 'GPU asked for, none present' case needs a machine without a GPU")
-    script = _reliability_script()
+    from napari_emseg.cli.reliability import report_table, with_table
+
     document = (REPO / "docs" / "reliability.md").read_text()
-    regenerated = script.with_table(document, script.report_table())
+    regenerated = with_table(document, report_table())
     assert regenerated == document, (
         "docs/reliability.md is stale: run .venv/bin/python scripts/reliability_report.py"
     )
