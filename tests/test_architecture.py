@@ -38,8 +38,6 @@ ENTRY_POINT_EXTRAS = {
 KNOWN = {
     # operations importing the facade upward (issue 24.2: method_options and segment move below)
     ("blockwise", "pipeline"): "blockwise/run.py, blockwise/tasks.py",
-    # inference/tta.py uses training's dihedral helpers: a cycle (issue 24.5: into segmentation/)
-    ("inference", "training"): "inference/tta.py",
     # the CLI past the facade: train and adapt build networks and read cards, segment runs
     # blockwise (issue 24.4)
     ("cli", "models"): "cli/adapt.py, cli/segment.py, cli/train.py",
@@ -51,9 +49,8 @@ KNOWN = {
     ("_widgets", "_reader"): "_widgets/autosave.py",
     ("_sample_data", "_reader"): "_sample_data.py",
 }
-# Module cycles inside a part (lazy imports too), to be removed: the registry runs the learned
-# propagator lazily, and cconvlstm.py reads its window from the registry.
-KNOWN_MODULE_CYCLES = [["napari_emseg.propagation.cconvlstm", "napari_emseg.propagation.registry"]]
+# Module cycles inside a part (lazy imports too), to be removed: none left.
+KNOWN_MODULE_CYCLES: list[list[str]] = []
 # Third-party packages only some parts may import (lazily or not).
 GUI = {"napari", "qtpy", "magicgui", "superqt", "vispy", "PyQt5", "PyQt6", "PySide2", "PySide6"}
 TORCH_FREE = {part for part, tier in TIERS.items() if tier == 0} | {

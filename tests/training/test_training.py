@@ -10,8 +10,9 @@ from napari_emseg.inference.loading import load_checked_state_dict
 from napari_emseg.models import ARCHITECTURE_CLASSES as ARCHITECTURES
 from napari_emseg.models import build_network
 from napari_emseg.models.cards import ModelCard, sha256_of
+from napari_emseg.segmentation.dihedral import dihedral, inverse_dihedral
 from napari_emseg.training import AugmentConfig, HeldOutError, train_membrane
-from napari_emseg.training.augment import augment_pair, dihedral, inverse_dihedral
+from napari_emseg.training.augment import augment_pair
 from napari_emseg.training.data import (
     MembraneStack,
     boundaries_from_instances,

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from napari_emseg.inference.tiled import predict_tiled
-from napari_emseg.training.augment import dihedral, inverse_dihedral
+from napari_emseg.segmentation.dihedral import dihedral, inverse_dihedral
 
 
 def predict_tiled_tta(

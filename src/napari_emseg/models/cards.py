@@ -137,6 +137,10 @@ def list_models() -> list[str]:
     return [DEFAULT_MEMBRANE_MODEL, *others]
 
 
+# The learned propagator works in z windows of this many slices that share one slice.
+CCONVLSTM_WINDOW = 5
+
+
 def default_model(pixel_nm: float | None = None) -> str:
     """The default membrane model for a stack of this in-plane pixel size (nm).
 

@@ -29,8 +29,7 @@ from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, 
 from napari_emseg._timing import timed
 from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.loading import cached_network
-from napari_emseg.models.cards import get_propagation_card
-from napari_emseg.propagation.registry import CCONVLSTM_WINDOW
+from napari_emseg.models.cards import CCONVLSTM_WINDOW, get_propagation_card
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers, step_sizes
 from napari_emseg.segmentation.binning import bin_ids, bin_mean
 from napari_emseg.segmentation.normalization import normalize_intensity

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The learned propagator works in z windows of this many slices that share one slice.
-CCONVLSTM_WINDOW = 5
+from napari_emseg.models.cards import CCONVLSTM_WINDOW
 
 
 def _propagate_cconvlstm(*args, **kwargs) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_emseg.segmentation.binning import bin_ids, bin_mean, downsample_factor
+from napari_emseg.segmentation.dihedral import dihedral
 from napari_emseg.segmentation.normalization import normalize_intensity
-from napari_emseg.training.augment import dihedral
 from napari_emseg.training.data import ISBI2012_HELD_OUT
 
 # name -> (image, 3D ids, pixel size in nm, slices usable for training)
