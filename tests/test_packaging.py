@@ -113,6 +113,7 @@ def test_built_wheel_ships_and_registers_the_manifest(tmp_path):
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
     assert "napari-emseg = napari_emseg:napari.yaml" in entry_points.decode()
     assert not any("/weights/" in n and not n.endswith((".pt", ".json")) for n in names)
+    assert "napari_emseg/py.typed" in names  # type checkers read the package's annotations
 
     site = tmp_path / "site"
     subprocess.run(

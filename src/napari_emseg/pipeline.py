@@ -245,11 +245,13 @@ def estimate_voxel_size(
     when the image shows no cells: then only the user can say.
     """
     from napari_emseg.inference.pixel_size import estimate_pixel_size
+    from napari_emseg.io import Volume
     from napari_emseg.segmentation.supervoxels import membrane_anisotropy
 
-    array, _ = _unpack(image, None)
-    stack = array[None] if array.ndim == 2 else array
-    check_has_content(stack)
+    array = image.data if isinstance(image, Volume) else image
+    if not hasattr(array, "shape"):
+        array = np.asarray(array)
+    stack = array[None] if len(array.shape) == 2 else array  # lazy arrays stay lazy
     found = estimate_pixel_size(stack, model=model, device=device)
     pixel = found.pixel_nm
     if stack.shape[0] < 2:
@@ -258,7 +260,7 @@ def estimate_voxel_size(
         from napari_emseg.inference.membrane import predict_membrane as predict
 
         middle = stack.shape[0] // 2
-        window = stack[max(0, middle - 4) : middle + 4]
+        window = np.asarray(stack[max(0, middle - 4) : middle + 4])
         membrane = predict(window, model=model, device=device, pixel_nm=pixel)
     ratio = max(1.0, float(membrane_anisotropy(membrane)))
     how = (

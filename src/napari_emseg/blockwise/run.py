@@ -94,14 +94,13 @@ class BlockwiseResult:
 
 
 def _estimated_voxel_size(array, *, model: str | None, device: str) -> tuple[float, ...]:
-    """The facade's voxel-size estimate from the middle slices, said once as it says it."""
+    """The facade's voxel-size estimate of the whole volume (it reads a few planes), the same
+    as one run makes, said once as it says it."""
     import warnings
 
     from napari_emseg import pipeline
 
-    middle = array.shape[0] // 2
-    sample = np.asarray(array[max(0, middle - 4) : middle + 4])
-    voxel, how = pipeline.estimate_voxel_size(sample, model=model, device=device)
+    voxel, how = pipeline.estimate_voxel_size(array, model=model, device=device)
     shown = " ".join(f"{v:g}" for v in voxel)
     warnings.warn(
         f"voxel size unknown: estimated {shown} nm (z y x), {how}; give the voxel size "

@@ -54,6 +54,18 @@ CASES = {
             "blockwise-xy": ((50, 100, 100), (0, 16, 16)),
         },
     },
+    # The default network at the stack's own resolution: the agglomeration start as one merge
+    # tree over all blocks (blockwise/agglomeration.py).
+    "gala-native": {
+        "image": "gala_fibsem_medulla/test-image.tif",
+        "gt": "gala_fibsem_medulla/test-gt.tif",
+        "model": None,
+        "tiles": (1, 1),
+        "layouts": {
+            "blockwise": ((25, 64, 128), (8, 32, 32)),
+            "blockwise-xy": ((50, 64, 128), (0, 32, 32)),
+        },
+    },
     "isbi-default": {
         "image": ISBI_FILES[0],
         "gt": ISBI_FILES[1],
@@ -154,8 +166,12 @@ def evaluate_case(name: str, data: Path, workers: int, threads: int, work: Path)
     image = tiled(volume.data, case["tiles"])
     gt = tiled(tifffile.imread(data / case["gt"]).astype(np.uint32), case["tiles"], labels=True)
     image_tif, image_zarr = work / f"{name}-image.tif", work / f"{name}-image.zarr"
-    tifffile.imwrite(image_tif, image, imagej=True, metadata={"axes": "ZYX"})
-    to_zarr(image, image_zarr, volume.scale)
+    # Both inputs say the same about the voxel size: the file's, or nothing (then estimated).
+    known = volume.unit == "nm"
+    metadata = {"axes": "ZYX", **({"spacing": volume.scale[0], "unit": "nm"} if known else {})}
+    resolution = (1 / volume.scale[1], 1 / volume.scale[2]) if known else None
+    tifffile.imwrite(image_tif, image, imagej=True, resolution=resolution, metadata=metadata)
+    to_zarr(image, image_zarr, volume.scale if known else None)
     commands = mode_commands(name, case, image_tif, image_zarr, work, workers=workers)
     runs = {mode: run_measured(command, threads) for mode, command in commands.items()}
     labels = {

@@ -91,15 +91,17 @@ def tiled(volume: np.ndarray, tiles: tuple[int, int], *, labels: bool = False) -
     return np.concatenate(rows, axis=1)
 
 
-def to_zarr(image: np.ndarray, path: str | Path, scale: tuple[float, float, float]) -> None:
-    """``image`` as a Zarr array with a voxel size (``resolution``), a blockwise input."""
+def to_zarr(image: np.ndarray, path: str | Path, scale: tuple[float, float, float] | None) -> None:
+    """``image`` as a Zarr array with its voxel size in nm (``resolution``; none when None), a
+    blockwise input."""
     import zarr
 
     array = zarr.open_array(
         str(path), mode="w", shape=image.shape, chunks=(8, 128, 128), dtype=image.dtype
     )
     array[...] = image
-    array.attrs["resolution"] = list(scale)
+    if scale is not None:
+        array.attrs["resolution"] = list(scale)
 
 
 def modes_table(results: list[dict]) -> str:

@@ -86,7 +86,10 @@ def _sample(image: np.ndarray) -> np.ndarray:
     slices = np.unique(np.linspace(0, depth - 1, count + 2)[1:-1].round().astype(int))
     y0 = max(0, (height - SAMPLE_EDGE) // 2)
     x0 = max(0, (width - SAMPLE_EDGE) // 2)
-    return image[slices, y0 : y0 + SAMPLE_EDGE, x0 : x0 + SAMPLE_EDGE]
+    # Slice by slice: a lazy array (Zarr, a file on disk) reads only these planes.
+    return np.stack(
+        [np.asarray(image[int(z), y0 : y0 + SAMPLE_EDGE, x0 : x0 + SAMPLE_EDGE]) for z in slices]
+    )
 
 
 def estimate_pixel_size(
@@ -95,7 +98,8 @@ def estimate_pixel_size(
     model: str | None = None,
     device: str = "auto",
 ) -> PixelSizeEstimate:
-    """Estimate the in-plane pixel size (nm) of a (Z, Y, X) or (Y, X) EM image.
+    """Estimate the in-plane pixel size (nm) of a (Z, Y, X) or (Y, X) EM image (an array, or a
+    lazy one: only the sampled planes are read).
 
     Raises
     ------
@@ -105,9 +109,12 @@ def estimate_pixel_size(
     from napari_emseg.inference.membrane import predict_membrane
     from napari_emseg.inference.resampling import needs_resampling, work_pixel_nm
     from napari_emseg.models.cards import get_card
+    from napari_emseg.segmentation.normalization import check_has_content
 
-    image = np.asarray(image)
-    stack = _sample(image[None] if image.ndim == 2 else image)
+    if not hasattr(image, "shape"):
+        image = np.asarray(image)
+    stack = _sample(image[None] if len(image.shape) == 2 else image)
+    check_has_content(stack)
     card = get_card(model)
     if not card.needs_torch:  # a filter knows no scale: the default network finds the cells
         card = get_card(None)
