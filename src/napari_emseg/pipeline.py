@@ -130,14 +130,34 @@ class Propagation:
 
 # -- defaults and choices -------------------------------------------------------------------------
 def list_models() -> list[str]:
-    """Registered membrane models, the default first."""
+    """Registered membrane models, the default first.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> list_models()[0]
+    'fusionnet-w0.375-native'
+    """
     from napari_emseg.models.cards import list_models as registered
 
     return registered()
 
 
 def list_methods() -> list[str]:
-    """Registered propagation methods, the default (from a corrected reference) first."""
+    """Registered propagation methods, the default (from a corrected reference) first.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> sorted(list_methods())
+    ['agglomeration', 'cconvlstm', 'watershed']
+    """
     from napari_emseg.propagation import list_methods as registered
 
     return registered()
@@ -158,6 +178,19 @@ def default_method(
     vote (docs/results/supervoxel-vote.md); ``interactive`` (the Proofread widget's targeted
     repropagation, where a person waits for every call) takes the classical propagator there,
     20-60x faster on a CPU.
+
+    Parameters
+    ----------
+    voxel_size : (z, y, x) in nm, optional
+    membrane : ndarray, optional
+        The map, whose anisotropy decides when the voxel size is unknown.
+    interactive : bool
+        For targeted repropagation while proofreading.
+
+    Returns
+    -------
+    str
+        A name of :func:`list_methods`.
 
     Examples
     --------
@@ -186,6 +219,15 @@ def resolve_device(device: str | None = "auto") -> str:
 
     Raises ``ValueError`` with a one-line message when the device is unknown or absent.
 
+    Parameters
+    ----------
+    device : str or None
+        ``"auto"`` (CUDA, then MPS, then the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> resolve_device("cpu")
@@ -207,6 +249,29 @@ def read_volume(
     """Read a stack (TIFF, slice folder, HDF5, Zarr); ``voxel_size`` (nm) overrides the file's.
 
     See :func:`napari_emseg.io.read_volume` for the formats and the labels guess.
+
+    Parameters
+    ----------
+    spec : str
+        A file, a folder of slices, ``file.h5:/dataset`` or a Zarr store.
+    voxel_size : (z, y, x) in nm, optional
+        Overrides what the file records (checked for plausibility).
+    as_labels : bool, optional
+        Read as labels (integers); default: guessed from the data.
+    lazy : bool
+        Leave the data on disk (a dask array) where the format allows.
+
+    Returns
+    -------
+    Volume
+        ``.data``, ``.scale`` (nm when ``.unit == "nm"``), ``.unit``.
+
+    Examples
+    --------
+    >>> read_volume("missing.tif")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    InputError: missing.tif does not exist
     """
     from napari_emseg.io import read_volume as read
 
@@ -243,6 +308,28 @@ def estimate_voxel_size(
     (:func:`~napari_emseg.segmentation.supervoxels.membrane_anisotropy`, with ``membrane``
     when given). A ``ValueError`` (:class:`~napari_emseg.inference.pixel_size.PixelSizeError`)
     when the image shows no cells: then only the user can say.
+
+    Parameters
+    ----------
+    image : ndarray, lazy array or Volume, shape (Z, Y, X) or (Y, X)
+        Only a few planes are read.
+    model, device : str, optional
+        The network that finds the membranes (default: the default model).
+    membrane : ndarray, optional
+        The map of the stack, for the section thickness.
+
+    Returns
+    -------
+    ((z, y, x), str)
+        The size in nm and one line saying how it was found.
+
+    Examples
+    --------
+    >>> from napari_emseg.datasets.synthetic import make_synthetic_stack_at
+    >>> stack = make_synthetic_stack_at((4, 256, 256), 8.0)
+    >>> (z, y, x), how = estimate_voxel_size(stack.image)  # doctest: +SKIP
+    >>> 6.0 <= y <= 10.0  # doctest: +SKIP
+    True
     """
     from napari_emseg.inference.pixel_size import estimate_pixel_size
     from napari_emseg.io import Volume
@@ -343,6 +430,22 @@ def predict_membrane(
     The network sees the stack at its own resolution when its card covers the pixel size, else
     at the nearest size it covers (:func:`~napari_emseg.inference.resampling.work_pixel_nm`);
     without a voxel size the pixel size is estimated first (one :class:`VoxelSizeWarning`).
+
+    Parameters
+    ----------
+    image : ndarray or Volume, shape (Z, Y, X) or (Y, X)
+    model, device : str, optional
+        Membrane model (:func:`list_models`; default by the pixel size) and where it runs.
+    voxel_size : (z, y, x) in nm, optional
+        Default: the file's, else estimated.
+    value_range : (float, float), optional
+        Intensities mapped to 0 and 1 (default: the stack's 0.5 and 99.5 percentiles).
+    progress, cancel : callable, optional
+
+    Returns
+    -------
+    ndarray of float32
+        The map, shaped like ``image``.
 
     Examples
     --------
@@ -871,6 +974,28 @@ def repropagate(
     Segment widget's whole propagation passes ``interactive=False`` and so runs what
     :func:`propagate` and the CLI run).
 
+    Parameters
+    ----------
+    image, labels, membrane, method, model, device, voxel_size, method_options, sparse, calibrate
+        As for :func:`propagate`.
+    references : iterable of int
+        The corrected slices.
+    objects : iterable of int, optional
+        Only these ids change (default: every object of the references).
+    locked : iterable of int
+        Ids that never change.
+    frozen_slices : iterable of int
+        Slices painted by hand: kept, and used as references.
+    z_range : (int, int), optional
+        Inclusive limits of the slices to fill.
+    interactive : bool
+        The default method for targeted repropagation (see above).
+    progress, cancel : callable, optional
+
+    Returns
+    -------
+    Propagation
+
     Examples
     --------
     >>> image = np.full((3, 40, 40), 200, np.uint8); image[:, :, 19:21] = 30
@@ -979,6 +1104,27 @@ def adapt(
     weights beside it) is written either way. ``steps`` and ``time_budget_s`` default to
     :mod:`napari_emseg.training.adapt`'s (a few hundred steps, at most 60 s in all).
 
+    Parameters
+    ----------
+    image : ndarray or Volume, shape (Z, Y, X)
+    labels : ndarray of int, shape (Z, Y, X)
+        Labels whose ``ref_slices`` were corrected.
+    ref_slices : int or iterable of int
+    out : str
+        The card to write (``.json``); its weights are written beside it.
+    model, device, voxel_size : optional
+        The network to fine-tune, where, and the stack's voxel size.
+    steps, time_budget_s : optional
+        How long to train (the training defaults when both are None).
+    overwrite : bool
+        Replace an existing card.
+    progress, cancel : callable, optional
+
+    Returns
+    -------
+    Adaptation
+        The card, whether it is better (``kept``), both scores and one line for the user.
+
     Examples
     --------
     >>> result = adapt(image, labels, [12], out="mine.json")  # doctest: +SKIP
@@ -1044,6 +1190,18 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     Instance labels (integers) give the SNEMI3D adapted Rand error and VOI split/merge; a float
     map in [0, 1] (1 = membrane) is also scored with ISBI 2012 V_rand/V_info (best threshold),
     and its adapted Rand error and VOI are those of its 2D watershed segmentation.
+
+    Parameters
+    ----------
+    pred : ndarray
+        Instance labels, or a membrane map in [0, 1].
+    gt : ndarray of int
+        Ground-truth labels of the same shape (0 = boundary, ignored).
+
+    Returns
+    -------
+    dict of str to float
+        ``are``, ``voi_split``, ``voi_merge`` (and ``vrand``, ``vinfo`` for a map).
 
     Examples
     --------
