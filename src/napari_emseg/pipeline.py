@@ -135,6 +135,7 @@ def list_models() -> list[str]:
     Returns
     -------
     list of str
+        Names to pass as ``model=``; the first is the default network.
 
     Examples
     --------
@@ -152,6 +153,7 @@ def list_methods() -> list[str]:
     Returns
     -------
     list of str
+        Names to pass as ``method=``; the first is the default from a corrected reference.
 
     Examples
     --------
@@ -227,6 +229,12 @@ def resolve_device(device: str | None = "auto") -> str:
     Returns
     -------
     str
+        The torch device name; ``None`` counts as ``"auto"``.
+
+    Raises
+    ------
+    ValueError
+        One line, for an unknown device name or one this machine lacks.
 
     Examples
     --------
@@ -266,8 +274,24 @@ def read_volume(
     Volume
         ``.data``, ``.scale`` (nm when ``.unit == "nm"``), ``.unit``.
 
+    Raises
+    ------
+    ValueError
+        One line: an implausible ``voxel_size`` (:func:`checked_voxel_size`), or an
+        :class:`~napari_emseg.io.InputError` for a path that is missing, unsupported or
+        unreadable.
+
     Examples
     --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from napari_emseg.io import write_image_tiff
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = str(Path(folder) / "stack.tif")
+    ...     _ = write_image_tiff(path, np.zeros((2, 8, 8), np.uint8))
+    ...     volume = read_volume(path, voxel_size=(50, 4, 4))
+    >>> volume.data.shape, volume.scale, volume.unit
+    ((2, 8, 8), (50.0, 4.0, 4.0), 'nm')
     >>> read_volume("missing.tif")  # doctest: +SKIP
     Traceback (most recent call last):
     ...
@@ -321,10 +345,21 @@ def estimate_voxel_size(
     Returns
     -------
     ((z, y, x), str)
-        The size in nm and one line saying how it was found.
+        The size in nm and one line saying how it was found. A single plane gives the pixel
+        size on every axis.
+
+    Raises
+    ------
+    ValueError
+        One line, for a blank image or one that shows no cells
+        (:class:`~napari_emseg.inference.pixel_size.PixelSizeError`).
 
     Examples
     --------
+    >>> estimate_voxel_size(np.zeros((2, 32, 32), np.uint8))
+    Traceback (most recent call last):
+    ...
+    ValueError: the image is constant (every voxel is 0): nothing to segment
     >>> from napari_emseg.datasets.synthetic import make_synthetic_stack_at
     >>> stack = make_synthetic_stack_at((4, 256, 256), 8.0)
     >>> (z, y, x), how = estimate_voxel_size(stack.image)  # doctest: +SKIP
@@ -446,6 +481,11 @@ def predict_membrane(
     -------
     ndarray of float32
         The map, shaped like ``image``.
+
+    Raises
+    ------
+    ValueError
+        One line, for a constant or all-NaN image when ``value_range`` is not given.
 
     Examples
     --------
@@ -995,6 +1035,12 @@ def repropagate(
     Returns
     -------
     Propagation
+        ``labels``, the mode, the method, the voxel size, the calibration and notes.
+
+    Raises
+    ------
+    ValueError
+        One line, as for :func:`propagate`; without ``objects``, references that hold no object.
 
     Examples
     --------
@@ -1125,6 +1171,13 @@ def adapt(
     Adaptation
         The card, whether it is better (``kept``), both scores and one line for the user.
 
+    Raises
+    ------
+    ValueError
+        One line: no or empty reference slices, mismatched shapes, a classical ``model``
+        (only a network can be adapted); an :class:`~napari_emseg.io.InputError` when ``out``
+        is not a ``.json`` path, or it or its weights exist without ``overwrite``.
+
     Examples
     --------
     >>> result = adapt(image, labels, [12], out="mine.json")  # doctest: +SKIP
@@ -1202,6 +1255,11 @@ def evaluate(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     -------
     dict of str to float
         ``are``, ``voi_split``, ``voi_merge`` (and ``vrand``, ``vinfo`` for a map).
+
+    Raises
+    ------
+    ValueError
+        One line, when the shapes differ or ``gt`` is not integer labels.
 
     Examples
     --------

@@ -24,6 +24,23 @@ def checked_voxel_size(voxel_size: Iterable[float]) -> VoxelSize:
     """Three positive numbers (z, y, x) in nm within plausible EM sizes, else a one-line
     ``ValueError`` that hints at the units.
 
+    Parameters
+    ----------
+    voxel_size : iterable of float
+        The size (z, y, x) in nm, e.g. from the user, a CLI option or a file's metadata.
+
+    Returns
+    -------
+    (float, float, float)
+        The same size as a tuple of floats.
+
+    Raises
+    ------
+    ValueError
+        One line, when the size is not three positive finite numbers, or an axis lies outside
+        ``AXIS_RANGE_NM``, or the in-plane pixel is coarser than ``MAX_PIXEL_NM`` (a hint
+        names the likely unit mistake).
+
     Examples
     --------
     >>> checked_voxel_size([50, 4, 4])

@@ -311,7 +311,7 @@ def test_cli_segments_zarr_to_ome_zarr_on_a_scheduler(tmp_path, capsys):
     args = ["segment", str(tmp_path / "image.zarr"), "--model", "ridge", "--quiet"]
     args += ["--block", "3", "64", "64", "--halo", "1", "8", "8"]
     with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         code = main(
             [*args, "-o", str(tmp_path / "a.zarr"), "--scheduler", cluster.scheduler_address]

@@ -86,7 +86,7 @@ def dask_client(
                     n_workers=count,
                     threads_per_worker=1,
                     processes=processes,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: two clusters never clash
                 )
             )
             client = distributed.Client(cluster)
