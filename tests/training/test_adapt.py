@@ -14,15 +14,13 @@ from napari_emseg.cli import main
 from napari_emseg.inference.loading import WeightsError, load_network
 from napari_emseg.inference.membrane import predict_membrane
 from napari_emseg.io import InputError
-from napari_emseg.models import build_network
-from napari_emseg.models.cards import get_card, sha256_of
+from napari_emseg.models.cards import get_card
 from napari_emseg.training.adapt import (
     _augmented_crop,
     adapt,
     boundary_targets,
     masked_loss,
 )
-from napari_emseg.training.checkpoint import half_state_dict
 
 FAST = {"steps": 40, "crop": 48, "batch_size": 2, "lr": 1e-2, "device": "cpu"}
 
@@ -37,18 +35,9 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def base_card(tmp_path_factory):
-    """A tiny randomly initialised U-Net with its card: the base model of these tests."""
-    torch.manual_seed(0)
-    net = build_network("unet", width=0.0625, depth=2)
-    folder = tmp_path_factory.mktemp("base")
-    weights = folder / "tiny.pt"
-    torch.save(half_state_dict(net.state_dict()), weights)
-    card = folder / "tiny.json"
-    fields = {"name": "tiny", "architecture": "unet", "description": "test", "width": 0.0625}
-    fields.update(depth=2, weights=weights.name, sha256=sha256_of(weights))
-    card.write_text(json.dumps(fields))
-    return card
+def base_card(tiny_card):
+    """The base model of these tests: the tiny U-Net card of tests/conftest.py."""
+    return tiny_card
 
 
 @pytest.fixture(scope="module")
