@@ -23,10 +23,10 @@ TIERS = {
     "propagation": 3, "proofreading": 3, "blockwise": 3, "calibration": 3,
     "pipeline": 4, "__init__": 4,
     "cli": 5, "_widgets": 5, "_reader": 5, "_writer": 5, "_sample_data": 5, "__main__": 5,
-    "evaluation": 5, "benchmark": 5,  # benchmark/: emptied into evaluation/, to be deleted
+    "evaluation": 5,
 }  # fmt: skip
 ENTRY_POINTS = {"cli", "_widgets", "_reader", "_writer", "_sample_data", "__main__"}
-MEASUREMENTS = {"evaluation", "benchmark"}
+MEASUREMENTS = {"evaluation"}
 # Entry points reach the engine through the facade; below it they may use the data tier (files,
 # progress), and beside it only these parts:
 ENTRY_POINT_EXTRAS = {

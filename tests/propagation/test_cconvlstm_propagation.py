@@ -342,3 +342,18 @@ def test_the_network_runs_at_twice_the_cards_pixel_at_most_16_nm(tmp_path, stack
                   method="cconvlstm", weights=str(card), pixel_nm=4.0, consistency="none",
                   **options)  # fmt: skip
     assert seen[0] == 64 // 4 and seen[-1] == 64 // 2
+
+
+def test_the_network_pixel_is_a_method_option_the_registry_accepts():
+    """``method_options={"network_pixel_nm": ...}`` passes the facade's check of the options a
+    method takes (the registry's record); an option the method does not take is still refused."""
+    from napari_emseg.pipeline import options_for
+
+    assert options_for("cconvlstm", (50.0, 4.0, 4.0), {"network_pixel_nm": 8.0}) == {
+        "pixel_nm": 4.0,
+        "network_pixel_nm": 8.0,
+    }
+    with pytest.raises(ValueError, match="the cconvlstm method takes no option network_nm"):
+        options_for("cconvlstm", (50.0, 4.0, 4.0), {"network_nm": 8.0})
+    with pytest.raises(ValueError, match="the watershed method takes no option network_pixel_nm"):
+        options_for("watershed", (50.0, 4.0, 4.0), {"network_pixel_nm": 8.0})

@@ -52,26 +52,31 @@ def is_zarr(path: Path | str | None) -> bool:
     return path is not None and Path(path).suffix.lower() == ZARR_SUFFIX
 
 
+def _write(
+    outputs: Any, path: Path, volume: Any, *, ngff: dict, tiff: tuple[Any, Any], progress=None
+) -> None:
+    """Write one output for ``path`` into a temporary of ``outputs``, in the volume's scale and
+    unit: an OME-Zarr store from the ``write_ngff`` keywords ``ngff`` for a ``.zarr`` path, else
+    a TIFF by ``tiff``, a ``(writer, array)`` pair."""
+    from napari_emseg.io.ngff import write_ngff
+
+    with outputs.writing(path) as target:
+        if is_zarr(path):
+            write_ngff(target, **ngff, scale=volume.scale, unit=volume.unit, progress=progress)
+        else:
+            writer, data = tiff
+            writer(target, data, scale=volume.scale, unit=volume.unit)
+
+
 def write_labels(
     outputs: Any, path: Path, labels: Any, volume: Any, *, image: Any = None, progress=None
 ) -> None:
     """Write ``labels`` for ``path`` into a temporary of ``outputs`` (an OME-Zarr store also
     holds the input ``image`` at its root when given; a TIFF holds the labels only)."""
     from napari_emseg.io import write_labels_tiff
-    from napari_emseg.io.ngff import write_ngff
 
-    with outputs.writing(path) as target:
-        if is_zarr(path):
-            write_ngff(
-                target,
-                labels=labels,
-                image=image,
-                scale=volume.scale,
-                unit=volume.unit,
-                progress=progress,
-            )
-        else:
-            write_labels_tiff(target, labels, scale=volume.scale, unit=volume.unit)
+    ngff = {"labels": labels, "image": image}
+    _write(outputs, path, volume, ngff=ngff, tiff=(write_labels_tiff, labels), progress=progress)
 
 
 def write_image(
@@ -79,17 +84,6 @@ def write_image(
 ) -> None:
     """Write a grey map (membrane probabilities) for ``path``; ``name`` names it in OME-Zarr."""
     from napari_emseg.io import write_image_tiff
-    from napari_emseg.io.ngff import write_ngff
 
-    with outputs.writing(path) as target:
-        if is_zarr(path):
-            write_ngff(
-                target,
-                image=data,
-                image_name=name,
-                scale=volume.scale,
-                unit=volume.unit,
-                progress=progress,
-            )
-        else:
-            write_image_tiff(target, data, scale=volume.scale, unit=volume.unit)
+    ngff = {"image": data, "image_name": name}
+    _write(outputs, path, volume, ngff=ngff, tiff=(write_image_tiff, data), progress=progress)

@@ -87,7 +87,17 @@ PROPAGATORS: dict[str, Propagator] = {
         _propagate_cconvlstm,
         needs_network=True,
         window=CCONVLSTM_WINDOW,
-        options=("variant", "weights", "window", "patch", "overlap", "batch", "padded", "threads"),
+        options=(
+            "variant",
+            "weights",
+            "window",
+            "patch",
+            "overlap",
+            "batch",
+            "padded",
+            "threads",
+            "network_pixel_nm",
+        ),
         summary="the consistent ConvLSTM, outlines on the membrane map (thick sections)",
     ),
     "agglomeration": Propagator(

@@ -1,1 +1,0 @@
-"""Speed measurements: the engine (``napari-emseg benchmark``) and the proofreading tools."""
