@@ -47,6 +47,43 @@ def test_voxel_size_comes_from_the_volume_unless_given():
         pipeline._unpack(volume, (0, 4, 4))
 
 
+def test_results_say_whether_the_voxel_size_was_estimated(tiny_stack, monkeypatch):
+    """``voxel_estimated`` is True exactly when the facade estimated the size (with its note),
+    False when the caller or the file gave it."""
+    estimates = []
+
+    def estimate(array, **kwargs):
+        estimates.append(array.shape)
+        return (40.0, 8.0, 8.0), "a test estimate"
+
+    monkeypatch.setattr(pipeline, "estimate_voxel_size", estimate)
+    image = tiny_stack.image[:3]
+    reference = np.zeros(image.shape, np.uint32)
+    reference[1] = tiny_stack.labels[1]
+    plain = {"model": "ridge", "device": "cpu"}
+    runs = {
+        "segment": lambda **kw: pipeline.segment(image, propagation="watershed", **plain, **kw),
+        "propagate": lambda **kw: pipeline.propagate(
+            image, reference, 1, method="watershed", calibrate=False, **plain, **kw
+        ),
+        "repropagate": lambda **kw: pipeline.repropagate(
+            image, reference, references=[1], method="watershed", calibrate=False, **plain, **kw
+        ),
+    }
+    for name, run in runs.items():
+        with pytest.warns(pipeline.VoxelSizeWarning, match="voxel size unknown: estimated"):
+            estimated = run()
+        assert estimated.voxel_estimated is True, name
+        assert estimated.voxel_size == (40.0, 8.0, 8.0)
+        assert any("a test estimate" in note for note in estimated.notes)
+        given = run(voxel_size=(40, 8, 8))
+        assert given.voxel_estimated is False, name
+        assert not any("estimated" in note for note in given.notes)
+    from_file = Volume(image, (40.0, 8.0, 8.0), "nm", False, "v")
+    assert pipeline.segment(from_file, propagation="watershed", **plain).voxel_estimated is False
+    assert len(estimates) == len(runs)  # only the runs without a size estimated it
+
+
 def test_method_options_take_the_pixel_size_and_only_the_options_a_method_knows():
     assert pipeline.options_for("cconvlstm", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
     assert pipeline.options_for("watershed", (40.0, 8.0, 8.0), {"newcomers": False}) == {

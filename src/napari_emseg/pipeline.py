@@ -80,11 +80,13 @@ class Segmentation:
     ref_slice : int or None
         The slice a propagation started from (None: every slice on its own).
     voxel_size : (z, y, x) in nm, or None
-        The size used: given, read from the file, or estimated (see ``notes``).
+        The size used: given, read from the file, or estimated (``voxel_estimated``).
     method : str
         How the labels were made (``"agglomeration"``, a propagation method, or ``"none"``).
     notes : list of str
         One-line messages for the user (what was estimated or chosen).
+    voxel_estimated : bool
+        Whether ``voxel_size`` was estimated from the image (neither given nor in the file).
     """
 
     membrane: np.ndarray
@@ -93,6 +95,7 @@ class Segmentation:
     voxel_size: VoxelSize | None = None
     method: str = ""
     notes: list[str] = field(default_factory=list)
+    voxel_estimated: bool = False
 
 
 @dataclass
@@ -109,12 +112,14 @@ class Propagation:
     method : str
         The propagation method that ran.
     voxel_size : (z, y, x) in nm, or None
-        The size used: given, read from the file, or estimated (see ``notes``).
+        The size used: given, read from the file, or estimated (``voxel_estimated``).
     calibration : Calibration or None
         What was chosen on the corrected slices and on what scores (``calibration.summary()``
         is one line), or None when calibration was off.
     notes : list of str
         One-line messages for the user (what was estimated, chosen or skipped).
+    voxel_estimated : bool
+        Whether ``voxel_size`` was estimated from the image (neither given nor in the file).
     """
 
     labels: np.ndarray
@@ -123,6 +128,7 @@ class Propagation:
     voxel_size: VoxelSize | None = None
     calibration: Calibration | None = None
     notes: list[str] = field(default_factory=list)
+    voxel_estimated: bool = False
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.labels, dtype=dtype)
@@ -206,6 +212,30 @@ def default_method(
     if known and not is_anisotropic(voxel_size, membrane):
         return "agglomeration"
     return DEFAULT_METHOD if interactive else AUTOMATIC_METHOD
+
+
+# The membrane map's share of a run's time, by the stage that follows it: the stage split that
+# `napari-emseg benchmark --json` measures on a 2-core CPU (docs/performance.md). Progress
+# bars weight their stages by it, so a time estimate drawn from them stays near the truth.
+MEMBRANE_SHARE = {"cconvlstm": 0.15, "watershed": 0.35, "agglomeration": 0.5, NO_PROPAGATION: 0.7}
+# A map the caller gave costs nothing; only the calibration may predict a few slices again.
+GIVEN_MEMBRANE_SHARE = 0.05
+
+
+def membrane_share(method: str | None, voxel_size: Any = None, *, given: bool = False) -> float:
+    """The progress share of the membrane stage before ``method`` (None: the data's default
+    for ``voxel_size``, a guess while the map that may decide it is not yet there).
+
+    Examples
+    --------
+    >>> membrane_share("cconvlstm"), membrane_share(None, (10, 10, 10))
+    (0.15, 0.5)
+    >>> membrane_share("watershed", given=True)
+    0.05
+    """
+    if given:
+        return GIVEN_MEMBRANE_SHARE
+    return MEMBRANE_SHARE.get(method or default_method(voxel_size=voxel_size), 0.3)
 
 
 def check_model(model: str | None) -> str:
@@ -583,13 +613,15 @@ def segment(
     if propagation != NO_PROPAGATION and not 0 <= ref < depth:
         raise ValueError(f"reference slice {ref} is outside 0..{depth - 1}")
     notes: list[str] = []
+    estimated = False
     if voxel is None and value_range is None:
-        voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+        voxel, estimated = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
     if voxel is not None:
         _coarse_pixel_note(voxel, model, notes)
     method = propagation or default_method(voxel_size=voxel)
     device = resolve_device(device) if _needs_network(model, method) else "cpu"
     pixel = None if voxel is None else voxel[-1]
+    share = membrane_share("agglomeration" if start == "agglomeration" else method)
     with timed("membrane"):
         membrane = predict(
             array,
@@ -597,15 +629,21 @@ def segment(
             device=device,
             value_range=value_range,
             pixel_nm=pixel,
-            progress=stage_progress(progress, 0.0, 0.5, "membrane"),
+            progress=stage_progress(progress, 0.0, share, "membrane"),
             cancel=cancel,
         )
-    done = {"membrane": membrane, "ref_slice": ref, "voxel_size": voxel, "notes": notes}
+    done = {
+        "membrane": membrane,
+        "ref_slice": ref,
+        "voxel_size": voxel,
+        "notes": notes,
+        "voxel_estimated": estimated,
+    }
     if method == NO_PROPAGATION:
         labels = watershed_stack(
             membrane,
             pixel_nm=pixel,
-            progress=stage_progress(progress, 0.5, 1.0, "watershed"),
+            progress=stage_progress(progress, share, 1.0, "watershed"),
             cancel=cancel,
         )
         return Segmentation(labels=labels, method=NO_PROPAGATION, **{**done, "ref_slice": None})
@@ -618,7 +656,7 @@ def segment(
             labels = agglomerate(
                 membrane,
                 voxel_size=voxel,
-                progress=stage_progress(progress, 0.5, 1.0, "agglomeration"),
+                progress=stage_progress(progress, share, 1.0, "agglomeration"),
                 cancel=cancel,
             )
         return Segmentation(labels=labels, method="agglomeration", **done)
@@ -637,7 +675,7 @@ def segment(
         membrane=membrane,
         method=method,
         device=device,
-        progress=stage_progress(progress, 0.5, 1.0, "propagation"),
+        progress=stage_progress(progress, share, 1.0, "propagation"),
         cancel=cancel,
         voxel_size=voxel,
         **options,
@@ -682,10 +720,10 @@ def _prepare(
     calibrate: bool,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
-) -> tuple[np.ndarray, np.ndarray, VoxelSize, np.ndarray, list[str], Any]:
+) -> tuple[np.ndarray, np.ndarray, VoxelSize, np.ndarray, list[str], Any, bool]:
     """Array, labels, voxel size (given or estimated), membrane map and notes of a
-    propagation, and the pixel size chosen on the corrected slices (a ``Choice``) when the
-    size was estimated and ``calibrate`` is on (else None)."""
+    propagation, the pixel size chosen on the corrected slices (a ``Choice``) when the
+    size was estimated and ``calibrate`` is on (else None), and whether it was estimated."""
     from napari_emseg.inference.membrane import predict_membrane as predict
 
     array, voxel = _unpack(image, voxel_size)
@@ -711,7 +749,7 @@ def _prepare(
     elif np.shape(membrane) != labels.shape:
         shape = np.shape(membrane)
         raise ValueError(f"membrane shape {shape} and labels shape {labels.shape} differ")
-    return array, labels, voxel, np.asarray(membrane), notes, scale
+    return array, labels, voxel, np.asarray(membrane), notes, scale, estimated
 
 
 def _calibrated_voxel(array, labels, references, voxel, model, device, cancel) -> tuple:
@@ -831,7 +869,7 @@ def calibrate(
     """
     slices = [int(z) for z in slices]
     _check_reference(np.asarray(labels), slices)
-    array, labels, voxel, membrane, _, scale = _prepare(
+    array, labels, voxel, membrane, _, scale, _ = _prepare(
         image, labels, voxel_size, membrane, model=model, device=device, references=slices,
         calibrate=True, progress=stage_progress(progress, 0.0, 0.6, "membrane"), cancel=cancel,
     )  # fmt: skip
@@ -919,10 +957,11 @@ def propagate(
     labels = np.asarray(labels)
     _check_reference(labels, [ref_slice], objects)
     sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
-    array, labels, voxel, membrane, notes, scale = _prepare(
+    share = membrane_share(method, voxel_size, given=membrane is not None)
+    array, labels, voxel, membrane, notes, scale, estimated = _prepare(
         image, labels, voxel_size, membrane, model=model, device=device,
         references=[int(ref_slice)], calibrate=calibrate and not sparse,
-        progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
+        progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
     )  # fmt: skip
     chosen = method or default_method(voxel_size=voxel, membrane=membrane)
     options = options_for(chosen, voxel, method_options)
@@ -945,14 +984,14 @@ def propagate(
         objects=objects,
         model=model,
         device=_device_for(model, chosen, membrane, device),
-        progress=stage_progress(progress, 0.4, 1.0, "propagation"),
+        progress=stage_progress(progress, share, 1.0, "propagation"),
         cancel=cancel,
         voxel_size=voxel,
         sparse=sparse,
         vote_threshold=None if calibration is None else calibration.value("vote_threshold"),
         **options,
     )
-    return Propagation(out, sparse, chosen, voxel, calibration, notes)
+    return Propagation(out, sparse, chosen, voxel, calibration, notes, estimated)
 
 
 def _check_reference(
@@ -1057,10 +1096,11 @@ def repropagate(
     if objects is None:
         _check_reference(labels, references)
     sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
-    array, labels, voxel, membrane, notes, scale = _prepare(
+    share = membrane_share(method, voxel_size, given=membrane is not None)
+    array, labels, voxel, membrane, notes, scale, estimated = _prepare(
         image, labels, voxel_size, membrane, model=model, device=device,
         references=references, calibrate=calibrate and not sparse,
-        progress=stage_progress(progress, 0.0, 0.4, "membrane"), cancel=cancel,
+        progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
     )  # fmt: skip
     chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=interactive)
     options = options_for(chosen, voxel, method_options)
@@ -1093,10 +1133,10 @@ def repropagate(
         device=_device_for(model, chosen, membrane, device),
         method_options={**options, "voxel_size": voxel},
         sparse=sparse,
-        progress=stage_progress(progress, 0.4, 1.0, "propagation"),
+        progress=stage_progress(progress, share, 1.0, "propagation"),
         cancel=cancel,
     )
-    return Propagation(out, sparse, chosen, voxel, calibration, notes)
+    return Propagation(out, sparse, chosen, voxel, calibration, notes, estimated)
 
 
 @dataclass

@@ -14,6 +14,7 @@ def test_an_unknown_voxel_size_is_estimated_then_checked_on_the_reference():
     reference[2] = stack.labels[2]
     with pytest.warns(em.VoxelSizeWarning, match="voxel size unknown: estimated"):
         result = em.propagate(stack.image, reference, 2, method="watershed", device="cpu")
+    assert result.voxel_estimated  # the flag, not the wording of the note, says so
     choice = result.calibration.choices["pixel_nm"]
     assert result.voxel_size[-1] == pytest.approx(choice.value, abs=0.01)
     assert 8.0 * 0.75 <= choice.value <= 8.0 * 1.25
@@ -26,7 +27,9 @@ def test_an_unknown_voxel_size_is_estimated_then_checked_on_the_reference():
             stack.image, reference, 2, method="watershed", device="cpu", calibrate=False
         )
     assert plain.calibration is None and plain.voxel_size[-1] == pytest.approx(choice.default)
+    assert plain.voxel_estimated
     given = em.propagate(
         stack.image, reference, 2, method="watershed", device="cpu", voxel_size=stack.scale
     )
     assert "pixel_nm" not in given.calibration.choices  # a given size is never second-guessed
+    assert not given.voxel_estimated

@@ -235,7 +235,8 @@ def test_a_given_voxel_size_reaches_the_output_and_the_engine(isbi_crop, tmp_pat
     args = ["segment", str(isbi_crop), "-o", str(out), *FAST]
     assert main([*args, "--voxel-size", "40", "8", "8"]) == 0
     assert read_volume(out).scale == pytest.approx((40.0, 8.0, 8.0))
-    capsys.readouterr()
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["voxel_size"] == [40.0, 8.0, 8.0] and summary["voxel_estimated"] is False
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--voxel-size", "40", "0", "8", "--overwrite"])
     err = capsys.readouterr().err
@@ -293,6 +294,29 @@ def test_propagate_sparse_carries_only_the_painted_objects(isbi_crop, segmented,
     dense_run = _propagate_json([*argv, "-o", str(tmp_path / "d.tif"), "--dense"], capsys)
     assert dense_run["sparse"] is False
     assert len(np.unique(read_volume(tmp_path / "d.tif").data)) > 3
+
+
+def test_the_json_says_whether_the_voxel_size_was_estimated(
+    isbi_crop, tmp_path, capsys, monkeypatch
+):
+    from napari_emseg import pipeline
+
+    monkeypatch.setattr(
+        pipeline, "estimate_voxel_size", lambda array, **kw: ((50.0, 4.0, 4.0), "a test estimate")
+    )
+    plain = tmp_path / "plain.tif"
+    data = read_volume(isbi_crop).data
+    tifffile.imwrite(plain, data, imagej=True, metadata={"axes": "ZYX"})  # no voxel size
+    segment = ["segment", str(plain), "-o", str(tmp_path / "labels.tif"), *FAST]
+    estimated = _propagate_json(segment, capsys)  # given: see the test of --voxel-size above
+    assert estimated["voxel_estimated"] is True and estimated["voxel_size"] == [50.0, 4.0, 4.0]
+    argv = ["propagate", str(plain), "--labels", str(tmp_path / "labels.tif"), "--ref-slice", "1"]
+    argv += ["--method", "watershed", "--model", "ridge", "--no-calibrate", "--quiet"]
+    run = _propagate_json([*argv, "-o", str(tmp_path / "a.tif")], capsys)
+    assert run["voxel_estimated"] is True
+    given = _propagate_json([*argv, "-o", str(tmp_path / "b.tif"), "--voxel-size", "50", "4", "4"],
+                            capsys)  # fmt: skip
+    assert given["voxel_estimated"] is False
 
 
 def test_a_stack_whose_pixel_size_cannot_be_estimated_names_the_flag(tmp_path, capsys):

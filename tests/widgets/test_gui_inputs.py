@@ -70,6 +70,24 @@ def test_a_file_without_a_voxel_size_says_what_it_assumed(
     assert segment.session.estimated_voxel_size(image) is None
 
 
+def test_a_run_s_size_is_kept_as_estimated_only_when_the_result_says_so(make_napari_viewer):
+    from napari_emseg import pipeline
+    from napari_emseg._widgets.viewer_session import session_of_viewer
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((3, 8, 8), np.uint8), name="em")  # scale 1: size unknown
+    session = session_of_viewer(viewer)
+
+    def result(**kwargs):
+        return pipeline.Propagation(np.zeros((3, 8, 8), np.uint32), voxel_size=(50, 4, 4), **kwargs)
+
+    session.remember_estimate(image, result(notes=["the voxel size was estimated elsewhere"]))
+    assert session.estimated_voxel_size(image) is None  # the flag decides, not a note's words
+    session.remember_estimate(image, result(voxel_estimated=True))
+    assert session.estimated_voxel_size(image) == (50.0, 4.0, 4.0)
+    assert session.voxel_size(image) == (50.0, 4.0, 4.0)  # the next run uses the same size
+
+
 def test_defaults_let_the_data_decide_and_calibration_can_be_switched_off(
     make_napari_viewer, qtbot
 ):

@@ -297,11 +297,11 @@ class ViewerSession:
         return self._estimated.get(layer)
 
     def remember_estimate(self, image: Image, result) -> None:
-        """Keep the voxel size a run estimated for ``image`` (its notes say so), so later runs
-        use the same one and the voxel field shows it as estimated."""
+        """Keep the voxel size a run estimated for ``image`` (a ``Segmentation`` or
+        ``Propagation`` whose ``voxel_estimated`` is set), so later runs use the same one and
+        the voxel field shows it as estimated."""
         voxel = getattr(result, "voxel_size", None)
-        notes = " ".join(getattr(result, "notes", []))
-        if image is None or voxel is None or "estimated" not in notes:
+        if image is None or voxel is None or not getattr(result, "voxel_estimated", False):
             return
         if self._voxel_sizes.get(image) or self.scale_voxel_size(image):
             return

@@ -122,8 +122,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     voxel = None if result.voxel_size is None else list(result.voxel_size)
     emit(
         args,
-        {**summary, "method": result.method, "voxel_size": voxel, "notes": result.notes,
-         "blockwise": False},
+        {**summary, "method": result.method, "voxel_size": voxel,
+         "voxel_estimated": result.voxel_estimated, "notes": result.notes, "blockwise": False},
     )  # fmt: skip
     return 0
 
@@ -303,6 +303,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
             "method": result.method,
             "sparse": result.sparse,
             "voxel_size": None if result.voxel_size is None else list(result.voxel_size),
+            "voxel_estimated": result.voxel_estimated,
             "calibration": None if result.calibration is None else result.calibration.to_dict(),
             "notes": result.notes,
         },
