@@ -214,10 +214,11 @@ def default_method(
     return DEFAULT_METHOD if interactive else AUTOMATIC_METHOD
 
 
-# The membrane map's share of a run's time, by the stage that follows it: the stage split that
-# `napari-emseg benchmark --json` measures on a 2-core CPU (docs/performance.md). Progress
-# bars weight their stages by it, so a time estimate drawn from them stays near the truth.
-MEMBRANE_SHARE = {"cconvlstm": 0.15, "watershed": 0.35, "agglomeration": 0.5, NO_PROPAGATION: 0.7}
+# The membrane map's share of a run's time, by the stage that follows it, measured on a 2-core
+# CPU (docs/performance.md, "stage split"): 0.17-0.37 before the learned propagator (10 and 4 nm
+# pixels), 0.40 before the classical one, 0.58 before the agglomeration, 0.67 alone. Progress
+# bars weight their stages by it, so a time estimate drawn from them stays within 2x of the truth.
+MEMBRANE_SHARE = {"cconvlstm": 0.25, "watershed": 0.4, "agglomeration": 0.55, NO_PROPAGATION: 0.7}
 # A map the caller gave costs nothing; only the calibration may predict a few slices again.
 GIVEN_MEMBRANE_SHARE = 0.05
 
@@ -229,7 +230,7 @@ def membrane_share(method: str | None, voxel_size: Any = None, *, given: bool = 
     Examples
     --------
     >>> membrane_share("cconvlstm"), membrane_share(None, (10, 10, 10))
-    (0.15, 0.5)
+    (0.25, 0.55)
     >>> membrane_share("watershed", given=True)
     0.05
     """

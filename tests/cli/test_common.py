@@ -90,3 +90,14 @@ def test_on_a_terminal_the_json_result_starts_a_line_of_its_own(monkeypatch):
     first, result, rest = screen.split("\n")
     assert first.split("\r")[-1].startswith("100% (2/2) membrane: tile 2/2")
     assert result == '{"objects": 3}' and rest == ""
+
+
+def test_the_heartbeat_speaks_a_wake_early_so_no_gap_reaches_the_limit():
+    clock, stream = FakeClock(), io.StringIO()
+    show = ProgressPrinter(stream=stream, heartbeat=False, clock=clock, every_s=5.0)
+    show(1, 10, "propagation: slice 1")
+    clock.now = 103.9
+    show.tick()  # the next wake-up may come only a second later: too late to wait
+    clock.now = 104.1
+    show.tick()
+    assert len(printed(stream)) == 2

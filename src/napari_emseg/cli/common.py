@@ -21,6 +21,9 @@ EXIT_USAGE = 2
 # Without a terminal (a Slurm log, a pipe) a progress line at most this often from the engine,
 # and at least this often from the heartbeat while the engine is silent.
 LOG_EVERY_S = 5.0
+# The heartbeat thread wakes this often and speaks one wake early, so that however its wake-up
+# falls (a busy CPU delays it) a silent stage still shows a line within LOG_EVERY_S.
+HEARTBEAT_WAKE_S = 1.0
 INPUT_FORMS = "a TIFF stack, a folder of slices, file.h5[:dataset] or a Zarr array"
 
 
@@ -170,6 +173,7 @@ class ProgressPrinter:
         self.quiet = quiet
         self.stream = sys.stderr if stream is None else stream
         self.every_s = every_s
+        self._wake_s = min(HEARTBEAT_WAKE_S, every_s / 2)
         self.clock = clock
         self.live = not quiet and self.stream.isatty()
         self._lock = threading.Lock()
@@ -210,7 +214,7 @@ class ProgressPrinter:
         with self._lock:
             now = self.clock()
             last = self._started if self._last_write is None else self._last_write
-            if self.quiet or now - last < self.every_s:
+            if self.quiet or now - last < self.every_s - self._wake_s:
                 return
             done, total, message = self._state
             elapsed = f"{now - self._stage_since:.0f} s in {self._stage}"
@@ -245,7 +249,7 @@ class ProgressPrinter:
         self._last_write = now
 
     def _beat(self) -> None:
-        while not self._stop.wait(min(1.0, self.every_s / 2)):
+        while not self._stop.wait(self._wake_s):
             self.tick()
 
 

@@ -44,6 +44,10 @@ NEWCOMER_MIN_AREA_NM2 = 3200.0
 # 10 nm at 16 or 20 nm raised it (0.044 -> 0.052, 0.058): binning is by whole pixels, at most
 # to this size (docs/performance.md).
 NETWORK_MAX_PIXEL_NM = 16.0
+# Patch edges (network pixels) around the training crops' 64 px: each window takes the one
+# that costs the least network work (:func:`cheapest_patch`). On ISBI slices 0-19 and gala
+# train, fixed 56 or 72 px patches scored as 64 did (ARE within 0.003, docs/performance.md).
+PATCH_CHOICES = (56, 64, 72)
 
 
 def network_factor(pixel_nm: float, card_pixel_nm: float) -> int:
@@ -91,12 +95,48 @@ def _patch_objects(reference: np.ndarray, min_area: int) -> np.ndarray:
     return ids[(ids != 0) & (counts >= min_area)]
 
 
+def patch_jobs(reference: np.ndarray, patch: int, overlap: int, min_area: int = 4) -> list:
+    """One ``(y, x, core rows, core columns, object ids)`` per patch that holds objects."""
+    height, width = reference.shape
+    ys, xs = patch_starts(height, patch, overlap), patch_starts(width, patch, overlap)
+    y_cores, x_cores = core_bounds(ys, patch, height), core_bounds(xs, patch, width)
+    ph, pw = min(patch, height), min(patch, width)
+    jobs = []
+    for y, (cy0, cy1) in zip(ys, y_cores, strict=True):
+        for x, (cx0, cx1) in zip(xs, x_cores, strict=True):
+            ids = _patch_objects(reference[y : y + ph, x : x + pw], min_area)
+            if ids.size:
+                jobs.append((y, x, (cy0 - y, cy1 - y), (cx0 - x, cx1 - x), ids))
+    return jobs
+
+
+def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> int:
+    """The edge of :data:`PATCH_CHOICES` with the least network work for ``reference``.
+
+    The network's work is one patch area per object per patch, so it depends on how the
+    layout fits the slice (a 128 px slice takes 3x3 patches of 64 but 2x2 of 72) and on how
+    many objects straddle patches.
+
+    Examples
+    --------
+    >>> cells = (np.arange(128)[:, None] // 16) * 8 + np.arange(128) // 16 + 1  # 16 px cells
+    >>> cheapest_patch(cells, 16)  # 3x3 patches of 56 px hold fewer cells than 3x3 of 64
+    56
+    """
+
+    def work(patch: int) -> int:
+        side = min(patch, reference.shape[0]) * min(patch, reference.shape[1])
+        return side * sum(ids.size for *_, ids in patch_jobs(reference, patch, overlap, min_area))
+
+    return min(PATCH_CHOICES, key=lambda patch: (work(patch), abs(patch - PATCH_CHOICES[1])))
+
+
 def predict_window(
     net,
     frames: np.ndarray,
     reference: np.ndarray,
     *,
-    patch: int,
+    patch: int | None,
     overlap: int,
     batch: int,
     device: torch.device,
@@ -111,15 +151,10 @@ def predict_window(
     ``torch.bfloat16``) runs the network under autocast; None keeps float32.
     """
     t_len, _, height, width = frames.shape
-    ys, xs = patch_starts(height, patch, overlap), patch_starts(width, patch, overlap)
-    y_cores, x_cores = core_bounds(ys, patch, height), core_bounds(xs, patch, width)
+    if patch is None:
+        patch = cheapest_patch(reference, overlap, min_area)
+    jobs = patch_jobs(reference, patch, overlap, min_area)
     ph, pw = min(patch, height), min(patch, width)
-    jobs = []
-    for y, (cy0, cy1) in zip(ys, y_cores, strict=True):
-        for x, (cx0, cx1) in zip(xs, x_cores, strict=True):
-            ids = _patch_objects(reference[y : y + ph, x : x + pw], min_area)
-            if ids.size:
-                jobs.append((y, x, (cy0 - y, cy1 - y), (cx0 - x, cx1 - x), ids))
     out = np.zeros((t_len - 1, height, width), reference.dtype)
     for group in _batches(jobs, batch, padded):
         clip = np.stack([frames[:, :, y : y + ph, x : x + pw] for y, x, *_ in group])
@@ -281,7 +316,7 @@ def propagate_cconvlstm(
     weights: str | None = None,
     device: str = "auto",
     pixel_nm: float | None = None,
-    patch: int = 64,
+    patch: int | None = None,
     overlap: int = 16,
     window: int = CCONVLSTM_WINDOW,
     batch: int | None = None,
@@ -296,7 +331,8 @@ def propagate_cconvlstm(
     ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
     ``.propagation.json`` card; ``pixel_nm`` is the stack's in-plane pixel size (default
     4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels; the
-    defaults match the training sequences (64 px crops, 5 slices), not a tuning on test data.
+    patch defaults to the cheapest of :data:`PATCH_CHOICES` for each window's reference
+    (around the training sequences' 64 px crops, 5 slices).
     Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels (default
     :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours.
     ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU),
