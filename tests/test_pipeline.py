@@ -84,6 +84,33 @@ def test_results_say_whether_the_voxel_size_was_estimated(tiny_stack, monkeypatc
     assert len(estimates) == len(runs)  # only the runs without a size estimated it
 
 
+def test_an_estimated_size_keeps_its_model_while_the_slice_chooses_the_size(
+    tiny_stack, monkeypatch
+):
+    """Candidate sizes on both sides of the models' 5 nm limit are all predicted with the
+    estimate's model, and so is the run: the search compares sizes, not networks."""
+    from napari_emseg.inference import membrane as membrane_module
+    from napari_emseg.models.cards import default_model
+
+    real_predict = membrane_module.predict_membrane
+    models = []
+
+    def predict(stack, model=None, **kwargs):
+        models.append(model)
+        return real_predict(stack, model="ridge", **kwargs)
+
+    monkeypatch.setattr(membrane_module, "predict_membrane", predict)
+    monkeypatch.setattr(pipeline, "estimate_voxel_size", lambda a, **k: ((50.0, 4.4, 4.4), "t"))
+    image = tiny_stack.image[:3]
+    reference = np.zeros(image.shape, np.uint32)
+    reference[1] = tiny_stack.labels[1]
+    with pytest.warns(pipeline.VoxelSizeWarning):
+        result = pipeline.propagate(image, reference, 1, method="watershed", device="cpu")
+    assert result.calibration is not None and "pixel_nm" in result.calibration.choices
+    assert default_model(4.4 * 1.25) != default_model(4.4)  # the search crosses the limit
+    assert len(models) > 2 and set(models) == {default_model(4.4)}
+
+
 def test_method_options_take_the_pixel_size_and_only_the_options_a_method_knows():
     assert pipeline.options_for("cconvlstm", (40.0, 8.0, 8.0)) == {"pixel_nm": 8.0}
     assert pipeline.options_for("watershed", (40.0, 8.0, 8.0), {"newcomers": False}) == {

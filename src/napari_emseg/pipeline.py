@@ -733,6 +733,12 @@ def _prepare(
         raise ValueError(f"image shape {array.shape} and labels shape {labels.shape} differ")
     notes: list[str] = []
     voxel, estimated = _voxel_or_estimate(array, voxel, model=model, device=device, notes=notes)
+    if estimated and model is None:
+        from napari_emseg.models.cards import default_model
+
+        # The estimate's model, whatever size the slice picks next: the search then compares
+        # sizes, not two networks' maps on a 2D proxy (which preferred the 3D-worse one on ISBI).
+        model = default_model(voxel[-1])
     scale = None
     if estimated and calibrate and membrane is None:
         voxel, scale = _calibrated_voxel(array, labels, references, voxel, model, device, cancel)
