@@ -9,6 +9,7 @@ compare settings even on a shared machine.
 
     python scripts/benchmark_propagation.py --split test
     python scripts/benchmark_propagation.py --split train --blocks isbi --carry 0.5 0.7
+    python scripts/benchmark_propagation.py --split train --patches 56 64 72
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--blocks", nargs="+", choices=("isbi", "gala"), default=["isbi", "gala"])
     parser.add_argument("--carry", type=float, nargs="*", default=[], help="carry_iou values")
+    parser.add_argument("--patches", type=int, nargs="*", default=[], help="fixed patch edges")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -70,6 +72,8 @@ def main() -> None:
     settings = dict(SETTINGS)
     for value in args.carry:
         settings[f"+ carry_iou {value}"] = ({"carry_iou": value}, "auto")
+    for edge in args.patches:
+        settings[f"patch {edge} px"] = ({"patch": edge}, "auto")
     make = {
         "isbi": lambda: isbi_block(0, 20) if args.split == "train" else isbi_block(),
         "gala": lambda: gala_block(args.split),

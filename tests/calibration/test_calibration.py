@@ -49,6 +49,27 @@ def test_the_threshold_follows_what_the_user_says_a_cell_is(halves_are_cells):
     assert choice.score <= choice.default_score and choice.scored_on == [1]
 
 
+def test_a_split_weight_makes_the_cut_pay_for_its_splits():
+    """Halved cells cost nothing achievable but half their pairs plainly: the mixed score sits
+    between the two, and a full weight is the plain error of the cut."""
+    from napari_emseg.calibration.scoring import achievable_error, slice_error
+
+    hierarchy = supervoxel_hierarchy(_walled_membrane(), sigma=0, per_slice=False)
+    truth = np.zeros((3, 48, 48), np.uint32)
+    truth[1] = _grid_labels()
+    low = 0.3  # below the faint walls: every cell stays in two halves
+    cut = hierarchy.table(low)[hierarchy.fragments[1]]
+    achievable, plain = achievable_error(cut, truth[1]), slice_error(cut, truth[1])
+    assert achievable < plain
+    scores = {
+        w: choose_threshold(hierarchy, truth, [1], default=low, split_weight=w).candidates["0.3"]
+        for w in (0.0, 0.5, 1.0)
+    }
+    assert scores[0.0] == pytest.approx(achievable, abs=1e-4)
+    assert scores[1.0] == pytest.approx(plain, abs=1e-4)
+    assert scores[0.5] == pytest.approx((achievable + plain) / 2, abs=1e-4)
+
+
 def test_the_method_is_scored_only_on_slices_it_did_not_start_from():
     labels = np.zeros((5, 48, 48), np.uint32)
     labels[[0, 4]] = _grid_labels()

@@ -4,12 +4,17 @@ One recorded agglomeration (:class:`~napari_emseg.segmentation.supervoxels.Hiera
 every threshold of a grid; each cut is scored by its achievable error on the corrected slices.
 Higher thresholds merge more: the chosen one is the highest whose error is within
 :data:`TOLERANCE` of the lowest, so objects are as whole as the slice allows.
+
+The achievable error never sees a split, so on its own it drifts to the lowest threshold of
+the grid. Where the segments become the objects of the whole stack (the ``agglomeration``
+method: only those crossing the corrected slice are named by it, the others stay apart),
+``split_weight`` mixes in the cut's plain error on the slice, which does count splits.
 """
 
 import numpy as np
 
 from napari_emseg.calibration.report import Choice
-from napari_emseg.calibration.scoring import achievable_error
+from napari_emseg.calibration.scoring import achievable_error, slice_error
 from napari_emseg.segmentation.supervoxels import Hierarchy
 
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.3, 0.951, 0.05))
@@ -24,10 +29,12 @@ def choose_threshold(
     default: float,
     z_offset: int = 0,
     thresholds: tuple[float, ...] = THRESHOLDS,
+    split_weight: float = 0.0,
 ) -> Choice:
     """The threshold whose cut best reproduces the corrected ``slices`` of ``labels``.
 
-    ``hierarchy`` covers slices ``z_offset`` onwards of ``labels``.
+    ``hierarchy`` covers slices ``z_offset`` onwards of ``labels``. A cut scores its achievable
+    error, or with ``split_weight`` w, (1 - w) x achievable + w x its plain error.
 
     Examples
     --------
@@ -43,9 +50,13 @@ def choose_threshold(
     scores = {}
     for t in grid:
         table = hierarchy.table(t)
-        errors = [
-            achievable_error(table[hierarchy.fragments[z - z_offset]], labels[z]) for z in slices
-        ]
+        errors = []
+        for z in slices:
+            cut = table[hierarchy.fragments[z - z_offset]]
+            error = achievable_error(cut, labels[z])
+            if split_weight:
+                error += split_weight * (slice_error(cut, labels[z]) - error)
+            errors.append(error)
         scores[t] = float(np.mean(errors))
     best = min(scores.values())
     chosen = max(t for t, s in scores.items() if s <= best + TOLERANCE)
@@ -57,5 +68,8 @@ def choose_threshold(
         default_score=scores[float(default)],
         scored_on=list(slices),
         candidates={f"{t:g}": round(s, 4) for t, s in scores.items()},
-        how="achievable adapted Rand error of the agglomeration on the corrected slices",
+        how=(
+            "achievable adapted Rand error of the agglomeration on the corrected slices"
+            + (f", mixed {split_weight:g} with its plain error" if split_weight else "")
+        ),
     )
