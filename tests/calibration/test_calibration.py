@@ -49,6 +49,16 @@ def test_the_threshold_follows_what_the_user_says_a_cell_is(halves_are_cells):
     assert choice.score <= choice.default_score and choice.scored_on == [1]
 
 
+def test_the_default_stays_unless_another_threshold_clearly_beats_it():
+    truth = np.zeros((3, 48, 48), np.uint32)
+    truth[1] = _grid_labels()
+    truth[1] = np.where(truth[1] > 0, truth[1] * 2 + (np.arange(48)[:, None] % 12 > 6), 0)
+    hierarchy = supervoxel_hierarchy(_walled_membrane(), sigma=0, per_slice=False)
+    choice = choose_threshold(hierarchy, truth, [1], default=0.3)
+    assert choice.candidates["0.4"] <= choice.candidates["0.3"]  # 0.4 ties: no reason to move
+    assert choice.value == 0.3
+
+
 def test_a_split_weight_makes_the_cut_pay_for_its_splits():
     """Halved cells cost nothing achievable but half their pairs plainly: the mixed score sits
     between the two, and a full weight is the plain error of the cut."""

@@ -2,8 +2,11 @@
 
 One recorded agglomeration (:class:`~napari_emseg.segmentation.supervoxels.Hierarchy`) is cut at
 every threshold of a grid; each cut is scored by its achievable error on the corrected slices.
-Higher thresholds merge more: the chosen one is the highest whose error is within
-:data:`TOLERANCE` of the lowest, so objects are as whole as the slice allows.
+The default stays unless another threshold beats it by more than :data:`TOLERANCE` (one
+slice's score is noisy: on ISBI slices 0-19 a vote threshold of 0.9 scoring 0.041 against the
+default's 0.040 raised the 3D error from 0.227 to 0.237). Otherwise higher thresholds merge
+more: the chosen one is the highest within :data:`TOLERANCE` of the lowest error, so objects
+are as whole as the slice allows.
 
 The achievable error never sees a split, so on its own it drifts to the lowest threshold of
 the grid. Where the segments become the objects of the whole stack (the ``agglomeration``
@@ -43,7 +46,9 @@ def choose_threshold(
     >>> membrane[:, 3, :6] = 0.5  # a half-strength wall inside the left cell
     >>> labels = np.zeros((3, 12, 12), np.uint8); labels[1, :, :6], labels[1, :, 7:] = 1, 2
     >>> h = supervoxel_hierarchy(membrane, sigma=0, per_slice=False)
-    >>> choose_threshold(h, labels, [1], default=0.3).value  # merges the left cell's parts
+    >>> choose_threshold(h, labels, [1], default=0.3).value  # a split costs nothing here
+    0.3
+    >>> choose_threshold(h, labels, [1], default=0.3, split_weight=0.5).value  # it does here
     0.95
     """
     grid = sorted({*thresholds, float(default)})
@@ -59,7 +64,9 @@ def choose_threshold(
             errors.append(error)
         scores[t] = float(np.mean(errors))
     best = min(scores.values())
-    chosen = max(t for t, s in scores.items() if s <= best + TOLERANCE)
+    chosen = float(default)
+    if scores[chosen] > best + TOLERANCE:
+        chosen = max(t for t, s in scores.items() if s <= best + TOLERANCE)
     return Choice(
         name="threshold",
         value=chosen,
