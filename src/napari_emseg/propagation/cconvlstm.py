@@ -41,10 +41,13 @@ DEFAULT_IMAGE_PIXEL_NM = 4.0  # the shipped membrane model's (ISBI 2012) pixel s
 NEWCOMER_MIN_AREA_NM2 = 3200.0
 # The coarsest pixel the network runs at. ISBI's 4 nm binned to 16 nm instead of the card's
 # 8 nm halved the time and lowered the error on ISBI slices 0-19 (ARE 0.241 -> 0.228); gala's
-# 10 nm at 16 or 20 nm raised it (0.044 -> 0.052, 0.058): binning is by whole pixels, at most
-# to this size (docs/performance.md).
+# 10 nm at 16 or 20 nm raised it (0.044 -> 0.052, 0.058): binning is by whole pixels, to
+# about this size (docs/performance.md).
 NETWORK_MAX_PIXEL_NM = 16.0
-# How far above that size the nearest whole binning may land (4.2 nm x 4 = 16.8 nm is kept).
+# How far above that size the nearest whole binning may land (4.2 nm x 4 = 16.8 nm is kept;
+# 10 nm x 2 = 20 nm is not). Nearest, not floor: an over-estimated pixel then loses one step
+# of binning, not two. On ISBI slices 0-9 / 10-19 (4 nm known), binning by 4 scored 0.099 /
+# 0.074, by 3 0.097 / 0.086, by 2 0.109 / 0.095.
 BINNING_SLACK = 1.1
 # Patch edges (network pixels) around the training crops' 64 px: each window takes the one
 # that costs the least network work (:func:`cheapest_patch`). On ISBI slices 0-19 and gala
