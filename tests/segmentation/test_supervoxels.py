@@ -201,3 +201,24 @@ def test_one_recorded_agglomeration_gives_every_threshold(per_slice):
         assert sum(variation_of_information(direct, cut)) == pytest.approx(0.0, abs=1e-9)
         counts.append(np.unique(cut).size)
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+def _vote_by_sorting(labels: np.ndarray, supervoxels: np.ndarray) -> np.ndarray:
+    """The vote written plainly with np.unique: most votes, the larger id on a tie."""
+    out = labels.copy()
+    for s in np.unique(supervoxels):
+        inside = supervoxels == s
+        ids, counts = np.unique(labels[inside & (labels != 0)], return_counts=True)
+        if s != 0 and ids.size:
+            out[inside] = ids[counts == counts.max()].max()
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vote_matches_a_plain_count_with_ties_and_large_ids(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, (3, 9, 9)).astype(np.uint32)
+    if seed % 2:  # sparse large ids go by the sorting path, small ones by a lookup table
+        labels[labels == 3] = 2**31 + seed
+    supervoxels = rng.integers(0, 12, (3, 9, 9))
+    assert np.array_equal(majority_vote(labels, supervoxels), _vote_by_sorting(labels, supervoxels))

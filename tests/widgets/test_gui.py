@@ -102,9 +102,9 @@ def test_two_edits_and_a_propagation_undo_back_to_the_start(loop, qtbot, cancel)
     labels_layer.paint((2, 20, 20), 4242)  # two hand edits on the reference slice
     labels_layer.fill((2, *np.argwhere(original[2] == original[2, 64, 64])[0]), 4243)
     widget.ref_slice.value = 2
-    if cancel:
-        widget.runner.progressed.connect(lambda *_: widget.cancel_button.native.click())
     widget.propagate_button.native.click()
+    if cancel:  # while the job runs (see test_cancel_leaves_the_layers_as_they_were)
+        widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     if cancel:
         assert "cancelled" in widget.status.value
@@ -136,9 +136,11 @@ def test_cancel_leaves_the_layers_as_they_were(loop, qtbot):
     before = np.array(labels_layer.data)
     n_layers = len(viewer.layers)
     widget.ref_slice.value = 1
-    # Cancel as soon as the job starts: the engine checks between slices.
-    widget.runner.progressed.connect(lambda *_: widget.cancel_button.native.click())
+    # Cancel as soon as the job runs (not on its first progress report: the runner polls
+    # progress, and a fast job can be done by then); the engine checks between its steps.
     widget.propagate_button.native.click()
+    assert widget.busy
+    widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert "cancelled" in widget.status.value
     np.testing.assert_array_equal(np.array(labels_layer.data), before)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy import sparse
 from skimage.morphology import local_minima
 from skimage.segmentation import watershed
 
@@ -268,6 +269,29 @@ def membrane_supervoxels(
     return hierarchy.labels(threshold)
 
 
+def _dense_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values and each value's index among them, as ``np.unique`` with
+    ``return_inverse`` gives, by a lookup table when the values are small non-negative ints
+    (no sort of the whole array).
+
+    Examples
+    --------
+    >>> ids, index = _dense_ids(np.array([[7, 0, 7, 3]]))
+    >>> ids.tolist(), index.tolist()
+    ([0, 3, 7], [[2, 0, 2, 1]])
+    """
+    values = np.asarray(values)
+    small = values.dtype.kind in "ui" and values.size and 0 <= values.min()
+    if not small or values.max() > 4 * values.size + 1024:
+        ids, index = np.unique(values, return_inverse=True)
+        return ids, index.reshape(values.shape)
+    present = np.bincount(values.ravel()) > 0
+    ids = np.flatnonzero(present)
+    table = np.zeros(present.size, np.int64)
+    table[ids] = np.arange(ids.size)
+    return ids.astype(values.dtype), table[values]
+
+
 def majority_vote(
     labels: np.ndarray,
     supervoxels: np.ndarray,
@@ -308,21 +332,25 @@ def majority_vote(
     supervoxels = np.asarray(supervoxels)
     if supervoxels.shape != labels.shape:
         raise ValueError(f"supervoxels {supervoxels.shape} and labels {labels.shape} differ")
-    _, sv = np.unique(supervoxels, return_inverse=True)
-    sv = sv.reshape(labels.shape)
-    ids, lab = np.unique(labels, return_inverse=True)
-    lab = lab.reshape(labels.shape)
+    sv_ids, sv = _dense_ids(supervoxels)
+    ids, lab = _dense_ids(labels)
     voting = labels != 0
     base = ids.size
-    pairs, counts = np.unique(sv[voting].astype(np.int64) * base + lab[voting], return_counts=True)
-    cell, label = pairs // base, pairs % base
-    order = np.lexsort((counts, cell))  # by supervoxel, then by votes: the winner comes last
-    last = np.r_[cell[order][1:] != cell[order][:-1], True]
-    winner = np.full(int(sv.max()) + 1, -1, np.int64)
-    winner[cell[order][last]] = label[order][last]
+    # Votes per (supervoxel, id) pair, summed by a sparse matrix (linear time, no global sort);
+    # a row's winner has the most votes, the larger id on a tie.
+    votes = sparse.csr_matrix(
+        (np.ones(int(voting.sum()), np.int64), (sv[voting], lab[voting])),
+        shape=(sv_ids.size, base),
+    )
+    votes.sum_duplicates()
+    rows = np.flatnonzero(np.diff(votes.indptr))
+    key = votes.data * base + votes.indices
+    winner = np.full(sv_ids.size, -1, np.int64)
+    if rows.size:
+        winner[rows] = np.maximum.reduceat(key, votes.indptr[rows]) % base
     banned = np.isin(ids, np.fromiter((int(f) for f in forbidden), np.int64))
     winner[(winner >= 0) & banned[np.maximum(winner, 0)]] = -1
-    if np.unique(supervoxels)[0] == 0:
+    if sv_ids[0] == 0:
         winner[0] = -1  # supervoxel id 0 is "none"
     new = winner[sv]
     change = new >= 0
