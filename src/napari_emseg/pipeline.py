@@ -889,6 +889,55 @@ def calibrate(
     return result
 
 
+@dataclass
+class _Run:
+    """What a propagation runs with: the prepared stack, the method and options chosen (by the
+    caller, the data or the calibration), and what the result reports."""
+
+    array: np.ndarray
+    labels: np.ndarray
+    voxel: VoxelSize
+    membrane: np.ndarray
+    notes: list[str]
+    estimated: bool
+    method: str
+    options: dict
+    calibration: Calibration | None
+    share: float  # the membrane stage's part of the progress bar
+
+
+def _prepare_run(
+    image, labels, references, *, voxel_size, membrane, method, method_options, model, device,
+    sparse, calibrate, z_range, interactive, progress, cancel,
+) -> _Run:  # fmt: skip
+    """What ``propagate`` and ``repropagate`` share: the voxel size, the membrane map, the
+    method (the caller's, else the data's, else the calibration's with two or more slices), its
+    options, and the calibration on the corrected ``references``."""
+    share = membrane_share(method, voxel_size, given=membrane is not None)
+    array, labels, voxel, membrane, notes, scale, estimated = _prepare(
+        image, labels, voxel_size, membrane, model=model, device=device,
+        references=references, calibrate=calibrate and not sparse,
+        progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
+    )  # fmt: skip
+    chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=interactive)
+    options = options_for(chosen, voxel, method_options)
+    calibration = None
+    if calibrate:
+        calibration = _run_calibration(
+            array, labels, references, membrane, voxel, chosen, method_given=method is not None,
+            options=options, device=device, cancel=cancel,
+        )  # fmt: skip
+        _add_scale(calibration, scale)
+        notes.append(calibration.summary())
+        if calibration.value("method", chosen) != chosen:
+            chosen = calibration.value("method")
+            options = options_for(chosen, voxel, method_options)
+        options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
+    return _Run(
+        array, labels, voxel, membrane, notes, estimated, chosen, options, calibration, share
+    )
+
+
 def propagate(
     image: Any,
     labels: np.ndarray,
@@ -964,41 +1013,31 @@ def propagate(
     labels = np.asarray(labels)
     _check_reference(labels, [ref_slice], objects)
     sparse = is_sparse(labels[int(ref_slice)]) if sparse is None else bool(sparse)
-    share = membrane_share(method, voxel_size, given=membrane is not None)
-    array, labels, voxel, membrane, notes, scale, estimated = _prepare(
-        image, labels, voxel_size, membrane, model=model, device=device,
-        references=[int(ref_slice)], calibrate=calibrate and not sparse,
-        progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
+    run = _prepare_run(
+        image, labels, [int(ref_slice)], voxel_size=voxel_size, membrane=membrane,
+        method=method, method_options=method_options, model=model, device=device,
+        sparse=sparse, calibrate=calibrate, z_range=z_range, interactive=False,
+        progress=progress, cancel=cancel,
     )  # fmt: skip
-    chosen = method or default_method(voxel_size=voxel, membrane=membrane)
-    options = options_for(chosen, voxel, method_options)
-    calibration = None
-    if calibrate:
-        calibration = _run_calibration(
-            array, labels, [ref_slice], membrane, voxel, chosen, method_given=True,
-            options=options, device=device, cancel=cancel,
-        )  # fmt: skip
-        _add_scale(calibration, scale)
-        notes.append(calibration.summary())
-        options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
+    calibration = run.calibration
     out = run_propagation(
-        array,
-        labels,
+        run.array,
+        run.labels,
         ref_slice,
-        membrane=membrane,
-        method=chosen,
+        membrane=run.membrane,
+        method=run.method,
         z_range=z_range,
         objects=objects,
         model=model,
-        device=_device_for(model, chosen, membrane, device),
-        progress=stage_progress(progress, share, 1.0, "propagation"),
+        device=_device_for(model, run.method, run.membrane, device),
+        progress=stage_progress(progress, run.share, 1.0, "propagation"),
         cancel=cancel,
-        voxel_size=voxel,
+        voxel_size=run.voxel,
         sparse=sparse,
         vote_threshold=None if calibration is None else calibration.value("vote_threshold"),
-        **options,
+        **run.options,
     )
-    return Propagation(out, sparse, chosen, voxel, calibration, notes, estimated)
+    return Propagation(out, sparse, run.method, run.voxel, calibration, run.notes, run.estimated)
 
 
 def _check_reference(
@@ -1103,47 +1142,36 @@ def repropagate(
     if objects is None:
         _check_reference(labels, references)
     sparse = _sparse_references(labels, references) if sparse is None else bool(sparse)
-    share = membrane_share(method, voxel_size, given=membrane is not None)
-    array, labels, voxel, membrane, notes, scale, estimated = _prepare(
-        image, labels, voxel_size, membrane, model=model, device=device,
-        references=references, calibrate=calibrate and not sparse,
-        progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
+    run = _prepare_run(
+        image, labels, references, voxel_size=voxel_size, membrane=membrane, method=method,
+        method_options=method_options, model=model, device=device, sparse=sparse,
+        calibrate=calibrate, z_range=z_range, interactive=interactive, progress=progress,
+        cancel=cancel,
     )  # fmt: skip
-    chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=interactive)
-    options = options_for(chosen, voxel, method_options)
-    calibration = None
-    if calibrate:
-        calibration = _run_calibration(
-            array, labels, references, membrane, voxel, chosen, method_given=method is not None,
-            options=options, device=device, cancel=cancel,
-        )  # fmt: skip
-        _add_scale(calibration, scale)
-        notes.append(calibration.summary())
-        if calibration.value("method", chosen) != chosen:
-            chosen = calibration.value("method")
-            options = options_for(chosen, voxel, method_options)
-        options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
-    vote = None if calibration is None else calibration.value("vote_threshold")
+    options = dict(run.options)
+    vote = None if run.calibration is None else run.calibration.value("vote_threshold")
     if vote is not None:
         options["vote_threshold"] = vote
     out = run_repropagation(
-        array,
-        labels,
+        run.array,
+        run.labels,
         references=references,
         objects=objects,
         locked=locked,
         frozen_slices=frozen_slices,
         z_range=z_range,
-        membrane=membrane,
-        method=chosen,
+        membrane=run.membrane,
+        method=run.method,
         model=model,
-        device=_device_for(model, chosen, membrane, device),
-        method_options={**options, "voxel_size": voxel},
+        device=_device_for(model, run.method, run.membrane, device),
+        method_options={**options, "voxel_size": run.voxel},
         sparse=sparse,
-        progress=stage_progress(progress, share, 1.0, "propagation"),
+        progress=stage_progress(progress, run.share, 1.0, "propagation"),
         cancel=cancel,
     )
-    return Propagation(out, sparse, chosen, voxel, calibration, notes, estimated)
+    return Propagation(
+        out, sparse, run.method, run.voxel, run.calibration, run.notes, run.estimated
+    )
 
 
 @dataclass
