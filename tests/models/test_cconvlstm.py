@@ -62,6 +62,26 @@ def test_variants_differ_in_modules():
     assert modules["stc"].backward_cell is not None and modules["stc"].reference is not None
 
 
+@pytest.mark.parametrize("refine_full_res", [False, True])
+def test_shared_frame_features_give_the_concatenated_inputs_result(refine_full_res):
+    # Each decoder level convolves the frame's features once, not once per object: the result
+    # must be the module's on the features concatenated into every object's input.
+    torch.manual_seed(0)
+    net = CConvLSTMNet(width=4, levels=2, hidden=4, variant="stc", refine_full_res=refine_full_res)
+    level = net.decoder[0]
+    up, features, previous = (
+        torch.randn(2, 3, 4, 6, 6),
+        torch.randn(2, 4, 6, 6),
+        torch.rand(2, 3, 1, 6, 6),
+    )
+    with torch.no_grad():
+        split = level(torch.cat([up, previous], dim=2), shared=features)[0]
+        every_object = features[:, None].expand(-1, 3, -1, -1, -1)
+        whole = level(torch.cat([up, every_object, previous], dim=2))[0]
+    assert split.shape == (2, 3, 4, 6, 6)
+    assert torch.allclose(split, whole, atol=1e-5)
+
+
 @pytest.mark.parametrize(("variant", "sees_later_objects"), [("st", False), ("stl", True)])
 def test_backward_recurrence_lets_an_object_see_later_objects(variant, sees_later_objects):
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_emseg.models.blocks import pad_to_multiple
+from napari_emseg.models.blocks import conv_with_shared, pad_to_multiple
 from napari_emseg.models.cards import PROPAGATION_VARIANTS
 from napari_emseg.models.convlstm import ConvLSTMCell
 
@@ -91,23 +91,31 @@ class FrameEncoder(nn.Module):
 class CConvLSTM(nn.Module):
     """One decoder level: spatio-temporal ConvLSTM(s) over the objects of a frame.
 
-    Inputs are stacked per object, ``x`` of shape (B, M, C, h, w). The spatial state ``(h, c)``
-    runs along the objects; the temporal hidden state of the same object at the previous frame
-    enters as extra input channels (as in RVOS), one per direction.
+    Inputs are stacked per object, ``x`` of shape (B, M, C, h, w), and the frame's own
+    features, ``shared`` (B, S, h, w), are the same for all of its objects: the module's input
+    is ``[x[:, :, :shared_at] | shared | x[:, :, shared_at:]]``, but the shared channels are
+    convolved once per frame, not once per object. The spatial state ``(h, c)`` runs along the
+    objects; the temporal hidden state of the same object at the previous frame enters as extra
+    input channels (as in RVOS), one per direction.
 
     Parameters
     ----------
     in_channels, hidden : int
-        Input channels per object and hidden channels.
+        Input channels per object (the shared ones included) and hidden channels.
+    shared_at : int
+        Where the shared channels sit among the input channels.
     local : bool
         Add a backward ConvLSTM over the objects (local consistency).
     non_local : bool
         Convolve the output together with the reference frame's output of the same object.
     """
 
-    def __init__(self, in_channels: int, hidden: int, *, local: bool, non_local: bool):
+    def __init__(
+        self, in_channels: int, hidden: int, *, local: bool, non_local: bool, shared_at: int = 0
+    ):
         super().__init__()
         self.hidden = hidden
+        self.shared_at = shared_at
         self.forward_cell = ConvLSTMCell(in_channels + hidden, hidden)
         self.backward_cell = ConvLSTMCell(in_channels + hidden, hidden) if local else None
         self.merge = nn.Conv2d(2 * hidden, hidden, 1) if local else None
@@ -119,13 +127,16 @@ class CConvLSTM(nn.Module):
         x: torch.Tensor,
         temporal: torch.Tensor | None,
         order: range,
+        shared: torch.Tensor | None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, m = x.shape[:2]
         h_time = x.new_zeros((b, m, self.hidden, *x.shape[-2:])) if temporal is None else temporal
         # Every object's input is known before the sweep: one batched convolution for all of
         # them; only the spatial state's share of the gates is computed object by object.
-        gates = cell.input_gates(torch.cat([x, h_time], dim=2).flatten(0, 1))
+        gates = cell.input_gates(
+            torch.cat([x, h_time], dim=2).flatten(0, 1), shared, self.shared_at
+        )
         gates = gates.view(b, m, *gates.shape[1:])
         spatial = None  # zero state for the first object of the sweep
         outputs: list[torch.Tensor] = [x] * m  # placeholders, all overwritten
@@ -143,13 +154,14 @@ class CConvLSTM(nn.Module):
         temporal: tuple[torch.Tensor, torch.Tensor | None] | None = None,
         reference: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
+        shared: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
         """Process one frame.
 
         Parameters
         ----------
         x : Tensor (B, M, C, h, w)
-            Per-object inputs, in the object order.
+            Per-object inputs, in the object order (without the ``shared`` channels).
         temporal : (Tensor, Tensor or None), optional
             Forward and backward hidden states of every object at the previous frame
             (B, M, hidden, h, w); None at the first frame.
@@ -158,6 +170,8 @@ class CConvLSTM(nn.Module):
         valid : Tensor (B, M) of bool, optional
             False for padding objects after a sample's real ones: the backward sweep reaches
             the last real object with a zero state, as if the padding were not there.
+        shared : Tensor (B, S, h, w), optional
+            The frame's input channels common to all objects (None: all are in ``x``).
 
         Returns
         -------
@@ -170,11 +184,12 @@ class CConvLSTM(nn.Module):
         """
         t_fwd, t_bwd = (None, None) if temporal is None else temporal
         n = x.shape[1]
-        h_fwd = self._sweep(self.forward_cell, x, t_fwd, range(n))
+        h_fwd = self._sweep(self.forward_cell, x, t_fwd, range(n), shared)
         h_bwd = None
         local = h_fwd
         if self.backward_cell is not None and self.merge is not None:
-            h_bwd = self._sweep(self.backward_cell, x, t_bwd, range(n - 1, -1, -1), valid)
+            backward = range(n - 1, -1, -1)
+            h_bwd = self._sweep(self.backward_cell, x, t_bwd, backward, shared, valid)
             local = self.merge(torch.cat([h_fwd, h_bwd], dim=2).flatten(0, 1))
             local = local.view_as(h_fwd)
         out = local
@@ -190,11 +205,13 @@ class _Refine(nn.Module):
 
     At full resolution the recurrent modules cost most of the compute; this refinement keeps
     the hierarchical decoder's input (coarser output, encoder features, previous mask) and
-    sharpens the coarser levels' object masks at a fraction of the cost.
+    sharpens the coarser levels' object masks at a fraction of the cost. As in
+    :class:`CConvLSTM`, ``shared`` channels enter at ``shared_at``, convolved once per frame.
     """
 
-    def __init__(self, in_channels: int, hidden: int):
+    def __init__(self, in_channels: int, hidden: int, shared_at: int = 0):
         super().__init__()
+        self.shared_at = shared_at
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, hidden, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -203,9 +220,14 @@ class _Refine(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, *_unused, **_ignored
+        self, x: torch.Tensor, *_unused, shared: torch.Tensor | None = None, **_ignored
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
-        out = self.body(x.flatten(0, 1)).view(*x.shape[:2], -1, *x.shape[-2:])
+        first, rest = self.body[0], self.body[1:]
+        rows = x.flatten(0, 1)
+        hidden = (
+            first(rows) if shared is None else conv_with_shared(rows, shared, first, self.shared_at)
+        )
+        out = rest(hidden).view(*x.shape[:2], -1, *x.shape[-2:])
         return out, out, None
 
 
@@ -286,14 +308,18 @@ class CConvLSTMNet(nn.Module):
         local, non_local = variant in ("stl", "stc"), variant in ("stn", "stc")
         # The coarsest level's "coarser output" is the pooled reference mask (1 channel): the
         # paper's h^0 of an object.
+        # Each level's input is [coarser output | encoder features | previous mask]; the
+        # features are the frame's, shared by its objects (``shared_at`` = the coarser width).
+        up_channels = [1 if k == levels - 1 else hidden for k in range(levels)]
         self.decoder = nn.ModuleList(
-            _Refine(2 * hidden + 1, hidden)
+            _Refine(2 * hidden + 1, hidden, shared_at=hidden)
             if k == 0 and self.refine_full_res
             else CConvLSTM(
-                (1 if k == levels - 1 else hidden) + hidden + 1,
+                up_channels[k] + hidden + 1,
                 hidden,
                 local=local,
                 non_local=non_local,
+                shared_at=up_channels[k],
             )
             for k in range(levels)
         )
@@ -367,10 +393,9 @@ class CConvLSTMNet(nn.Module):
             up = seed
             out = seed
             for k in reversed(range(self.levels)):
-                f = features[k][:, t, None].expand(-1, m, -1, -1, -1)
-                inputs = torch.cat([up, f, _pool(previous, k)], dim=2)
+                inputs = torch.cat([up, _pool(previous, k)], dim=2)
                 out, local, temporal[k] = self.decoder[k](
-                    inputs, temporal[k], stored[k], valid=valid
+                    inputs, temporal[k], stored[k], valid=valid, shared=features[k][:, t]
                 )
                 if t == 0:
                     stored[k] = local

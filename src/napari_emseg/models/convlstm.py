@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_emseg.models.blocks import conv_with_shared
+
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -54,14 +56,20 @@ class ConvLSTMCell(nn.Module):
         zeros = x.new_zeros(shape)
         return zeros, zeros
 
-    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+    def input_gates(
+        self, x: torch.Tensor, shared: torch.Tensor | None = None, at: int = 0
+    ) -> torch.Tensor:
         """The input's share of the gate pre-activations (with the bias).
 
         The gate convolution is linear in ``[x | h]``, so it splits into a convolution of ``x``
         and one of ``h``. Inputs that do not depend on the recurrence (all objects of a frame)
         go through the first part in one batched call; only the ``h`` part is sequential.
+        ``shared`` (B, S, h, w) are input channels common to the B * M rows of ``x`` from
+        channel ``at`` on, left out of ``x`` (:func:`~napari_emseg.models.blocks.conv_with_shared`).
         """
         weight = self.gates.weight[:, : self.in_channels]
+        if shared is not None:
+            return conv_with_shared(x, shared, self.gates, at, weight)
         return F.conv2d(x, weight, self.gates.bias, padding=self.gates.padding)
 
     def step(self, input_gates: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
