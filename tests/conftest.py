@@ -100,3 +100,18 @@ def tiny_card(tmp_path_factory):
     fields.update(depth=2, weights=weights.name, sha256=sha256_of(weights))
     card.write_text(json.dumps(fields))
     return card
+
+
+def _three_cells(depth: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, ground truth and membrane of three cells side by side, 2 px membranes between."""
+    gt = np.zeros((depth, 12, 30), np.uint16)
+    gt[:, :, 0:8], gt[:, :, 10:18], gt[:, :, 20:30] = 1, 2, 3
+    membrane = (gt == 0).astype(np.float32)
+    image = (200 - 150 * membrane).astype(np.uint8)
+    return image, gt, membrane
+
+
+@pytest.fixture()
+def three_cells():
+    """A maker of :func:`_three_cells` stacks (``three_cells(depth)``)."""
+    return _three_cells

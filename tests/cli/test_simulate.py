@@ -12,17 +12,8 @@ from napari_emseg.io import read_volume, write_image_tiff, write_labels_tiff
 from napari_emseg.metrics import adapted_rand_error
 
 
-def three_cells(depth: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image, ground truth and membrane of three cells side by side, 2 px membranes between."""
-    gt = np.zeros((depth, 12, 30), np.uint16)
-    gt[:, :, 0:8], gt[:, :, 10:18], gt[:, :, 20:30] = 1, 2, 3
-    membrane = (gt == 0).astype(np.float32)
-    image = (200 - 150 * membrane).astype(np.uint8)
-    return image, gt, membrane
-
-
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, three_cells):
     image, gt, membrane = three_cells()
     start = gt.copy()
     start[2:][start[2:] == 3] = 7

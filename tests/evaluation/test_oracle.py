@@ -1,27 +1,25 @@
 """The simulated proofreader (issue #16): edit counts, what each edit may change, honesty."""
 
 import numpy as np
+import pytest
 
 from napari_emseg.evaluation.oracle import REPROPAGATE, simulate_proofreading
 from napari_emseg.metrics import adapted_rand_error
 
 
-def three_cells(depth: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image, ground truth and membrane of three cells side by side, 2 px membranes between."""
-    gt = np.zeros((depth, 12, 30), np.uint16)
-    gt[:, :, 0:8], gt[:, :, 10:18], gt[:, :, 20:30] = 1, 2, 3
-    membrane = (gt == 0).astype(np.float32)
-    image = (200 - 150 * membrane).astype(np.uint8)
-    return image, gt, membrane
+@pytest.fixture()
+def run(three_cells):
+    """Simulate proofreading of ``start`` against the three cells of its depth."""
+
+    def simulate(start: np.ndarray, **options):
+        image, gt, membrane = three_cells(start.shape[0])
+        options = {"membrane": membrane, "target_are": 0.0, "keep_diffs": True, **options}
+        return simulate_proofreading(image, gt, start, **options), gt
+
+    return simulate
 
 
-def run(start: np.ndarray, **options):
-    image, gt, membrane = three_cells(start.shape[0])
-    options = {"membrane": membrane, "target_are": 0.0, "keep_diffs": True, **options}
-    return simulate_proofreading(image, gt, start, **options), gt
-
-
-def test_one_false_merge_needs_one_split():
+def test_one_false_merge_needs_one_split(three_cells, run):
     _, gt, _ = three_cells()
     start = gt.copy()
     start[(gt == 1) | (gt == 2) | ((gt == 0) & (np.arange(30) < 18))] = 1  # 1 and 2 merged
@@ -31,7 +29,7 @@ def test_one_false_merge_needs_one_split():
     assert [s.kind for s in result.steps] == ["split", REPROPAGATE]
 
 
-def test_one_false_split_needs_one_merge():
+def test_one_false_split_needs_one_merge(three_cells, run):
     _, gt, _ = three_cells()
     start = gt.copy()
     start[2:][start[2:] == 3] = 7  # object 3 split in two along z
@@ -76,7 +74,7 @@ def replay(start: np.ndarray, result, gt: np.ndarray) -> None:
     assert result.final_are == adapted_rand_error(result.labels, gt)
 
 
-def test_each_edit_changes_only_what_it_may_and_every_are_is_exact():
+def test_each_edit_changes_only_what_it_may_and_every_are_is_exact(three_cells, run):
     _, gt, _ = three_cells(6)
     start = gt.copy()
     start[3:][np.isin(start[3:], [1, 2])] = 1  # false merge in slices 3-5
@@ -90,7 +88,7 @@ def test_each_edit_changes_only_what_it_may_and_every_are_is_exact():
     replay(start, result, gt)
 
 
-def test_a_repropagation_that_raises_the_error_is_undone():
+def test_a_repropagation_that_raises_the_error_is_undone(three_cells):
     image, gt, membrane = three_cells()
     start = gt.copy()
     start[(gt == 1) | (gt == 2) | ((gt == 0) & (np.arange(30) < 18))] = 1
@@ -126,7 +124,7 @@ def test_an_error_no_tool_lowers_is_skipped_and_the_loop_ends():
     assert result.final_are == adapted_rand_error(start, gt) > 0
 
 
-def test_random_start_terminates_within_the_cap_with_an_honest_score():
+def test_random_start_terminates_within_the_cap_with_an_honest_score(three_cells):
     image, gt, membrane = three_cells()
     start = np.random.default_rng(0).integers(0, 6, gt.shape).astype(np.uint16)
     result = simulate_proofreading(

@@ -122,8 +122,9 @@ def patch_jobs(reference: np.ndarray, patch: int, overlap: int, min_area: int = 
     return jobs
 
 
-def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> int:
-    """The edge of :data:`PATCH_CHOICES` with the least network work for ``reference``.
+def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> tuple[int, list]:
+    """The edge of :data:`PATCH_CHOICES` with the least network work for ``reference``, and
+    its :func:`patch_jobs`.
 
     The network's work is one patch area per object per patch, so it depends on how the
     layout fits the slice (a 128 px slice takes 3x3 patches of 64 but 2x2 of 72) and on how
@@ -132,15 +133,17 @@ def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> in
     Examples
     --------
     >>> cells = (np.arange(128)[:, None] // 16) * 8 + np.arange(128) // 16 + 1  # 16 px cells
-    >>> cheapest_patch(cells, 16)  # 3x3 patches of 56 px hold fewer cells than 3x3 of 64
+    >>> cheapest_patch(cells, 16)[0]  # 3x3 patches of 56 px hold fewer cells than 3x3 of 64
     56
     """
+    layouts = {patch: patch_jobs(reference, patch, overlap, min_area) for patch in PATCH_CHOICES}
 
     def work(patch: int) -> int:
         side = min(patch, reference.shape[0]) * min(patch, reference.shape[1])
-        return side * sum(ids.size for *_, ids in patch_jobs(reference, patch, overlap, min_area))
+        return side * sum(ids.size for *_, ids in layouts[patch])
 
-    return min(PATCH_CHOICES, key=lambda patch: (work(patch), abs(patch - PATCH_CHOICES[1])))
+    best = min(PATCH_CHOICES, key=lambda patch: (work(patch), abs(patch - PATCH_CHOICES[1])))
+    return best, layouts[best]
 
 
 def predict_window(
@@ -164,8 +167,9 @@ def predict_window(
     """
     t_len, _, height, width = frames.shape
     if patch is None:
-        patch = cheapest_patch(reference, overlap, min_area)
-    jobs = patch_jobs(reference, patch, overlap, min_area)
+        patch, jobs = cheapest_patch(reference, overlap, min_area)
+    else:
+        jobs = patch_jobs(reference, patch, overlap, min_area)
     ph, pw = min(patch, height), min(patch, width)
     out = np.zeros((t_len - 1, height, width), reference.dtype)
     for group in _batches(jobs, batch, padded):

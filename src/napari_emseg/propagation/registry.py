@@ -97,6 +97,7 @@ PROPAGATORS: dict[str, Propagator] = {
             "padded",
             "threads",
             "network_pixel_nm",
+            "newcomer_min_size",
         ),
         summary="the consistent ConvLSTM, outlines on the membrane map (thick sections)",
     ),
