@@ -49,10 +49,14 @@ NETWORK_MAX_PIXEL_NM = 16.0
 # of binning, not two. On ISBI slices 0-9 / 10-19 (4 nm known), binning by 4 scored 0.099 /
 # 0.074, by 3 0.097 / 0.086, by 2 0.109 / 0.095.
 BINNING_SLACK = 1.1
-# Patch edges (network pixels) around the training crops' 64 px: each window takes the one
-# that costs the least network work (:func:`cheapest_patch`). On ISBI slices 0-19 and gala
-# train, fixed 56 or 72 px patches scored as 64 did (ARE within 0.003, docs/performance.md).
-PATCH_CHOICES = (56, 64, 72)
+# Patch edges (network pixels) near the training crops' 64 px: each window takes the one that
+# costs the least network work (:func:`cheapest_patch`), patches sharing at least
+# PATCH_OVERLAP px. Chosen on ISBI slices 0-19 and gala train from 17 reference slices
+# (docs/performance.md): 48-64 px sharing 8 px scored as 56-72 px sharing 16 (mean ARE 0.083
+# against 0.085 and 0.116 against 0.118) with a third less network time; fixed 40 px patches
+# scored worse (0.088).
+PATCH_CHOICES = (48, 56, 64)
+PATCH_OVERLAP = 8
 
 
 def network_factor(pixel_nm: float, card_pixel_nm: float) -> int:
@@ -127,14 +131,14 @@ def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> tu
     its :func:`patch_jobs`.
 
     The network's work is one patch area per object per patch, so it depends on how the
-    layout fits the slice (a 128 px slice takes 3x3 patches of 64 but 2x2 of 72) and on how
-    many objects straddle patches.
+    layout fits the slice (with 8 px shared, a 250 px slice takes 7x7 patches of 48 but 5x5 of
+    64) and on how many objects straddle patches.
 
     Examples
     --------
     >>> cells = (np.arange(128)[:, None] // 16) * 8 + np.arange(128) // 16 + 1  # 16 px cells
-    >>> cheapest_patch(cells, 16)[0]  # 3x3 patches of 56 px hold fewer cells than 3x3 of 64
-    56
+    >>> cheapest_patch(cells, 8)[0]  # 3x3 patches of 48 px hold fewer cells than 3x3 of 56
+    48
     """
     layouts = {patch: patch_jobs(reference, patch, overlap, min_area) for patch in PATCH_CHOICES}
 
@@ -333,7 +337,7 @@ def propagate_cconvlstm(
     device: str = "auto",
     pixel_nm: float | None = None,
     patch: int | None = None,
-    overlap: int = 16,
+    overlap: int = PATCH_OVERLAP,
     window: int = CCONVLSTM_WINDOW,
     batch: int | None = None,
     padded: bool | None = None,
