@@ -12,7 +12,7 @@ from napari_emseg.inference.loading import WeightsError
 from napari_emseg.models.cards import get_propagation_card
 from napari_emseg.models.cconvlstm import VARIANTS, CConvLSTMNet
 from napari_emseg.propagation import list_methods, propagate
-from napari_emseg.propagation.cconvlstm import predict_window
+from napari_emseg.propagation.cconvlstm import cheapest_patch, patch_jobs, predict_window
 from napari_emseg.training.checkpoint import half_state_dict
 from napari_emseg.training.sequence_data import SequenceSampler, SequenceStack
 from napari_emseg.training.sequence_loop import PropagationTrainConfig, train_propagation
@@ -124,6 +124,24 @@ def test_patches_stitch_to_the_whole_frame_result():
     assert out.shape == (2, 40, 52)
     np.testing.assert_array_equal(out[0], reference)
     np.testing.assert_array_equal(out[1], reference)
+
+
+def test_the_patch_edge_is_the_cheapest_of_the_choices_and_a_fixed_edge_is_kept():
+    torch.manual_seed(0)
+    net = CConvLSTMNet(**NET, mask_prior=0.0).eval()  # untrained, no copy prior: context counts
+    cells = (np.arange(64)[:, None] // 8) * 8 + np.arange(64) // 8 + 1  # 8 px cells
+    # Work = patch area x objects per patch: 2x2 patches of 36 px hold fewer cells than 1 of 64.
+    work = {
+        edge: edge**2 * sum(j[-1].size for j in patch_jobs(cells, edge, 8)) for edge in (36, 64)
+    }
+    assert work[36] < work[64]
+    edge, jobs = cheapest_patch(cells, 8, choices=(64, 36))
+    assert edge == 36 and len(jobs) == 4
+    frames = np.random.default_rng(0).random((3, 2, 64, 64), dtype=np.float32)
+    options = {"overlap": 8, "batch": 4, "device": torch.device("cpu")}
+    chosen = predict_window(net, frames, cells, patch=(64, 36), **options)
+    np.testing.assert_array_equal(chosen, predict_window(net, frames, cells, patch=36, **options))
+    assert not np.array_equal(chosen, predict_window(net, frames, cells, patch=64, **options))
 
 
 def test_unknown_variant_and_altered_weights_are_refused(tmp_path, stack):

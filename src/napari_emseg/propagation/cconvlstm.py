@@ -126,9 +126,11 @@ def patch_jobs(reference: np.ndarray, patch: int, overlap: int, min_area: int = 
     return jobs
 
 
-def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> tuple[int, list]:
-    """The edge of :data:`PATCH_CHOICES` with the least network work for ``reference``, and
-    its :func:`patch_jobs`.
+def cheapest_patch(
+    reference: np.ndarray, overlap: int, min_area: int = 4, choices=PATCH_CHOICES
+) -> tuple[int, list]:
+    """The edge of ``choices`` with the least network work for ``reference``, and its
+    :func:`patch_jobs`.
 
     The network's work is one patch area per object per patch, so it depends on how the
     layout fits the slice (with 8 px shared, a 250 px slice takes 7x7 patches of 48 but 5x5 of
@@ -140,13 +142,15 @@ def cheapest_patch(reference: np.ndarray, overlap: int, min_area: int = 4) -> tu
     >>> cheapest_patch(cells, 8)[0]  # 3x3 patches of 48 px hold fewer cells than 3x3 of 56
     48
     """
-    layouts = {patch: patch_jobs(reference, patch, overlap, min_area) for patch in PATCH_CHOICES}
+    choices = tuple(int(edge) for edge in choices)
+    layouts = {patch: patch_jobs(reference, patch, overlap, min_area) for patch in choices}
 
     def work(patch: int) -> int:
         side = min(patch, reference.shape[0]) * min(patch, reference.shape[1])
         return side * sum(ids.size for *_, ids in layouts[patch])
 
-    best = min(PATCH_CHOICES, key=lambda patch: (work(patch), abs(patch - PATCH_CHOICES[1])))
+    middle = sorted(choices)[len(choices) // 2]  # ties go to the edge nearest the middle one
+    best = min(choices, key=lambda patch: (work(patch), abs(patch - middle)))
     return best, layouts[best]
 
 
@@ -155,7 +159,7 @@ def predict_window(
     frames: np.ndarray,
     reference: np.ndarray,
     *,
-    patch: int | None,
+    patch: int | tuple[int, ...] | None,
     overlap: int,
     batch: int,
     device: torch.device,
@@ -170,10 +174,10 @@ def predict_window(
     ``torch.bfloat16``) runs the network under autocast; None keeps float32.
     """
     t_len, _, height, width = frames.shape
-    if patch is None:
-        patch, jobs = cheapest_patch(reference, overlap, min_area)
-    else:
+    if isinstance(patch, (int, np.integer)):
         jobs = patch_jobs(reference, patch, overlap, min_area)
+    else:
+        patch, jobs = cheapest_patch(reference, overlap, min_area, patch or PATCH_CHOICES)
     ph, pw = min(patch, height), min(patch, width)
     out = np.zeros((t_len - 1, height, width), reference.dtype)
     for group in _batches(jobs, batch, padded):
@@ -336,7 +340,7 @@ def propagate_cconvlstm(
     weights: str | None = None,
     device: str = "auto",
     pixel_nm: float | None = None,
-    patch: int | None = None,
+    patch: int | tuple[int, ...] | None = None,
     overlap: int = PATCH_OVERLAP,
     window: int = CCONVLSTM_WINDOW,
     batch: int | None = None,
@@ -351,8 +355,8 @@ def propagate_cconvlstm(
     ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
     ``.propagation.json`` card; ``pixel_nm`` is the stack's in-plane pixel size (default
     4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels; the
-    patch defaults to the cheapest of :data:`PATCH_CHOICES` for each window's reference
-    (around the training sequences' 64 px crops, 5 slices).
+    patch is fixed by an int, else the cheapest of these edges (default :data:`PATCH_CHOICES`)
+    for each window's reference (near the training sequences' 64 px crops, 5 slices).
     Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels (default
     :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours.
     ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU),
