@@ -109,7 +109,7 @@ def main() -> None:
             block.membrane = np.asarray(
                 predict_membrane(block.image, voxel_size=block.voxel_size, device="cpu")
             )
-            refs = _references(args.references, block)
+            refs = block.spread(args.references.split(",")) if args.references else None
             rows = [("classical (watershed)", run(block, "watershed", None, "auto", refs))]
             rows += [
                 (label, run(block, "cconvlstm", *setting, refs))
@@ -121,15 +121,6 @@ def main() -> None:
                     f"{row['cpu']:.1f} | {row['stages']} |",
                     flush=True,
                 )
-
-
-def _references(given: str | None, block) -> list[int] | None:
-    """Slices at the ``given`` fractions of the block's depth ("0.2,0.5,0.8": slices 2, 5, 8 of
-    a 10-slice ISBI half, 10, 25, 40 of gala's 50)."""
-    if not given:
-        return None
-    depth = block.image.shape[0]
-    return [min(depth - 1, int(round(float(f) * depth))) for f in given.split(",")]
 
 
 if __name__ == "__main__":

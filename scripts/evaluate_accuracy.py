@@ -11,7 +11,6 @@ makes (``napari_emseg.propagate``, ``segment``, ``adapt``) with the voxel size g
 """
 
 import argparse
-import dataclasses
 import tempfile
 import time
 import warnings
@@ -25,25 +24,16 @@ from napari_emseg.evaluation import (
     describe_machine,
     held_out_blocks,
     markdown_table,
+    mean_scores,
+    reference_from_truth,
     score,
     write_report,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# One reference slice's result moves by up to 0.02 with rounding alone: a row also averages
-# three reference slices at these fractions of the block's depth (gala 10, 25, 40; ISBI 22,
-# 25, 28).
+# The defaults are also run from three reference slices at these fractions of the depth
+# (gala 10, 25, 40; ISBI 22, 25, 28) and averaged (``Block.spread``).
 SPREAD = (0.2, 0.5, 0.8)
-
-
-def mean_scores(found: list) -> object:
-    """The field-wise mean of several :class:`~napari_emseg.evaluation.Scores`."""
-    fields = {
-        f.name: float(np.mean([getattr(s, f.name) for s in found]))
-        for f in dataclasses.fields(found[0])
-    }
-    fields["objects"] = int(round(fields["objects"]))
-    return dataclasses.replace(found[0], **fields)
 
 
 def adapted_model(block: Block, labels: np.ndarray, folder: Path) -> tuple[str | None, str]:
@@ -75,24 +65,24 @@ def rows_for(block: Block, folder: Path) -> list[tuple]:
     reference = block.reference()
     shipped = em.predict_membrane(block.image, voxel_size=block.voxel_size)
 
-    def propagate(membrane=shipped, **options) -> np.ndarray:
+    def propagate(membrane=shipped, ref=block.ref, **options) -> np.ndarray:
         options.setdefault("voxel_size", block.voxel_size)
-        return em.propagate(block.image, reference, block.ref, membrane=membrane, **options).labels
+        labels = reference if ref == block.ref else reference_from_truth(block.gt, ref)
+        return em.propagate(block.image, labels, ref, membrane=membrane, **options).labels
 
     row("ground-truth reference, defaults (method by the data, calibrated)", propagate)
     row("ground-truth reference, defaults, calibration off", lambda: propagate(calibrate=False))
-    slices = [int(round(f * block.image.shape[0])) for f in SPREAD]
+    slices = block.spread(SPREAD)
     start = time.perf_counter()
-    found = []
-    for z in slices:
-        at = dataclasses.replace(block, ref=z)
-        labels = em.propagate(
-            at.image, at.reference(), z, membrane=shipped, voxel_size=at.voxel_size
-        ).labels
-        found.append(score(labels, block.gt))
+    found = mean_scores([score(propagate(ref=z), block.gt) for z in slices])
     named = ", ".join(str(z + block.first) for z in slices)
-    name = f"ground-truth reference, defaults, mean from slices {named}"
-    rows.append((name, mean_scores(found), time.perf_counter() - start))
+    rows.append(
+        (
+            f"ground-truth reference, defaults, mean from slices {named}",
+            found,
+            time.perf_counter() - start,
+        )
+    )
     print(block.name, rows[-1], flush=True)
     for method in em.list_methods():
         row(f"ground-truth reference, {method}", lambda m=method: propagate(method=m))

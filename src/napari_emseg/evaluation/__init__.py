@@ -50,7 +50,7 @@ from napari_emseg.evaluation.report import (
     number,
     write_report,
 )
-from napari_emseg.evaluation.scoring import Scores, score
+from napari_emseg.evaluation.scoring import Scores, mean_scores, score
 
 __all__ = [
     "GROW_REFERENCE_PX",
@@ -67,6 +67,7 @@ __all__ = [
     "held_out_blocks",
     "isbi_block",
     "markdown_table",
+    "mean_scores",
     "number",
     "reference_from_truth",
     "reference_slice",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -49,3 +49,16 @@ def score(labels: np.ndarray, gt: np.ndarray) -> Scores:
         voi_merge=float(merge),
         objects=int(np.count_nonzero(np.unique(labels))),
     )
+
+
+def mean_scores(found: list[Scores]) -> Scores:
+    """The field-wise mean of several scores (objects rounded), e.g. from several references.
+
+    Examples
+    --------
+    >>> mean_scores([Scores(0.1, 1.0, 0.5, 10), Scores(0.3, 0.0, 0.5, 13)])
+    Scores(are=0.2, voi_split=0.5, voi_merge=0.5, objects=12)
+    """
+    means = {f.name: float(np.mean([getattr(s, f.name) for s in found])) for f in fields(Scores)}
+    means["objects"] = int(round(means["objects"]))
+    return Scores(**means)

@@ -306,10 +306,10 @@ class CConvLSTMNet(nn.Module):
         self.encoder = FrameEncoder(in_channels, widths)
         self.adapters = nn.ModuleList(nn.Conv2d(w, hidden, 3, padding=1) for w in widths)
         local, non_local = variant in ("stl", "stc"), variant in ("stn", "stc")
-        # The coarsest level's "coarser output" is the pooled reference mask (1 channel): the
-        # paper's h^0 of an object.
         # Each level's input is [coarser output | encoder features | previous mask]; the
         # features are the frame's, shared by its objects (``shared_at`` = the coarser width).
+        # The coarsest level's "coarser output" is the pooled reference mask (1 channel): the
+        # paper's h^0 of an object.
         up_channels = [1 if k == levels - 1 else hidden for k in range(levels)]
         self.decoder = nn.ModuleList(
             _Refine(2 * hidden + 1, hidden, shared_at=hidden)

@@ -52,9 +52,8 @@ BINNING_SLACK = 1.1
 # Patch edges (network pixels) near the training crops' 64 px: each window takes the one that
 # costs the least network work (:func:`cheapest_patch`), patches sharing at least
 # PATCH_OVERLAP px. Chosen on ISBI slices 0-19 and gala train from 17 reference slices
-# (docs/performance.md): 48-64 px sharing 8 px scored as 56-72 px sharing 16 (mean ARE 0.083
-# against 0.085 and 0.116 against 0.118) with a third less network time; fixed 40 px patches
-# scored worse (0.088).
+# (docs/results/patch-choice.md): 48-64 px sharing 8 px scored as 56-72 px sharing 16 (mean
+# ARE 0.0959 against 0.0975) with 28-38 % less network time; fixed 40 px patches scored worse.
 PATCH_CHOICES = (48, 56, 64)
 PATCH_OVERLAP = 8
 
