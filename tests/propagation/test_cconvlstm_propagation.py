@@ -241,6 +241,11 @@ def test_init_from_starts_at_the_cards_weights_and_keeps_them_unless_beaten(tmp_
         initial_propagation_network(
             _tiny_config(data, tmp_path / "x", init_from=first["card"], hidden=6)
         )
+    # another pixel size is a fine-tuning to another scale: same weights to start from
+    coarser = initial_propagation_network(
+        _tiny_config(data, tmp_path / "y", init_from=first["card"], pixel_nm=16.0)
+    ).state_dict()
+    torch.testing.assert_close(coarser, start)
 
 
 @pytest.mark.slow
@@ -375,3 +380,44 @@ def test_the_network_pixel_is_a_method_option_the_registry_accepts():
         options_for("cconvlstm", (50.0, 4.0, 4.0), {"network_nm": 8.0})
     with pytest.raises(ValueError, match="the watershed method takes no option network_pixel_nm"):
         options_for("watershed", (50.0, 4.0, 4.0), {"network_pixel_nm": 8.0})
+
+
+def test_the_cards_patch_edges_are_the_default_and_options_override_them(
+    tmp_path, stack, monkeypatch
+):
+    """A card trained on small crops names its own patch edges; ``patch`` and
+    ``patch_min_area`` given by the caller reach the window's prediction."""
+    import napari_emseg.propagation.cconvlstm as module
+
+    seen = []
+    real = module.predict_window
+    monkeypatch.setattr(module, "predict_window", lambda *a, **k: (
+        seen.append((k["patch"], k["min_area"])), real(*a, **k))[1])  # fmt: skip
+    card = write_card(tmp_path)
+    fields = json.loads(card.read_text())
+    card.write_text(json.dumps({**fields, "patch_px": [24, 32]}))
+    labels = reference_labels(stack, 3)
+    for options in ({}, {"patch": 16, "patch_min_area": 9}):
+        propagate(stack.image, labels, 3, membrane=stack.membranes.astype(np.float32),
+                  method="cconvlstm", weights=str(card), pixel_nm=8.0, consistency="none",
+                  **options)  # fmt: skip
+    assert seen[0] == ((24, 32), 4) and seen[-1] == (16, 9)
+
+
+def test_coarse_stacks_take_the_stc_card_trained_at_20_nm(stack, monkeypatch):
+    """By default a 10 nm stack runs the 20 nm card (its patches, binned 2x) and a 4 nm stack
+    the 8 nm card (binned 4x); a card named by the caller is kept."""
+    import napari_emseg.propagation.cconvlstm as module
+
+    seen = []
+    real = module.predict_window
+    monkeypatch.setattr(module, "predict_window", lambda net, frames, *a, **k: (
+        seen.append((k["patch"], frames.shape[-1])), real(net, frames, *a, **k))[1])  # fmt: skip
+    labels = reference_labels(stack, 3)
+    first = []
+    for pixel, options in ((10.0, {}), (4.0, {}), (10.0, {"weights": "cconvlstm-stc"})):
+        first.append(len(seen))
+        propagate(stack.image, labels, 3, membrane=stack.membranes.astype(np.float32),
+                  method="cconvlstm", pixel_nm=pixel, consistency="none", **options)  # fmt: skip
+    coarse, fine, named = (seen[k] for k in first)
+    assert coarse == ((40, 48, 56), 64 // 2) and fine == (None, 64 // 4) and named == (None, 64)

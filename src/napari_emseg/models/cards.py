@@ -80,6 +80,9 @@ class PropagationCard:
     training_command: str | None = None
     sources: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    # Patch edges (network pixels) to choose from at inference, near the training crops;
+    # None: the propagator's default.
+    patch_px: tuple[int, ...] | None = None
 
 
 RIDGE = ModelCard(
@@ -96,7 +99,7 @@ def _card(kind: type, fields: dict, *, folder: Path | None = None):
     """A card of ``kind`` from a JSON dict; a user card's weights become an absolute path."""
     known = {f.name for f in dataclasses.fields(kind)}
     values = {k: v for k, v in fields.items() if k in known}
-    for key in ("voxel_size_nm", "pixel_range_nm"):
+    for key in ("voxel_size_nm", "pixel_range_nm", "patch_px"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     if folder is not None and values.get("weights"):
@@ -139,6 +142,27 @@ def list_models() -> list[str]:
 
 # The learned propagator works in z windows of this many slices that share one slice.
 CCONVLSTM_WINDOW = 5
+# From this stack pixel size on, the STC variant takes the card fine-tuned at 20 nm: on gala
+# (10 nm) it beat the 8 nm card with about half its network work, on ISBI (4 nm, which the 8 nm
+# card runs binned to 16 nm) it lost (docs/results/propagation-20nm.md). The switch sits at the
+# geometric mean of the two sizes; no stack between them was measured.
+COARSE_PROPAGATION_FROM_NM = 6.3
+COARSE_PROPAGATION_CARDS = {"stc": "cconvlstm-stc-20nm"}
+
+
+def propagation_card_for(variant: str, pixel_nm: float) -> str:
+    """The card name a variant runs with on a stack of ``pixel_nm`` in-plane pixels.
+
+    Examples
+    --------
+    >>> propagation_card_for("stc", 4.0), propagation_card_for("stc", 10.0)
+    ('stc', 'cconvlstm-stc-20nm')
+    >>> propagation_card_for("st", 10.0)
+    'st'
+    """
+    if pixel_nm >= COARSE_PROPAGATION_FROM_NM:
+        return COARSE_PROPAGATION_CARDS.get(variant, variant)
+    return variant
 
 
 def default_model(pixel_nm: float | None = None) -> str:

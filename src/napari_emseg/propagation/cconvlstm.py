@@ -9,10 +9,12 @@ reference through the window; every pixel takes the object with the highest prob
 stitch without seams and an id can only come from the reference objects of that patch.
 
 The network works at about twice its card's pixel size, never coarser than
-:data:`NETWORK_MAX_PIXEL_NM` (the stack's ``pixel_nm`` is binned to it), in bfloat16 where the
-device has it (:func:`~napari_emseg.inference.devices.autocast_dtype`). Its masks, eroded, are
-markers of a watershed of the full-resolution membrane map: the network decides which object is
-where, the membrane map places the outlines. Pixels that no marker
+:data:`NETWORK_MAX_PIXEL_NM` or the card's own pixel, whichever is larger (the stack's
+``pixel_nm`` is binned to it: stacks of 6.3 nm and more take the STC card trained at 20 nm,
+which runs 10 nm stacks binned 2x; finer ones the 8 nm card, which bins 4 nm 4x), in
+bfloat16 where the device has it (:func:`~napari_emseg.inference.devices.autocast_dtype`).
+Its masks, eroded, are markers of a watershed of the full-resolution membrane map: the network
+decides which object is where, the membrane map places the outlines. Pixels that no marker
 reaches are flooded by their neighbours; cells of the slice's own watershed that no object
 covers enter as new ids (objects entering the volume), as in the classical propagator.
 """
@@ -29,7 +31,11 @@ from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, 
 from napari_emseg._timing import timed
 from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.loading import cached_network
-from napari_emseg.models.cards import CCONVLSTM_WINDOW, get_propagation_card
+from napari_emseg.models.cards import (
+    CCONVLSTM_WINDOW,
+    get_propagation_card,
+    propagation_card_for,
+)
 from napari_emseg.propagation.watershed import eroded_seeds, newcomer_markers, step_sizes
 from napari_emseg.segmentation.binning import bin_ids, bin_mean
 from napari_emseg.segmentation.normalization import normalize_intensity
@@ -70,6 +76,8 @@ def network_factor(pixel_nm: float, card_pixel_nm: float) -> int:
     --------
     >>> [network_factor(p, 8.0) for p in (4.0, 4.2, 5.0, 5.5, 8.0, 10.0, 20.0)]
     [4, 4, 3, 3, 2, 1, 1]
+    >>> [network_factor(p, 20.0) for p in (4.0, 5.0, 8.0, 10.0, 12.0, 20.0)]
+    [5, 4, 2, 2, 1, 1]
     """
     target = min(2 * card_pixel_nm, max(NETWORK_MAX_PIXEL_NM, card_pixel_nm))
     factor = max(1, round(target / pixel_nm))
@@ -348,28 +356,32 @@ def propagate_cconvlstm(
     newcomer_min_size: int | None = None,
     threads: int | None = None,
     network_pixel_nm: float | None = None,
+    patch_min_area: int = 4,
 ) -> np.ndarray:
     """Propagate with the consistent ConvLSTM (see the module doc).
 
-    ``weights`` names a trained network (default ``cconvlstm-<variant>``) or a
+    ``weights`` names a trained network (default ``cconvlstm-<variant>``, or its coarse card
+    for coarse pixels: :func:`~napari_emseg.models.cards.propagation_card_for`) or a
     ``.propagation.json`` card; ``pixel_nm`` is the stack's in-plane pixel size (default
     4 nm, as ISBI 2012). ``patch`` and ``overlap`` are in the network's binned pixels; the
-    patch is fixed by an int, else the cheapest of these edges (default :data:`PATCH_CHOICES`)
-    for each window's reference (near the training sequences' 64 px crops, 5 slices).
+    patch is fixed by an int, else the cheapest of these edges for each window's reference
+    (default: the card's ``patch_px``, near its training crops, else :data:`PATCH_CHOICES`).
     Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels (default
-    :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours.
+    :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours. An object
+    enters a patch with at least ``patch_min_area`` of its network pixels inside it.
     ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU),
     ``padded`` (default: on a GPU) mixes patches of different object counts in a batch;
     ``threads`` outline the slices of a window in parallel (default: one per CPU core). None of
     them changes the result. ``network_pixel_nm`` sets the pixel the network runs at (default:
     :func:`network_factor`; before, the card's own).
     """
-    card = get_propagation_card(weights or variant)
+    pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
+    card = get_propagation_card(weights or propagation_card_for(variant, pixel))
+    patch = patch or card.patch_px
     net = cached_network(card, device)
     torch_device = next(net.parameters()).device
     batch = batch or (64 if torch_device.type == "cuda" else 8)
     padded = torch_device.type == "cuda" if padded is None else padded
-    pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
     if network_pixel_nm is None:
         factor = network_factor(pixel, card.pixel_nm)
     else:
@@ -407,6 +419,7 @@ def propagate_cconvlstm(
                     device=torch_device,
                     padded=padded,
                     dtype=precision,
+                    min_area=patch_min_area,
                 )
             fixed = None
             if targets is not None:  # the other objects keep exactly their voxels

@@ -98,6 +98,7 @@ PROPAGATORS: dict[str, Propagator] = {
             "threads",
             "network_pixel_nm",
             "newcomer_min_size",
+            "patch_min_area",
         ),
         summary="the consistent ConvLSTM, outlines on the membrane map (thick sections)",
     ),

@@ -130,7 +130,9 @@ def _progress(step: int, total: int, elapsed: float, budget: float | None) -> fl
 def initial_propagation_network(config: PropagationTrainConfig) -> torch.nn.Module:
     """A fresh network, or ``config.init_from``'s hash-checked weights (same architecture).
 
-    A resumed run gets a fresh one: the checkpoint's weights replace whatever it starts with.
+    The pixel size may differ: the network is convolutional, so a card trained at one scale
+    is a good start for fine-tuning at another. A resumed run gets a fresh one: the
+    checkpoint's weights replace whatever it starts with.
     """
     from napari_emseg.models.cconvlstm import CConvLSTMNet
 
@@ -140,10 +142,10 @@ def initial_propagation_network(config: PropagationTrainConfig) -> torch.nn.Modu
     from napari_emseg.models.cards import get_propagation_card
 
     card = get_propagation_card(config.init_from)
-    if card.network != config.network_kwargs() or card.pixel_nm != config.pixel_nm:
+    if card.network != config.network_kwargs():
         raise ValueError(
-            f"--init-from {config.init_from!r} is {card.network} at {card.pixel_nm:g} nm; the run "
-            f"asks for {config.network_kwargs()} at {config.pixel_nm:g} nm"
+            f"--init-from {config.init_from!r} is {card.network}; the run asks for "
+            f"{config.network_kwargs()}"
         )
     return load_network(card).train()
 
