@@ -250,6 +250,8 @@ def check_model(model: str | None) -> str:
 def resolve_device(device: str | None = "auto") -> str:
     """The device a network will run on (``"cpu"``, ``"cuda:0"``, ...), checked once.
 
+    On the CPU, torch then gets as many threads as there are idle cores
+    (:mod:`napari_emseg.inference.cpu_threads`): each job of the facade calls this first.
     Raises ``ValueError`` with a one-line message when the device is unknown or absent.
 
     Parameters
@@ -274,7 +276,12 @@ def resolve_device(device: str | None = "auto") -> str:
     """
     from napari_emseg.inference.devices import resolve_device as to_torch
 
-    return str(to_torch(device or "auto"))
+    resolved = str(to_torch(device or "auto"))
+    if resolved == "cpu":
+        from napari_emseg.inference.cpu_threads import fit_torch_threads
+
+        fit_torch_threads()
+    return resolved
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -531,6 +538,8 @@ def predict_membrane(
     array, voxel = _unpack(image, voxel_size)
     if value_range is None:  # a block of a larger volume may be blank; a whole volume not
         check_has_content(array)
+    if get_card(model).needs_torch:
+        device = resolve_device(device)
     if voxel is None and get_card(model).needs_torch and value_range is None:
         voxel, _ = _voxel_or_estimate(array, voxel, model=model, device=device, notes=[])
     return predict(
