@@ -421,3 +421,20 @@ def test_coarse_stacks_take_the_stc_card_trained_at_20_nm(stack, monkeypatch):
                   method="cconvlstm", pixel_nm=pixel, consistency="none", **options)  # fmt: skip
     coarse, fine, named = (seen[k] for k in first)
     assert coarse == ((40, 48, 56), 64 // 2) and fine == (None, 64 // 4) and named == (None, 64)
+
+
+def test_the_cli_says_which_of_steps_and_budget_ends_the_run(tmp_path, stack, capsys):
+    """The default --steps ends a long --time-budget-min run early: the CLI says so first."""
+    from napari_emseg.cli import main
+
+    image, ids = tmp_path / "image.tif", tmp_path / "ids.tif"
+    tifffile.imwrite(image, stack.image)
+    tifffile.imwrite(ids, stack.labels.astype(np.uint32))
+    code = main(["train", "propagation", "--data", f"tiny={image},{ids},8", "--width", "4",
+                 "--levels", "2", "--hidden", "4", "--membrane-model", "ridge", "--length", "3",
+                 "--crop", "32", "--max-objects", "3", "--batch-size", "2", "--steps", "2",
+                 "--val-every", "2", "--time-budget-min", "85", "--device", "cpu",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 0
+    assert "stops after 2 steps or 85 min, whichever comes first" in capsys.readouterr().err
+    assert (tmp_path / "run" / "last.pt").is_file()

@@ -9,6 +9,7 @@ The handlers are ``args.run(args)`` like the other subcommands.
 """
 
 import argparse
+import sys
 
 from napari_emseg.cli.common import add_device_option, emit, recorded_command
 
@@ -106,6 +107,12 @@ def _cmd_train_propagation(args: argparse.Namespace) -> int:
         name=args.name,
         command=recorded_command(),
     )
+    if args.time_budget_min:  # a long budget with the default steps ends early, unannounced
+        print(
+            f"train propagation: stops after {args.steps} steps or {args.time_budget_min:g} min, "
+            "whichever comes first (--steps)",
+            file=sys.stderr,
+        )
     result = train_propagation(config)
     emit(args, result)
     return 0
@@ -147,7 +154,12 @@ def _add_propagation_parser(kinds: "argparse._SubParsersAction") -> None:
     p.add_argument("--crop", type=int, default=64, help="xy crop edge (binned px)")
     p.add_argument("--max-objects", type=int, default=6, help="objects per sequence")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=3000,
+        help="stop after this many steps; with --time-budget-min, whichever comes first",
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
     p.add_argument(
         "--teacher-fraction",
