@@ -222,3 +222,19 @@ def test_the_vote_matches_a_plain_count_with_ties_and_large_ids(seed):
         labels[labels == 3] = 2**31 + seed
     supervoxels = rng.integers(0, 12, (3, 9, 9))
     assert np.array_equal(majority_vote(labels, supervoxels), _vote_by_sorting(labels, supervoxels))
+
+
+def test_per_slice_fragments_are_each_slices_basins_numbered_in_slice_order():
+    """Slices run in threads; the ids are those of a loop over the slices."""
+    from skimage.morphology import local_minima
+    from skimage.segmentation import watershed
+
+    from napari_emseg.segmentation.supervoxels import _fragments
+
+    relief = ndi.gaussian_filter(np.random.default_rng(0).random((6, 40, 40)), (0, 2, 2))
+    found = _fragments(relief, per_slice=True)
+    offset = 0
+    for z in range(relief.shape[0]):
+        markers, n = ndi.label(local_minima(relief[z], connectivity=1))
+        np.testing.assert_array_equal(found[z], watershed(relief[z], markers) + offset)
+        offset += n

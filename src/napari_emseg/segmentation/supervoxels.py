@@ -14,7 +14,9 @@ different neurites, and the vote then raised the error instead of lowering it.
 Pure NumPy / SciPy / scikit-image, no waterz. Measured in docs/results/supervoxel-vote.md.
 """
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,14 +107,23 @@ def _membrane_level(membrane: np.ndarray) -> float:
 
 
 def _fragments(relief: np.ndarray, per_slice: bool) -> np.ndarray:
-    """Watershed basins of ``relief`` from its local minima (6- or 4-connected), ids 1..n."""
+    """Watershed basins of ``relief`` from its local minima (6- or 4-connected), ids 1..n.
+
+    Per slice, the slices run in threads (the watershed releases the GIL: 1.8 -> 1.3 s for
+    30x512x512 on two cores, one of them busy); ids are numbered in slice order as in a loop.
+    """
     if per_slice:
+
+        def basins(z: int) -> tuple[np.ndarray, int]:
+            markers, n = ndi.label(local_minima(relief[z], connectivity=1))
+            return watershed(relief[z], markers), n
+
+        with ThreadPoolExecutor(min(relief.shape[0], os.cpu_count() or 1)) as pool:
+            found = list(pool.map(basins, range(relief.shape[0])))
         out = np.zeros(relief.shape, np.int64)
         offset = 0
-        for z in range(relief.shape[0]):
-            markers, n = ndi.label(local_minima(relief[z], connectivity=1))
-            basins = watershed(relief[z], markers)
-            out[z] = np.where(basins > 0, basins + offset, 0)
+        for z, (labels, n) in enumerate(found):
+            out[z] = np.where(labels > 0, labels + offset, 0)
             offset += n
         return out
     markers, _ = ndi.label(local_minima(relief, connectivity=1))
