@@ -312,6 +312,64 @@ def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(tmp_pat
     assert len(np.unique(runs[0][0])) > 1  # something was propagated
 
 
+def test_both_directions_at_once_give_the_sequential_labels_and_ids(tmp_path, stack, monkeypatch):
+    """Up and down swept in two threads (each torch on one thread) write the labels of one
+    sweep after the other, newcomer ids included: the upward ones first, then the downward."""
+    import threading
+
+    import napari_emseg.propagation.cconvlstm as cconvlstm
+
+    card = write_card(tmp_path, pixel_nm=4.0)
+    labels = reference_labels(stack, 3)
+    labels[3][:, 32:] = 0  # the right half enters as newcomers above and below
+    callers = set()
+    real_predict = cconvlstm.predict_window
+
+    def spy(*args, **kwargs):
+        callers.add(threading.get_ident())
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(cconvlstm, "predict_window", spy)
+    torch.set_num_threads(2)
+    runs = []
+    for concurrent in (False, True):
+        monkeypatch.setattr(cconvlstm, "_concurrent_directions", lambda *_, c=concurrent: c)
+        callers.clear()
+        runs.append(
+            propagate(
+                stack.image,
+                labels,
+                3,
+                membrane=stack.membranes.astype(np.float32),
+                method="cconvlstm",
+                weights=str(card),
+                pixel_nm=4.0,
+                consistency="none",
+            )
+        )
+        assert len(callers) == (2 if concurrent else 1)
+    np.testing.assert_array_equal(runs[1], runs[0])
+    first_new = int(labels.max()) + 1
+    above = np.unique(runs[0][4:][runs[0][4:] >= first_new])
+    below = np.unique(runs[0][:3][runs[0][:3] >= first_new])
+    assert above.size and below.size and above.max() < below.min()
+    assert torch.get_num_threads() == 2  # restored after the sweeps
+
+
+def test_directions_run_at_once_only_on_a_multicore_cpu_with_room_for_the_ids(monkeypatch):
+    from napari_emseg.propagation.cconvlstm import _concurrent_directions
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    torch.set_num_threads(2)
+    assert _concurrent_directions(cpu, None, 1000, np.dtype(np.uint32))
+    assert not _concurrent_directions(cpu, 1, 1000, np.dtype(np.uint32))  # threads=1 asked
+    assert not _concurrent_directions(cpu, None, 2**33, np.dtype(np.uint32))  # ids overflow
+    assert not _concurrent_directions(torch.device("meta"), None, 1000, np.dtype(np.uint32))
+    torch.set_num_threads(1)
+    assert not _concurrent_directions(cpu, None, 1000, np.dtype(np.uint32))
+
+
 def test_newcomers_are_numbered_in_slice_order_whatever_the_threads():
     from napari_emseg.propagation.cconvlstm import outline_window
 

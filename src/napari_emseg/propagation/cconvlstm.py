@@ -20,7 +20,10 @@ covers enter as new ids (objects entering the volume), as in the classical propa
 """
 
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
-from napari_emseg._timing import timed
+from napari_emseg._timing import parallel_stages, timed
 from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.loading import cached_network
 from napari_emseg.models.cards import (
@@ -332,6 +335,46 @@ def _renumber_newcomers(labels: np.ndarray, first: int, next_id: int) -> tuple[n
     return labels, max(next_id + ids.size, int(labels.max()) + 1)
 
 
+class _SliceCounter:
+    """Progress over the slices, reported from either direction's thread."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None):
+        self.total, self.done, self.progress = total, 0, progress
+        self.lock = threading.Lock()
+
+    def slice_done(self, z: int) -> None:
+        with self.lock:
+            self.done += 1
+            report(self.progress, self.done, self.total, f"propagating (slice {z})")
+
+
+def _concurrent_directions(
+    device: torch.device, threads: int | None, largest_id: int, dtype: np.dtype
+) -> bool:
+    """Sweep up and down at once on a CPU of several cores (unless ``threads`` says one)?
+
+    Each direction then runs torch on one thread: two independent streams keep both cores
+    busy, where one stream on two threads leaves them idle during its GIL-bound steps
+    (docs/performance.md). Ids must fit the labels' type with the second range.
+    """
+    if device.type != "cpu" or (threads is not None and threads < 2):
+        return False
+    if torch.get_num_threads() < 2 or (os.cpu_count() or 1) < 2:
+        return False
+    return largest_id < np.iinfo(dtype).max
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread per caller for the block (each direction is one caller)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def propagate_cconvlstm(
     image: np.ndarray,
     labels: np.ndarray,
@@ -397,10 +440,11 @@ def propagate_cconvlstm(
     out = labels.astype(dtype, copy=True)
     targets = None if objects is None else np.array(sorted(objects), dtype)
     newcomers = objects is None if newcomers is None else newcomers
-    next_id = int(labels.max()) + 1
-    total, done = max(z_hi - z_lo, 1), 0
-    for step in (1, -1):
-        end = z_hi if step == 1 else z_lo
+    first_id = int(labels.max()) + 1
+    counter = _SliceCounter(max(z_hi - z_lo, 1), progress)
+
+    def sweep(step: int, end: int, next_id: int, outline_threads: int | None) -> int:
+        """Propagate from the reference to ``end`` (one direction); the next free id."""
         current = ref_slice
         while current != end:
             check_cancel(cancel)
@@ -434,13 +478,31 @@ def propagate_cconvlstm(
                     targets=targets,
                     newcomers=newcomers,
                     cell_min_size=newcomer_min_size,
-                    threads=threads,
+                    threads=outline_threads,
                     newcomer_core=sizes["newcomer_core"],
                     smoothing=sizes["smoothing"],
                 )
             for z, new in zip(zs[1:], outlined, strict=True):
                 out[z] = new
-                done += 1
-                report(progress, done, total, f"propagating (slice {z})")
+                counter.slice_done(z)
             current = zs[-1]
+        return next_id
+
+    up, down = ref_slice != z_hi, ref_slice != z_lo
+    # Newcomers below the reference first take ids from a range of their own, far above any
+    # the upward sweep can reach (each newcomer has a voxel), then follow the upward ones.
+    down_first = first_id + out.size
+    if up and down and _concurrent_directions(torch_device, threads, down_first + out.size, dtype):
+        with _one_torch_thread(), parallel_stages() as run, ThreadPoolExecutor(2) as pool:
+            runs = [
+                pool.submit(run, sweep, 1, z_hi, first_id, 1),
+                pool.submit(run, sweep, -1, z_lo, down_first, 1),
+            ]
+            after_up = runs[0].result()
+            runs[1].result()
+        below = out[z_lo:ref_slice]
+        below[below >= down_first] -= np.asarray(down_first - after_up, dtype)
+    else:
+        next_id = sweep(1, z_hi, first_id, threads)
+        sweep(-1, z_lo, next_id, threads)
     return out
