@@ -12,7 +12,9 @@ def _one_at_a_time(first, second, sums, counts, n, limit):
     """The lowest pair merged first, its faces pooled, until none is below ``limit``: the
     partition of fragments 0..n into regions (a reference written for clarity, not speed)."""
     faces = {}
-    for a, b, s, c in zip(first.tolist(), second.tolist(), sums.tolist(), counts.tolist()):
+    for a, b, s, c in zip(
+        first.tolist(), second.tolist(), sums.tolist(), counts.tolist(), strict=True
+    ):
         faces[(a, b)] = [s, c]
     region = list(range(n + 1))
     heights = []
