@@ -215,10 +215,11 @@ def default_method(
 
 
 # The membrane map's share of a run's time, by the stage that follows it, measured on a 2-core
-# CPU (docs/performance.md, "stage split"): 0.17-0.37 before the learned propagator (10 and 4 nm
-# pixels), 0.40 before the classical one, 0.58 before the agglomeration, 0.67 alone. Progress
-# bars weight their stages by it, so a time estimate drawn from them stays within 2x of the truth.
-MEMBRANE_SHARE = {"cconvlstm": 0.25, "watershed": 0.4, "agglomeration": 0.55, NO_PROPAGATION: 0.7}
+# CPU (docs/performance.md, "stage split"): 0.34-0.49 before the learned propagator (10 and 4 nm
+# pixels; both directions at once), 0.40 before the classical one, 0.58 before the
+# agglomeration, 0.67 alone. Progress bars weight their stages by it, so a time estimate drawn
+# from them stays within 2x of the truth.
+MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.55, NO_PROPAGATION: 0.7}
 # A map the caller gave costs nothing; only the calibration may predict a few slices again.
 GIVEN_MEMBRANE_SHARE = 0.05
 
@@ -230,7 +231,7 @@ def membrane_share(method: str | None, voxel_size: Any = None, *, given: bool = 
     Examples
     --------
     >>> membrane_share("cconvlstm"), membrane_share(None, (10, 10, 10))
-    (0.25, 0.55)
+    (0.35, 0.55)
     >>> membrane_share("watershed", given=True)
     0.05
     """

@@ -221,9 +221,12 @@ def _batches(jobs: list, batch: int, padded: bool) -> list[list]:
 
     A batch pads its patches' objects to its largest count; the network masks the padding out
     of its sweeps over objects (``object_counts``), so a patch's result never depends on its
-    batch. Padding buys few large batches (what a GPU wants) with compute on empty objects;
-    equal counts waste nothing but make many small batches (faster on a CPU: measured 7.7 s
-    against 9.5 s of network time for 12 ISBI slices).
+    batch. Padding buys fewer, fuller batches with compute on empty objects; equal counts waste
+    nothing but make many small batches. On the CPU with torch on one thread per direction,
+    padded batches of 4 were the fastest: 9.8 s against 11.5 s (equal counts, 8) for the
+    60x250x250 benchmark stack at 10 nm, 10.8 against 11.5 s at 4 nm (16 at 10 nm: 11.4 s).
+    With torch on two threads for one direction, equal counts had won (7.7 s against 9.5 s of
+    network time for 12 ISBI slices).
     """
     ordered = sorted(jobs, key=lambda job: job[-1].size)
     if padded:
@@ -412,10 +415,11 @@ def propagate_cconvlstm(
     Newcomer cells smaller than ``newcomer_min_size`` full-resolution pixels (default
     :data:`NEWCOMER_MIN_AREA_NM2` at the pixel size) are left to their neighbours. An object
     enters a patch with at least ``patch_min_area`` of its network pixels inside it.
-    ``batch`` patches go through the network at once (default: 64 on a GPU, 8 on the CPU),
-    ``padded`` (default: on a GPU) mixes patches of different object counts in a batch;
-    ``threads`` outline the slices of a window in parallel (default: one per CPU core). None of
-    them changes the result. ``network_pixel_nm`` sets the pixel the network runs at (default:
+    ``batch`` patches go through the network at once (default: 64 on a GPU, 4 on the CPU),
+    ``padded`` (default: yes) mixes patches of different object counts in a batch;
+    ``threads`` outline the slices of a window in parallel (default: one per CPU core; on a
+    CPU of several cores the two directions from the reference run at once unless it is 1).
+    None of them changes the result. ``network_pixel_nm`` sets the pixel the network runs at (default:
     :func:`network_factor`; before, the card's own).
     """
     pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
@@ -423,8 +427,8 @@ def propagate_cconvlstm(
     patch = patch or card.patch_px
     net = cached_network(card, device)
     torch_device = next(net.parameters()).device
-    batch = batch or (64 if torch_device.type == "cuda" else 8)
-    padded = torch_device.type == "cuda" if padded is None else padded
+    batch = batch or (64 if torch_device.type == "cuda" else 4)
+    padded = True if padded is None else padded
     if network_pixel_nm is None:
         factor = network_factor(pixel, card.pixel_nm)
     else:
