@@ -106,7 +106,7 @@ PROPAGATORS: dict[str, Propagator] = {
         "agglomeration",
         _propagate_agglomeration,
         vote=False,
-        options=("threshold", "sigma_nm", "hierarchy", "voxel_size"),
+        options=("threshold", "sigma_nm", "hierarchy", "voxel_size", "merge_further"),
         summary="3D agglomeration of the membrane map named by the reference (FIB-SEM)",
     ),
 }

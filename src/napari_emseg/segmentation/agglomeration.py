@@ -86,13 +86,57 @@ def merge_tree(
     >>> tree.height.tolist(), tree.table(0.5).tolist()
     ([0.2, 0.9], [0, 1, 1, 3])
     """
+    merged_a, merged_b, height = _reciprocal_merges(first, second, sums, counts, n, limit)
+    order = np.argsort(height, kind="stable")
+    return MergeTree(n, merged_a[order], merged_b[order], height[order])
+
+
+def merge_keeping_apart(
+    first: np.ndarray,
+    second: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    limit: float,
+    names: np.ndarray,
+) -> np.ndarray:
+    """Lookup table fragment -> region of the agglomeration up to ``limit`` in which two regions
+    named differently never merge (``names``: fragment -> id, 0 = unnamed; a merged region
+    carries its part's name).
+
+    The corrected slice names the fragments it crosses: its objects then stay apart in 3D
+    however low the membrane between them elsewhere, where the plain agglomeration joins them
+    and the slice's majority gives the joined segment to one of them. A pair kept apart is
+    as if it did not touch, so the rounds of :func:`merge_tree` still hold.
+
+    Examples
+    --------
+    >>> first, second = np.array([1, 2]), np.array([2, 3])
+    >>> sums, counts = np.array([0.1, 0.1]), np.array([1, 1])
+    >>> merge_keeping_apart(first, second, sums, counts, 3, 0.5, np.zeros(4, int)).tolist()
+    [0, 1, 1, 1]
+    >>> merge_keeping_apart(first, second, sums, counts, 3, 0.5, np.array([0, 7, 0, 8])).tolist()
+    [0, 1, 1, 3]
+    """
+    merged_a, merged_b, _ = _reciprocal_merges(first, second, sums, counts, n, limit, names)
+    return MergeTree(n, merged_a, merged_b, np.zeros(merged_a.size)).table(1.0)
+
+
+def _reciprocal_merges(
+    first, second, sums, counts, n: int, limit: float, names: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The merges (first, second, height) of :func:`merge_tree` in the order of its rounds;
+    with ``names``, regions named differently never merge."""
     a, b = np.asarray(first, np.int64), np.asarray(second, np.int64)
     face_sums, face_counts = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
     region = np.arange(n + 1)  # each current region's representative is one of its fragments
+    name = None if names is None else np.asarray(names, np.int64).copy()
     merged_a, merged_b, heights = [], [], []
     while a.size:
         mean = face_sums / face_counts
         below = mean < limit
+        if name is not None:
+            below &= (name[a] == 0) | (name[b] == 0) | (name[a] == name[b])
         if not below.any():
             break
         la, lb, lm = a[below], b[below], mean[below]
@@ -102,10 +146,13 @@ def merge_tree(
         np.minimum.at(lowest, la, rank)
         np.minimum.at(lowest, lb, rank)
         mutual = (lowest[la] == rank) & (lowest[lb] == rank)
-        merged_a.append(la[mutual])
-        merged_b.append(lb[mutual])
+        ma, mb = la[mutual], lb[mutual]
+        merged_a.append(ma)
+        merged_b.append(mb)
         heights.append(lm[mutual])
-        region[lb[mutual]] = la[mutual]
+        region[mb] = ma
+        if name is not None:
+            name[ma] = np.maximum(name[ma], name[mb])
         # Faces between the new regions pooled; faces inside a region are gone.
         ra, rb = region[a], region[b]
         apart = ra != rb
@@ -116,9 +163,5 @@ def merge_tree(
         a, b = pairs // (n + 1), pairs % (n + 1)
     if not heights:
         empty = np.zeros(0, np.int64)
-        return MergeTree(n, empty, empty, np.zeros(0, np.float64))
-    height = np.concatenate(heights)
-    order = np.argsort(height, kind="stable")
-    return MergeTree(
-        n, np.concatenate(merged_a)[order], np.concatenate(merged_b)[order], height[order]
-    )
+        return empty, empty, np.zeros(0, np.float64)
+    return np.concatenate(merged_a), np.concatenate(merged_b), np.concatenate(heights)

@@ -25,7 +25,7 @@ from scipy import sparse
 from skimage.morphology import local_minima
 from skimage.segmentation import watershed
 
-from napari_emseg.segmentation.agglomeration import MergeTree, merge_tree
+from napari_emseg.segmentation.agglomeration import MergeTree, merge_keeping_apart, merge_tree
 
 # Smoothing (in-plane pixels) of the map before the watershed, and mean membrane value on a
 # shared face below which two supervoxels merge (0 = no merging), for 3D and for per-slice
@@ -169,12 +169,23 @@ class Hierarchy:
     fragments: np.ndarray
     tree: MergeTree
     level: float
+    faces: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def table(self, threshold: float) -> np.ndarray:
         """Fragment id -> supervoxel id at ``threshold`` (0 keeps the fragments)."""
         if threshold <= 0:
             return np.arange(self.tree.n + 1)
         return self.tree.table(threshold * self.level)
+
+    def table_keeping_apart(self, threshold: float, names: np.ndarray) -> np.ndarray:
+        """:meth:`table`, but regions of fragments named differently (``names``: fragment id
+        -> id, 0 = unnamed) never merge (:func:`~.agglomeration.merge_keeping_apart`)."""
+        if self.faces is None:
+            raise ValueError("this hierarchy kept no face statistics")
+        if threshold <= 0:
+            return np.arange(self.tree.n + 1)
+        limit = threshold * self.level
+        return merge_keeping_apart(*self.faces, self.tree.n, limit, names)
 
     def labels(self, threshold: float) -> np.ndarray:
         """Supervoxels at ``threshold``, shaped like the map."""
@@ -219,7 +230,7 @@ def supervoxel_hierarchy(
     first, second, sums, counts = face_statistics(fragments, membrane, axes)
     level = _membrane_level(membrane)
     tree = merge_tree(first, second, sums, counts, int(fragments.max()), up_to * level)
-    return Hierarchy(fragments, tree, level)
+    return Hierarchy(fragments, tree, level, (first, second, sums, counts))
 
 
 def membrane_supervoxels(
