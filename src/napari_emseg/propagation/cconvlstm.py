@@ -419,8 +419,8 @@ def propagate_cconvlstm(
     ``padded`` (default: yes) mixes patches of different object counts in a batch;
     ``threads`` outline the slices of a window in parallel (default: one per CPU core; on a
     CPU of several cores the two directions from the reference run at once unless it is 1).
-    None of them changes the result. ``network_pixel_nm`` sets the pixel the network runs at (default:
-    :func:`network_factor`; before, the card's own).
+    None of them changes the result. ``network_pixel_nm`` sets the pixel the network runs at
+    (default: :func:`network_factor`; before, the card's own).
     """
     pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
     card = get_propagation_card(weights or propagation_card_for(variant, pixel))
