@@ -54,6 +54,21 @@ def write_card(folder, variant="stc", pixel_nm=8.0, seed=0):
     return path
 
 
+def propagate_with_card(stack, labels, card, **options):
+    """The learned propagator from slice 3 with a test card, on the stack's true membranes."""
+    return propagate(
+        stack.image,
+        labels,
+        3,
+        membrane=stack.membranes.astype(np.float32),
+        method="cconvlstm",
+        weights=str(card),
+        pixel_nm=4.0,
+        consistency="none",
+        **options,
+    )
+
+
 def reference_labels(stack, ref):
     labels = np.zeros(stack.labels.shape, np.uint32)
     labels[ref] = stack.labels[ref]
@@ -290,20 +305,8 @@ def test_batched_patches_and_threaded_outlines_give_the_unbatched_result(tmp_pat
     card = write_card(tmp_path, variant=variant, pixel_nm=4.0)
     labels = reference_labels(stack, 3)
     runs = [
-        propagate(
-            stack.image,
-            labels,
-            3,
-            membrane=stack.membranes.astype(np.float32),
-            method="cconvlstm",
-            weights=str(card),
-            pixel_nm=4.0,
-            patch=24,
-            overlap=8,
-            consistency="none",
-            batch=batch,
-            padded=padded,
-            threads=threads,
+        propagate_with_card(
+            stack, labels, card, patch=24, overlap=8, batch=batch, padded=padded, threads=threads
         )
         for batch, padded, threads in ((1, False, 1), (64, False, 1), (5, True, 3), (64, True, 1))
     ]
@@ -335,18 +338,7 @@ def test_both_directions_at_once_give_the_sequential_labels_and_ids(tmp_path, st
     for concurrent in (False, True):
         monkeypatch.setattr(cconvlstm, "_concurrent_directions", lambda *_, c=concurrent: c)
         callers.clear()
-        runs.append(
-            propagate(
-                stack.image,
-                labels,
-                3,
-                membrane=stack.membranes.astype(np.float32),
-                method="cconvlstm",
-                weights=str(card),
-                pixel_nm=4.0,
-                consistency="none",
-            )
-        )
+        runs.append(propagate_with_card(stack, labels, card))
         assert len(callers) == (2 if concurrent else 1)
     np.testing.assert_array_equal(runs[1], runs[0])
     first_new = int(labels.max()) + 1
@@ -360,7 +352,7 @@ def test_directions_run_at_once_only_on_a_multicore_cpu_with_room_for_the_ids(mo
     from napari_emseg.propagation.cconvlstm import _concurrent_directions
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("napari_emseg.propagation.cconvlstm.machine_cores", lambda: 2)
     torch.set_num_threads(2)
     assert _concurrent_directions(cpu, None, 1000, np.dtype(np.uint32))
     assert not _concurrent_directions(cpu, 1, 1000, np.dtype(np.uint32))  # threads=1 asked

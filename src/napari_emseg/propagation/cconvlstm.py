@@ -32,6 +32,7 @@ from skimage.segmentation import watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 from napari_emseg._timing import parallel_stages, timed
+from napari_emseg.inference.cpu_threads import machine_cores
 from napari_emseg.inference.devices import autocast_dtype
 from napari_emseg.inference.loading import cached_network
 from napari_emseg.models.cards import (
@@ -362,7 +363,7 @@ def _concurrent_directions(
     """
     if device.type != "cpu" or (threads is not None and threads < 2):
         return False
-    if torch.get_num_threads() < 2 or (os.cpu_count() or 1) < 2:
+    if torch.get_num_threads() < 2 or machine_cores() < 2:
         return False
     return largest_id < np.iinfo(dtype).max
 
