@@ -454,6 +454,25 @@ def test_the_cards_patch_edges_are_the_default_and_options_override_them(
     assert seen[0] == ((24, 32), 4) and seen[-1] == (16, 9)
 
 
+def test_the_cards_window_is_the_default_and_the_option_overrides_it(tmp_path, stack, monkeypatch):
+    """Frames per network call: 5 by default, the card's ``window`` when it has one, the
+    ``window`` option above both (6 slices from slice 3: up 3-5, down 3-0)."""
+    import napari_emseg.propagation.cconvlstm as module
+
+    lengths = []
+    real = module.predict_window
+    monkeypatch.setattr(module, "predict_window", lambda net, frames, *a, **k: (
+        lengths[-1].append(len(frames)), real(net, frames, *a, **k))[1])  # fmt: skip
+    plain = write_card(tmp_path)
+    windowed = tmp_path / "windowed.propagation.json"
+    windowed.write_text(json.dumps({**json.loads(plain.read_text()), "window": 3}))
+    labels = reference_labels(stack, 3)
+    for card, options in ((plain, {}), (windowed, {}), (windowed, {"window": 2})):
+        lengths.append([])
+        propagate_with_card(stack, labels, card, **options)
+    assert [sorted(seen) for seen in lengths] == [[3, 4], [2, 3, 3], [2] * 5]
+
+
 def test_coarse_stacks_take_the_stc_card_trained_at_20_nm(stack, monkeypatch):
     """By default a 10 nm stack runs the 20 nm card (its patches, binned 2x) and a 4 nm stack
     the 8 nm card (binned 4x); a card named by the caller is kept."""

@@ -473,11 +473,14 @@ def _segment_blocks(
     cancel: CancelCheck | None,
 ) -> list[BlockSummary]:
     """Every block's summary (in block order); chained in waves outward from ``ref_z``."""
+    from napari_emseg.pipeline import options_for
     from napari_emseg.propagation import window_stride
 
     groups = [grid.blocks()] if ref_z is None else chaining.waves(grid, ref_z)
     ref_layer_z = groups[0][0].core[0]
-    stride = window_stride(template.propagation, template.method_options)
+    # The stride follows the card the blocks' pixel size selects, as in a run of the whole stack.
+    options = options_for(template.propagation, template.voxel_size)
+    stride = window_stride(template.propagation, {**options, **(template.method_options or {})})
     summaries: dict[int, BlockSummary] = {}
     done = 0
     for wave in groups:

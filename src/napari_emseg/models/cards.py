@@ -83,6 +83,8 @@ class PropagationCard:
     # Patch edges (network pixels) to choose from at inference, near the training crops;
     # None: the propagator's default.
     patch_px: tuple[int, ...] | None = None
+    # Slices per z window at inference, chosen on training blocks; None: CCONVLSTM_WINDOW.
+    window: int | None = None
 
 
 RIDGE = ModelCard(
@@ -140,7 +142,8 @@ def list_models() -> list[str]:
     return [DEFAULT_MEMBRANE_MODEL, *others]
 
 
-# The learned propagator works in z windows of this many slices that share one slice.
+# The learned propagator works in z windows of this many slices that share one slice, unless
+# its card says otherwise (:func:`propagation_window`).
 CCONVLSTM_WINDOW = 5
 # From this stack pixel size on, the STC variant takes the card fine-tuned at 20 nm: on gala
 # (10 nm) it beat the 8 nm card with about half its network work, on ISBI (4 nm, which the 8 nm
@@ -163,6 +166,27 @@ def propagation_card_for(variant: str, pixel_nm: float) -> str:
     if pixel_nm >= COARSE_PROPAGATION_FROM_NM:
         return COARSE_PROPAGATION_CARDS.get(variant, variant)
     return variant
+
+
+def propagation_window(options: dict | None = None) -> int:
+    """Slices per z window of the consistent ConvLSTM run with these method ``options``: the
+    ``window`` option, else that of the card the options select (``weights``, else ``variant``
+    and ``pixel_nm``), else :data:`CCONVLSTM_WINDOW`.
+
+    Examples
+    --------
+    >>> propagation_window(), propagation_window({"pixel_nm": 10.0})
+    (5, 13)
+    >>> propagation_window({"pixel_nm": 10.0, "window": 3})
+    3
+    """
+    options = options or {}
+    if options.get("window"):
+        return int(options["window"])
+    name = options.get("weights") or propagation_card_for(
+        options.get("variant", "stc"), float(options.get("pixel_nm") or 4.0)
+    )
+    return get_propagation_card(name).window or CCONVLSTM_WINDOW
 
 
 def default_model(pixel_nm: float | None = None) -> str:

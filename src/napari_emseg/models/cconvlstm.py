@@ -224,11 +224,23 @@ class _Refine(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         first, rest = self.body[0], self.body[1:]
         rows = x.flatten(0, 1)
+        if rows.device.type == "cpu":
+            rows, shared = _channels_last(rows), None if shared is None else _channels_last(shared)
         hidden = (
             first(rows) if shared is None else conv_with_shared(rows, shared, first, self.shared_at)
         )
         out = rest(hidden).view(*x.shape[:2], -1, *x.shape[-2:])
         return out, out, None
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout and, under autocast, already in its dtype (one copy).
+
+    oneDNN's 3x3 convolutions of these few channels (12-13) at full resolution ran 1.6-2x
+    faster from channels-last on the CPU, to the same values; the head inherits the layout.
+    """
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return x.to(dtype=dtype, memory_format=torch.channels_last)
 
 
 def _pool(masks: torch.Tensor, level: int) -> torch.Tensor:

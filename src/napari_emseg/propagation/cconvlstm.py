@@ -396,7 +396,7 @@ def propagate_cconvlstm(
     pixel_nm: float | None = None,
     patch: int | tuple[int, ...] | None = None,
     overlap: int = PATCH_OVERLAP,
-    window: int = CCONVLSTM_WINDOW,
+    window: int | None = None,
     batch: int | None = None,
     padded: bool | None = None,
     newcomers: bool | None = None,
@@ -420,12 +420,14 @@ def propagate_cconvlstm(
     ``padded`` (default: yes) mixes patches of different object counts in a batch;
     ``threads`` outline the slices of a window in parallel (default: one per CPU core; on a
     CPU of several cores the two directions from the reference run at once unless it is 1).
-    None of them changes the result. ``network_pixel_nm`` sets the pixel the network runs at
-    (default: :func:`network_factor`; before, the card's own).
+    None of them changes the result. ``window`` slices per z window (default: the card's, else
+    :data:`~napari_emseg.models.cards.CCONVLSTM_WINDOW`). ``network_pixel_nm`` sets the pixel
+    the network runs at (default: :func:`network_factor`; before, the card's own).
     """
     pixel = float(pixel_nm or DEFAULT_IMAGE_PIXEL_NM)
     card = get_propagation_card(weights or propagation_card_for(variant, pixel))
     patch = patch or card.patch_px
+    window = window or card.window or CCONVLSTM_WINDOW
     net = cached_network(card, device)
     torch_device = next(net.parameters()).device
     batch = batch or (64 if torch_device.type == "cuda" else 4)

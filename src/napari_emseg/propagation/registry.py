@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_emseg.models.cards import CCONVLSTM_WINDOW
+from napari_emseg.models.cards import propagation_window
 
 
 def _propagate_cconvlstm(*args, **kwargs) -> np.ndarray:
@@ -44,8 +44,9 @@ class Propagator:
         device, **options)`` returning the new labels.
     needs_network : bool
         It runs a network (needs a device; ``variant``/``weights`` choose it).
-    window : int
-        Slices per z window, consecutive windows sharing one (1: slice by slice).
+    window : int or callable
+        Slices per z window, consecutive windows sharing one (1: slice by slice), or a function
+        of the method options that gives it.
     vote : bool
         The supervoxel vote follows it (a method that is itself made of supervoxels needs none).
     options : tuple of str
@@ -57,7 +58,7 @@ class Propagator:
     name: str
     run: Callable[..., np.ndarray]
     needs_network: bool = False
-    window: int = 1
+    window: int | Callable[[dict | None], int] = 1
     vote: bool = True
     options: tuple[str, ...] = ()
     summary: str = ""
@@ -69,11 +70,13 @@ class Propagator:
         --------
         >>> PROPAGATORS["cconvlstm"].stride(), PROPAGATORS["cconvlstm"].stride({"window": 3})
         (4, 2)
+        >>> PROPAGATORS["cconvlstm"].stride({"pixel_nm": 10.0})  # the 20 nm card's 13 slices
+        12
         >>> PROPAGATORS["watershed"].stride()
         1
         """
-        window = int((options or {}).get("window", self.window))
-        return max(window - 1, 1)
+        window = self.window(options) if callable(self.window) else self.window
+        return max(int((options or {}).get("window") or window) - 1, 1)
 
 
 PROPAGATORS: dict[str, Propagator] = {
@@ -86,7 +89,7 @@ PROPAGATORS: dict[str, Propagator] = {
         "cconvlstm",
         _propagate_cconvlstm,
         needs_network=True,
-        window=CCONVLSTM_WINDOW,
+        window=propagation_window,
         options=(
             "variant",
             "weights",
