@@ -108,6 +108,24 @@ def test_eroded_seeds_keep_a_core_of_thin_objects():
     assert (seeds == 1).any() and (seeds == 2).sum() < (labels == 2).sum()
 
 
+def test_eroded_seeds_shrink_each_object_by_its_own_radius_whatever_its_id():
+    """Each object keeps the pixels at least min(erosion, half its depth) deep, checked one
+    object at a time, with ids far above the pixel count (the downward sweep's range)."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(1)
+    labels = ndi.zoom(rng.integers(0, 6, (6, 6)), 8, order=0).astype(np.int64)
+    labels = np.where(labels > 0, labels + 7_000_000, 0)
+    seeds = eroded_seeds(labels, 3.0)
+    depth = ndi.distance_transform_edt(~find_boundaries(labels, mode="inner") & (labels != 0))
+    for obj in np.unique(labels[labels != 0]):
+        inside = labels == obj
+        radius = min(3.0, 0.5 * float(np.float32(depth[inside].max())))
+        assert np.array_equal(seeds == obj, inside & (depth >= radius)), obj
+    assert eroded_seeds(np.zeros((4, 4), np.int64), 3.0).max() == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
