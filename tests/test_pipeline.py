@@ -200,3 +200,29 @@ def test_segment_starts_isotropic_volumes_with_3d_agglomeration(monkeypatch):
     assert len(calls) == 2
     with pytest.raises(ValueError, match="unknown start"):
         pipeline.segment(image, model="ridge", start="magic", voxel_size=(8, 8, 8))
+
+
+def test_isotropic_stacks_average_two_views_of_the_membrane_map_on_every_entry(monkeypatch):
+    """Segment, propagate and the facade's predict_membrane ask the same views of the map: two
+    for near-isotropic voxels (FIB-SEM), one for thick sections."""
+    import napari_emseg.inference.membrane as inference
+
+    views = []
+    real = inference.predict_membrane
+
+    def recorded(*args, **kwargs):
+        views.append(kwargs.get("views", 1))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_membrane", recorded)
+    image = np.full((4, 32, 32), 200, np.uint8)
+    image[:, :, 15:17] = 40
+    labels = np.zeros(image.shape, np.uint32)
+    labels[2] = 1 + (np.arange(32) > 16)[None, :]
+    for voxel in ((10, 10, 10), (50, 4, 4)):
+        views.clear()
+        pipeline.segment(image, model="ridge", voxel_size=voxel)
+        pipeline.propagate(image, labels, 2, model="ridge", voxel_size=voxel, calibrate=False)
+        pipeline.predict_membrane(image, model="ridge", voxel_size=voxel)
+        assert views == [pipeline.membrane_views(voxel)] * 3
+    assert pipeline.membrane_views((10, 10, 10)) == pipeline.ISOTROPIC_MEMBRANE_VIEWS == 2

@@ -217,9 +217,35 @@ def default_method(
 # The membrane map's share of a run's time, by the stage that follows it, measured on a 2-core
 # CPU (docs/performance.md, "stage split"): 0.37-0.56 before the learned propagator (10 and 4 nm
 # pixels; both directions at once; 0.34-0.49 before the last outline speed-up), 0.40 before the
-# classical one, 0.58 before the agglomeration, 0.67 alone. Progress bars weight their stages by
-# it, so a time estimate drawn from them stays within 2x of the truth (1.6x at worst here).
-MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.55, NO_PROPAGATION: 0.7}
+# classical one, 0.78 before the agglomeration (two views of the map, 0.64 with one), 0.67
+# alone. Progress bars weight their stages by it, so a time estimate drawn from them stays
+# within 2x of the truth (1.6x at worst here).
+MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.75, NO_PROPAGATION: 0.7}
+# Near-isotropic stacks (FIB-SEM, whose default is the 3D agglomeration of the map) average the
+# membrane map over this many views (identity, then 90-degree rotations): on gala train slices
+# 40-49, which trained no network, `propagate` from four reference slices scored 0.027 with one
+# view, 0.025 with 2, 0.021 with 4 (held out, gala test from five slices: 0.104, 0.079, 0.059;
+# docs/results/membrane-views.md). 2, not 4: each view costs a whole prediction, and a
+# 60x250x250 FIB-SEM crop must still segment within 30 s on a 2-core CPU. Thick sections keep
+# one view (their 4 nm stacks' membrane stage alone takes half of that budget).
+ISOTROPIC_MEMBRANE_VIEWS = 2
+
+
+def membrane_views(voxel_size: VoxelSize | None) -> int:
+    """How many views the membrane map of a stack of this voxel size averages.
+
+    Examples
+    --------
+    >>> membrane_views((10, 10, 10)), membrane_views((50, 4, 4)), membrane_views(None)
+    (2, 1, 1)
+    """
+    from napari_emseg.segmentation.supervoxels import is_anisotropic
+
+    if voxel_size is None or is_anisotropic(voxel_size):
+        return 1
+    return ISOTROPIC_MEMBRANE_VIEWS
+
+
 # A map the caller gave costs nothing; only the calibration may predict a few slices again.
 GIVEN_MEMBRANE_SHARE = 0.05
 
@@ -231,7 +257,7 @@ def membrane_share(method: str | None, voxel_size: Any = None, *, given: bool = 
     Examples
     --------
     >>> membrane_share("cconvlstm"), membrane_share(None, (10, 10, 10))
-    (0.35, 0.55)
+    (0.35, 0.75)
     >>> membrane_share("watershed", given=True)
     0.05
     """
@@ -549,6 +575,7 @@ def predict_membrane(
         device=device,
         value_range=value_range,
         pixel_nm=None if voxel is None else voxel[-1],
+        views=membrane_views(voxel),
         progress=progress,
         cancel=cancel,
     )
@@ -640,6 +667,7 @@ def segment(
             device=device,
             value_range=value_range,
             pixel_nm=pixel,
+            views=membrane_views(voxel),
             progress=stage_progress(progress, 0.0, share, "membrane"),
             cancel=cancel,
         )
@@ -760,6 +788,7 @@ def _prepare(
                 model=model,
                 device=_device_for(model, "watershed", None, device),
                 pixel_nm=voxel[-1],
+                views=membrane_views(voxel),
                 progress=progress,
                 cancel=cancel,
             )

@@ -108,3 +108,17 @@ def test_work_pixel_size_never_enlarges_more_than_max_upsampling():
         assert pixel / work <= MAX_UPSAMPLING + 1e-9
         assert work_pixel_nm(pixel, None, (4.0, 12.0)) <= max(pixel, 4.0)
     assert work_pixel_nm(None, 4.0) is None
+
+
+def test_two_views_are_the_mean_of_the_map_and_of_the_rotated_stacks_map():
+    """``views=2`` averages the network's map of the stack and, rotated back, of the stack
+    turned by 90 degrees; its progress goes once from 0 to the end."""
+    stack = (_smooth_stack((2, 48, 48)) * 255).astype(np.uint8)
+    one = predict_membrane(stack, pixel_nm=10.0)
+    turned = np.ascontiguousarray(np.rot90(stack, 1, axes=(1, 2)))
+    back = np.rot90(predict_membrane(turned, pixel_nm=10.0), -1, axes=(1, 2))
+    calls = []
+    two = predict_membrane(stack, pixel_nm=10.0, views=2, progress=lambda *a: calls.append(a))
+    assert np.allclose(two, (one + back) / 2, atol=1e-6) and not np.allclose(two, one)
+    fractions = [done / total for done, total, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] <= 0.5

@@ -1,5 +1,7 @@
 """Membrane prediction over a stack with any registered model (classical or network)."""
 
+import functools
+
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
@@ -37,6 +39,7 @@ def predict_membrane(
     value_range: tuple[float, float] | None = None,
     pixel_nm: float | None = None,
     resample: bool = True,
+    views: int = 1,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> np.ndarray:
@@ -63,6 +66,9 @@ def predict_membrane(
         finer stacks are shrunk to it, coarser ones enlarged by at most 1.25x
         (:func:`~napari_emseg.inference.resampling.work_pixel_nm`); unknown sizes are used
         as they are.
+    views : int
+        The network's map is the mean over the first ``views`` of the 8 flips and rotations of
+        the slices (test-time augmentation; each costs one prediction).
 
     Examples
     --------
@@ -89,12 +95,14 @@ def predict_membrane(
         from napari_emseg.inference.fallback import run_with_fallback
         from napari_emseg.inference.loading import cached_network
         from napari_emseg.inference.tiled import predict_tiled
+        from napari_emseg.inference.tta import predict_tiled_tta
 
         torch_device = resolve_device(device)
         net = cached_network(card, str(torch_device))
+        several = functools.partial(predict_tiled_tta, transforms=views)
 
         def predict(where, size: int, batch: int) -> np.ndarray:
-            return predict_tiled(
+            return (predict_tiled if views == 1 else several)(
                 net,
                 stack,
                 device=where,

@@ -27,8 +27,17 @@ def predict_tiled_tta(
     >>> predict_tiled_tta(net, np.zeros((1, 24, 40), np.float32), device=torch.device("cpu")).shape
     (1, 24, 40)
     """
+    progress = kwargs.pop("progress", None)
     total = np.zeros(image.shape, np.float32)
     for k in range(transforms):
         view = np.ascontiguousarray(dihedral(image, k))
-        total += inverse_dihedral(predict_tiled(net, view, device=device, **kwargs), k)
+        part = None if progress is None else _view_progress(progress, k, transforms)
+        total += inverse_dihedral(
+            predict_tiled(net, view, device=device, progress=part, **kwargs), k
+        )
     return total / transforms
+
+
+def _view_progress(progress, view: int, views: int):
+    """Progress of one view as its share of all views' (one bar, never going back)."""
+    return lambda done, total, message: progress(view * total + done, views * total, message)
