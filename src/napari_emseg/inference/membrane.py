@@ -1,7 +1,5 @@
 """Membrane prediction over a stack with any registered model (classical or network)."""
 
-import functools
-
 import numpy as np
 
 from napari_emseg._progress import CancelCheck, ProgressCallback
@@ -94,17 +92,16 @@ def predict_membrane(
         from napari_emseg.inference.devices import resolve_device
         from napari_emseg.inference.fallback import run_with_fallback
         from napari_emseg.inference.loading import cached_network
-        from napari_emseg.inference.tiled import predict_tiled
         from napari_emseg.inference.tta import predict_tiled_tta
 
         torch_device = resolve_device(device)
         net = cached_network(card, str(torch_device))
-        several = functools.partial(predict_tiled_tta, transforms=views)
 
         def predict(where, size: int, batch: int) -> np.ndarray:
-            return (predict_tiled if views == 1 else several)(
+            return predict_tiled_tta(
                 net,
                 stack,
+                transforms=views,
                 device=where,
                 tile=size,
                 overlap=overlap,

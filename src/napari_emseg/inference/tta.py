@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_emseg.inference.tiled import predict_tiled
+from napari_emseg._progress import ProgressCallback, stage_progress
+from napari_emseg.inference import tiled
 from napari_emseg.segmentation.dihedral import dihedral, inverse_dihedral
 
 
@@ -14,11 +15,13 @@ def predict_tiled_tta(
     *,
     device: torch.device,
     transforms: int = 8,
+    progress: ProgressCallback | None = None,
     **kwargs: int,
 ) -> np.ndarray:
     """Mean of :func:`predict_tiled` over the first ``transforms`` of the 8 dihedral transforms.
 
     Costs ``transforms`` times one prediction; each output is mapped back before averaging.
+    Progress runs once over all of them.
 
     Examples
     --------
@@ -27,17 +30,13 @@ def predict_tiled_tta(
     >>> predict_tiled_tta(net, np.zeros((1, 24, 40), np.float32), device=torch.device("cpu")).shape
     (1, 24, 40)
     """
-    progress = kwargs.pop("progress", None)
+    if transforms == 1:  # no copy, no sum: the plain prediction
+        return tiled.predict_tiled(net, image, device=device, progress=progress, **kwargs)
     total = np.zeros(image.shape, np.float32)
     for k in range(transforms):
         view = np.ascontiguousarray(dihedral(image, k))
-        part = None if progress is None else _view_progress(progress, k, transforms)
+        part = stage_progress(progress, k / transforms, (k + 1) / transforms)
         total += inverse_dihedral(
-            predict_tiled(net, view, device=device, progress=part, **kwargs), k
+            tiled.predict_tiled(net, view, device=device, progress=part, **kwargs), k
         )
     return total / transforms
-
-
-def _view_progress(progress, view: int, views: int):
-    """Progress of one view as its share of all views' (one bar, never going back)."""
-    return lambda done, total, message: progress(view * total + done, views * total, message)

@@ -26,6 +26,7 @@ from skimage.segmentation import find_boundaries, watershed
 
 from napari_emseg._progress import CancelCheck, ProgressCallback, check_cancel, report
 from napari_emseg._timing import timed
+from napari_emseg.segmentation.supervoxels import dense_ids
 from napari_emseg.segmentation.watershed import DEFAULT_PIXEL_NM, watershed_slice
 
 EROSION_NM = 16.0
@@ -56,12 +57,11 @@ def step_sizes(pixel_nm: float | None) -> dict[str, float]:
 
 def eroded_seeds(labels_2d: np.ndarray, erosion: float) -> np.ndarray:
     """Shrink every object by ``erosion`` px, keeping at least the core of thin objects."""
-    ids = np.unique(labels_2d)  # sorted, so each pixel's position in it is a dense index
+    ids, index = dense_ids(labels_2d)
     if not ids[-1]:
         return np.zeros_like(labels_2d)
     inside = ~find_boundaries(labels_2d, mode="inner") & (labels_2d != 0)
     distance = ndi.distance_transform_edt(inside)
-    index = np.searchsorted(ids, labels_2d)
     # Each object's deepest point; ufunc.at on dense indices, 20x faster than ndi.maximum.
     core = np.zeros(ids.size)
     np.maximum.at(core, index.ravel(), distance.ravel())

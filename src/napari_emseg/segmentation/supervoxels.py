@@ -291,14 +291,14 @@ def membrane_supervoxels(
     return hierarchy.labels(threshold)
 
 
-def _dense_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct values and each value's index among them, as ``np.unique`` with
     ``return_inverse`` gives, by a lookup table when the values are small non-negative ints
     (no sort of the whole array).
 
     Examples
     --------
-    >>> ids, index = _dense_ids(np.array([[7, 0, 7, 3]]))
+    >>> ids, index = dense_ids(np.array([[7, 0, 7, 3]]))
     >>> ids.tolist(), index.tolist()
     ([0, 3, 7], [[2, 0, 2, 1]])
     """
@@ -354,8 +354,8 @@ def majority_vote(
     supervoxels = np.asarray(supervoxels)
     if supervoxels.shape != labels.shape:
         raise ValueError(f"supervoxels {supervoxels.shape} and labels {labels.shape} differ")
-    sv_ids, sv = _dense_ids(supervoxels)
-    ids, lab = _dense_ids(labels)
+    sv_ids, sv = dense_ids(supervoxels)
+    ids, lab = dense_ids(labels)
     voting = labels != 0
     base = ids.size
     # Votes per (supervoxel, id) pair, summed by a sparse matrix (linear time, no global sort);
