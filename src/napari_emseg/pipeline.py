@@ -217,7 +217,7 @@ def default_method(
 # The membrane map's share of a run's time, by the stage that follows it, measured on a 2-core
 # CPU (docs/performance.md, "stage split"): 0.37-0.56 before the learned propagator (10 and 4 nm
 # pixels; both directions at once; 0.34-0.49 before the last outline speed-up), 0.40 before the
-# classical one, 0.78 before the agglomeration (two views of the map, 0.64 with one), 0.67
+# classical one, 0.75 before the agglomeration (two views of the map, 0.62 with one), 0.67
 # alone. Progress bars weight their stages by it, so a time estimate drawn from them stays
 # within 2x of the truth (1.6x at worst here).
 MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.75, NO_PROPAGATION: 0.7}

@@ -42,3 +42,11 @@ def test_child_failure_is_one_line(monkeypatch):
     monkeypatch.setitem(speed.CASES, "broken", ("adapt", (2, 40, 40), 10.0))
     with pytest.raises(RuntimeError, match="benchmark case broken failed: .*segment or propagate"):
         speed.measure_case("broken", device="cpu")
+
+
+def test_a_case_with_sections_as_thin_as_its_pixels_times_the_fibsem_path(capsys):
+    """``--section-nm 10`` at 10 nm pixels is a FIB-SEM stack: segment takes its 3D
+    agglomeration start (thick sections take the learned propagator)."""
+    speed._main(["segment", "4", "48", "48", "10", "--section-nm", "10", "--device", "cpu"])
+    case = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert case["method"] == "agglomeration" and "agglomeration" in case["stage_seconds"]

@@ -161,10 +161,20 @@ CASES = {
 }
 
 
-def run_case(what: str, shape, pixel_nm: float, *, device: str = "auto", repeats: int = 1) -> dict:
+def run_case(
+    what: str,
+    shape,
+    pixel_nm: float,
+    *,
+    section_nm: float = 50.0,
+    device: str = "auto",
+    repeats: int = 1,
+) -> dict:
     """Time ``segment``, or ``propagate`` from the middle slice's ground truth (the membrane
     predicted too, as for a user), through the facade on the synthetic stack imaged at
-    ``pixel_nm`` (:func:`~napari_emseg.datasets.synthetic.make_synthetic_stack_at`).
+    ``pixel_nm`` with ``section_nm`` sections
+    (:func:`~napari_emseg.datasets.synthetic.make_synthetic_stack_at`; sections as thin as the
+    pixels make it a FIB-SEM stack).
 
     Returns the median and first seconds (the first run loads the networks), the method, the
     median seconds per stage and per user-facing stage (:func:`stage_split`), and this process's
@@ -182,7 +192,7 @@ def run_case(what: str, shape, pixel_nm: float, *, device: str = "auto", repeats
 
     if what not in ("segment", "propagate"):
         raise ValueError(f"unknown case {what!r}: segment or propagate")
-    stack = make_synthetic_stack_at(tuple(shape), pixel_nm, seed=0)
+    stack = make_synthetic_stack_at(tuple(shape), pixel_nm, section_nm=section_nm, seed=0)
     middle = stack.labels.shape[0] // 2
     labels = np.zeros_like(stack.labels)
     labels[middle] = stack.labels[middle]
@@ -334,8 +344,8 @@ def run_benchmark(
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """``python -m napari_emseg.evaluation.speed WHAT Z Y X PIXEL_NM``: :func:`run_case`, its
-    JSON on one line."""
+    """``python -m napari_emseg.evaluation.speed WHAT Z Y X PIXEL_NM [--section-nm S]``:
+    :func:`run_case`, its JSON on one line."""
     import argparse
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
@@ -344,8 +354,16 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("pixel_nm", type=float)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--section-nm", type=float, default=50.0)
     args = parser.parse_args(argv)
-    case = run_case(args.what, args.shape, args.pixel_nm, device=args.device, repeats=args.repeats)
+    case = run_case(
+        args.what,
+        args.shape,
+        args.pixel_nm,
+        section_nm=args.section_nm,
+        device=args.device,
+        repeats=args.repeats,
+    )
     print(json.dumps(case))
     return 0
 
