@@ -202,27 +202,97 @@ def test_segment_starts_isotropic_volumes_with_3d_agglomeration(monkeypatch):
         pipeline.segment(image, model="ridge", start="magic", voxel_size=(8, 8, 8))
 
 
-def test_isotropic_stacks_average_two_views_of_the_membrane_map_on_every_entry(monkeypatch):
-    """Segment, propagate and the facade's predict_membrane ask the same views of the map: two
-    for near-isotropic voxels (FIB-SEM), one for thick sections."""
+NETWORK = "fusionnet-w0.375-native"
+
+
+def _maps_by_ridge(monkeypatch) -> list:
+    """Record how each membrane map is asked for (views, planes); make it with the ridge."""
     import napari_emseg.inference.membrane as inference
 
-    views = []
+    asked = []
     real = inference.predict_membrane
 
     def recorded(*args, **kwargs):
-        views.append(kwargs.get("views", 1))
-        return real(*args, **kwargs)
+        asked.append((kwargs.get("views", 1), kwargs.get("planes", 1)))
+        return real(*args, **{**kwargs, "model": "ridge"})
 
     monkeypatch.setattr(inference, "predict_membrane", recorded)
-    image = np.full((4, 32, 32), 200, np.uint8)
-    image[:, :, 15:17] = 40
-    labels = np.zeros(image.shape, np.uint32)
-    labels[2] = 1 + (np.arange(32) > 16)[None, :]
-    for voxel in ((10, 10, 10), (50, 4, 4)):
-        views.clear()
-        pipeline.segment(image, model="ridge", voxel_size=voxel)
-        pipeline.propagate(image, labels, 2, model="ridge", voxel_size=voxel, calibrate=False)
-        pipeline.predict_membrane(image, model="ridge", voxel_size=voxel)
-        assert views == [pipeline.membrane_views(voxel)] * 3
-    assert pipeline.membrane_views((10, 10, 10)) == pipeline.ISOTROPIC_MEMBRANE_VIEWS == 2
+    return asked
+
+
+def test_every_entry_makes_the_membrane_map_of_a_stack_the_same_way(monkeypatch):
+    """Segment, propagate and the facade's predict_membrane ask the same views and planes of
+    the map: a network sees three planes of isotropic voxels (FIB-SEM) of 16 slices or more, two
+    rotations of the sections of thinner or less isotropic stacks, one view of thick sections;
+    the classical model sees the sections."""
+    asked = _maps_by_ridge(monkeypatch)
+    cases = {
+        ((10, 10, 10), 16, NETWORK): (1, 3),
+        ((10, 10, 10), 4, NETWORK): (2, 1),
+        ((20, 10, 10), 16, NETWORK): (2, 1),
+        ((50, 4, 4), 16, NETWORK): (1, 1),
+        ((10, 10, 10), 16, "ridge"): (2, 1),
+    }
+    for (voxel, depth, model), expected in cases.items():
+        image = np.full((depth, 32, 32), 200, np.uint8)
+        image[:, :, 15:17] = 40
+        labels = np.zeros(image.shape, np.uint32)
+        labels[2] = 1 + (np.arange(32) > 16)[None, :]
+        asked.clear()
+        pipeline.segment(image, model=model, voxel_size=voxel, device="cpu")
+        pipeline.propagate(
+            image, labels, 2, model=model, voxel_size=voxel, calibrate=False, device="cpu"
+        )
+        pipeline.predict_membrane(image, model=model, voxel_size=voxel, device="cpu")
+        assert asked == [expected] * 3, (voxel, depth, model)
+        assert tuple(pipeline.membrane_views(voxel, image.shape, model).values()) == expected
+
+
+def test_the_agglomeration_threshold_follows_the_map_on_every_entry(monkeypatch):
+    """A network's map averaged over three planes is cut lower (PLANES_THRESHOLD) than a map
+    of the sections (DEFAULT_THRESHOLD; thin stacks, the classical model): by segment's start,
+    by propagate without calibration and as the default a calibration keeps."""
+    import importlib
+
+    import napari_emseg.propagation.agglomeration as agglomeration
+
+    # the package exports the function calibrate under the module's name
+    calibration = importlib.import_module("napari_emseg.calibration.calibrate")
+    seen = []
+    real_cut, real_propagate = agglomeration.agglomerate, agglomeration.propagate_agglomeration
+    real_choose = calibration.choose_threshold
+
+    def cut(*args, **kwargs):
+        seen.append(("segment", kwargs["threshold"]))
+        return real_cut(*args, **kwargs)
+
+    def propagated(*args, **kwargs):
+        seen.append(("propagate", kwargs["threshold"]))
+        return real_propagate(*args, **kwargs)
+
+    def choose(*args, **kwargs):
+        seen.append(("calibrate", kwargs["default"]))
+        return real_choose(*args, **kwargs)
+
+    monkeypatch.setattr(agglomeration, "agglomerate", cut)
+    monkeypatch.setattr(agglomeration, "propagate_agglomeration", propagated)
+    monkeypatch.setattr(calibration, "choose_threshold", choose)
+    _maps_by_ridge(monkeypatch)
+    for depth, model, expected in (
+        (16, NETWORK, agglomeration.PLANES_THRESHOLD),
+        (8, NETWORK, agglomeration.DEFAULT_THRESHOLD),
+        (16, "ridge", agglomeration.DEFAULT_THRESHOLD),
+    ):
+        image = np.full((depth, 48, 48), 200, np.uint8)
+        image[:, ::8], image[:, :, ::8] = 40, 40
+        labels = np.zeros(image.shape, np.uint32)
+        labels[2] = np.arange(48)[:, None] // 8 * 8 + np.arange(48) // 8 + 1
+        seen.clear()
+        voxel = (10, 10, 10)
+        pipeline.segment(image, model=model, voxel_size=voxel, device="cpu")
+        pipeline.propagate(
+            image, labels, 2, model=model, voxel_size=voxel, calibrate=False, device="cpu"
+        )
+        pipeline.calibrate(image, labels, [2], model=model, voxel_size=voxel, device="cpu")
+        assert seen == [("segment", expected), ("propagate", expected), ("calibrate", expected)]
+    assert agglomeration.PLANES_THRESHOLD < agglomeration.DEFAULT_THRESHOLD

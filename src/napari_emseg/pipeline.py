@@ -217,33 +217,69 @@ def default_method(
 # The membrane map's share of a run's time, by the stage that follows it, measured on a 2-core
 # CPU (docs/performance.md, "stage split"): 0.37-0.56 before the learned propagator (10 and 4 nm
 # pixels; both directions at once; 0.34-0.49 before the last outline speed-up), 0.40 before the
-# classical one, 0.75 before the agglomeration (two views of the map, 0.62 with one), 0.67
-# alone. Progress bars weight their stages by it, so a time estimate drawn from them stays
-# within 2x of the truth (1.6x at worst here).
-MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.75, NO_PROPAGATION: 0.7}
-# Near-isotropic stacks (FIB-SEM, whose default is the 3D agglomeration of the map) average the
-# membrane map over this many views (identity, then 90-degree rotations): on gala train slices
-# 40-49, which trained no network, `propagate` from four reference slices scored 0.027 with one
-# view, 0.025 with 2, 0.021 with 4 (held out, gala test from five slices: 0.104, 0.079, 0.059;
-# docs/results/membrane-views.md). 2, not 4: each view costs a whole prediction, and a
-# 60x250x250 FIB-SEM crop must still segment within 30 s on a 2-core CPU. Thick sections keep
-# one view (their 4 nm stacks' membrane stage alone takes half of that budget).
+# classical one, 0.83 before the agglomeration (the three-plane map of FIB-SEM; 0.75 with two
+# rotations of the sections, 0.62 with one), 0.67 alone. Progress bars weight their stages by
+# it, so a time estimate drawn from them stays within 2x of the truth (1.6x at worst here).
+MEMBRANE_SHARE = {"cconvlstm": 0.35, "watershed": 0.4, "agglomeration": 0.8, NO_PROPAGATION: 0.7}
+# How the membrane map of a stack is made (docs/results/membrane-planes.md). Isotropic voxels
+# (FIB-SEM; sections at most PLANES_LIMIT times the pixel) average the maps of the sections and of
+# the xz and yz planes: on gala train slices 40-49, which trained no network, `propagate` from four
+# reference slices scored 0.0245 with two rotations of the sections, 0.0155 with the three planes
+# (held out, gala test from five slices: 0.073 -> 0.027). Sections up to ANISOTROPY_LIMIT times
+# thicker than the pixels average two rotations of the sections (0.027 -> 0.025 against one); thick
+# sections keep one view (their 4 nm stacks' membrane stage alone takes half of a 30 s budget).
+PLANES_LIMIT = 1.5
 ISOTROPIC_MEMBRANE_VIEWS = 2
 
 
-def membrane_views(voxel_size: VoxelSize | None) -> int:
-    """How many views the membrane map of a stack of this voxel size averages.
+def membrane_views(
+    voxel_size: VoxelSize | None, shape: tuple = (), model: str | None = None
+) -> dict[str, int]:
+    """How the membrane map of a stack of this voxel size and ``shape`` (Z, Y, X) is made by
+    ``model`` (default: the network the pixel size picks): ``views`` (rotations of the
+    sections) and ``planes`` (1: the sections; 3: also the xz and yz planes), as
+    :func:`~napari_emseg.inference.membrane.predict_membrane` takes them. Isotropic stacks
+    thinner than ``MIN_PLANE_DEPTH`` slices get two rotations instead of the planes (10 slices
+    of gala train alone: ARE 0.030 with the planes, 0.025 with rotations), and so does the
+    classical model (its per-slice rescaling would make a plane's map depend on the crop; the
+    planes were chosen for the network).
 
     Examples
     --------
-    >>> membrane_views((10, 10, 10)), membrane_views((50, 4, 4)), membrane_views(None)
-    (2, 1, 1)
+    >>> membrane_views((10, 10, 10)), membrane_views((20, 10, 10))
+    ({'views': 1, 'planes': 3}, {'views': 2, 'planes': 1})
+    >>> membrane_views((50, 4, 4)), membrane_views(None), membrane_views((10, 10, 10), (8, 9, 9))
+    ({'views': 1, 'planes': 1}, {'views': 1, 'planes': 1}, {'views': 2, 'planes': 1})
     """
     from napari_emseg.segmentation.supervoxels import is_anisotropic
 
     if voxel_size is None or is_anisotropic(voxel_size):
-        return 1
-    return ISOTROPIC_MEMBRANE_VIEWS
+        return {"views": 1, "planes": 1}
+    from napari_emseg.inference.membrane import MIN_PLANE_DEPTH
+    from napari_emseg.models.cards import get_card
+
+    thick_enough = len(shape) != 2 and (not shape or shape[0] >= MIN_PLANE_DEPTH)
+    network = model is None or get_card(model).needs_torch
+    isotropic = voxel_size[0] <= PLANES_LIMIT * min(voxel_size[1], voxel_size[2])
+    if thick_enough and network and isotropic:
+        return {"views": 1, "planes": 3}
+    return {"views": ISOTROPIC_MEMBRANE_VIEWS, "planes": 1}
+
+
+def start_threshold(
+    voxel_size: VoxelSize | None, shape: tuple = (), model: str | None = None
+) -> float:
+    """The 3D agglomeration's threshold (the automatic start's, and the default a calibration
+    keeps) for the map :func:`membrane_views` makes of such a stack with ``model``.
+
+    Examples
+    --------
+    >>> start_threshold((10, 10, 10), (60, 250, 250)), start_threshold((10, 10, 10), (8, 64, 64))
+    (0.65, 0.8)
+    """
+    from napari_emseg.propagation.agglomeration import start_threshold as for_planes
+
+    return for_planes(membrane_views(voxel_size, shape, model)["planes"])
 
 
 # A map the caller gave costs nothing; only the calibration may predict a few slices again.
@@ -257,7 +293,7 @@ def membrane_share(method: str | None, voxel_size: Any = None, *, given: bool = 
     Examples
     --------
     >>> membrane_share("cconvlstm"), membrane_share(None, (10, 10, 10))
-    (0.35, 0.75)
+    (0.35, 0.8)
     >>> membrane_share("watershed", given=True)
     0.05
     """
@@ -489,14 +525,23 @@ def _coarse_pixel_note(voxel: VoxelSize, model: str | None, notes: list) -> None
         notes.append(message)
 
 
-def options_for(method: str, voxel_size: VoxelSize | None, options: dict | None = None) -> dict:
+def options_for(
+    method: str,
+    voxel_size: VoxelSize | None,
+    options: dict | None = None,
+    shape: tuple = (),
+    model: str | None = None,
+) -> dict:
     """The options a propagation method runs with: the pixel size its nm sizes are converted
-    with, then the caller's ``options`` (only those the method takes).
+    with, the agglomeration's threshold for the map ``model`` makes of a stack of ``shape``
+    (:func:`start_threshold`), then the caller's ``options`` (only those the method takes).
 
     Examples
     --------
     >>> options_for("watershed", (10.0, 10.0, 10.0))
     {'pixel_nm': 10.0}
+    >>> options_for("agglomeration", (10.0, 10.0, 10.0), shape=(60, 250, 250))
+    {'pixel_nm': 10.0, 'threshold': 0.65}
     >>> options_for("cconvlstm", (50.0, 4.0, 4.0), {"variant": "st"})
     {'pixel_nm': 4.0, 'variant': 'st'}
     """
@@ -511,6 +556,8 @@ def options_for(method: str, voxel_size: VoxelSize | None, options: dict | None 
             + (f"; it takes {', '.join(record.options)}" if record.options else "")
         )
     base: dict[str, Any] = {} if voxel_size is None else {"pixel_nm": float(voxel_size[-1])}
+    if method == "agglomeration":
+        base["threshold"] = start_threshold(voxel_size, shape, model)
     return {**base, **given}
 
 
@@ -575,7 +622,7 @@ def predict_membrane(
         device=device,
         value_range=value_range,
         pixel_nm=None if voxel is None else voxel[-1],
-        views=membrane_views(voxel),
+        **membrane_views(voxel, np.shape(array), model),
         progress=progress,
         cancel=cancel,
     )
@@ -667,7 +714,7 @@ def segment(
             device=device,
             value_range=value_range,
             pixel_nm=pixel,
-            views=membrane_views(voxel),
+            **membrane_views(voxel, np.shape(array), model),
             progress=stage_progress(progress, 0.0, share, "membrane"),
             cancel=cancel,
         )
@@ -695,13 +742,14 @@ def segment(
             labels = agglomerate(
                 membrane,
                 voxel_size=voxel,
+                threshold=start_threshold(voxel, array.shape, model),
                 progress=stage_progress(progress, share, 1.0, "agglomeration"),
                 cancel=cancel,
             )
         return Segmentation(labels=labels, method="agglomeration", **done)
     if method == "agglomeration":  # a watershed start was asked for: propagate it through z
         method = default_method(voxel_size=(ANISOTROPIC_Z, 1.0, 1.0))
-    options = options_for(method, voxel, method_options)
+    options = options_for(method, voxel, method_options, array.shape, model)
     labels = np.zeros(array.shape, np.uint32)
     with timed("reference"):
         labels[ref] = watershed_slice(membrane[ref], pixel_nm=pixel)
@@ -788,7 +836,7 @@ def _prepare(
                 model=model,
                 device=_device_for(model, "watershed", None, device),
                 pixel_nm=voxel[-1],
-                views=membrane_views(voxel),
+                **membrane_views(voxel, np.shape(array), model),
                 progress=progress,
                 cancel=cancel,
             )
@@ -843,7 +891,7 @@ def _add_scale(calibration: Calibration, scale: Any) -> None:
 
 
 def _run_calibration(
-    array, labels, slices, membrane, voxel, method, *, method_given, options, device, cancel
+    array, labels, slices, membrane, voxel, method, *, method_given, model, device, cancel
 ) -> Calibration:
     from napari_emseg.calibration import calibrate
     from napari_emseg.propagation import propagate as run_propagation
@@ -854,7 +902,7 @@ def _run_calibration(
         candidates.insert(0, "agglomeration")
 
     def run(image, only, ref, *, membrane, method, z_range):
-        chosen = {k: v for k, v in options.items() if k in ("pixel_nm",)}
+        chosen = options_for(method, voxel, shape=np.shape(image), model=model)
         return run_propagation(
             image, only, ref, membrane=membrane, method=method, z_range=z_range,
             device=_device_for(None, method, membrane, device), voxel_size=voxel, **chosen,
@@ -864,6 +912,7 @@ def _run_calibration(
         return calibrate(
             array, labels, slices, membrane=membrane, voxel_size=voxel, method=method,
             methods=None if method_given else candidates, run=run, cancel=cancel,
+            default_threshold=start_threshold(voxel, array.shape, model),
         )  # fmt: skip
 
 
@@ -922,7 +971,7 @@ def calibrate(
     chosen = method or default_method(voxel_size=voxel, membrane=membrane)
     result = _run_calibration(
         array, labels, slices, membrane, voxel, chosen, method_given=method is not None,
-        options=options_for(chosen, voxel), device=device, cancel=cancel,
+        model=model, device=device, cancel=cancel,
     )  # fmt: skip
     _add_scale(result, scale)
     return result
@@ -959,18 +1008,18 @@ def _prepare_run(
         progress=stage_progress(progress, 0.0, share, "membrane"), cancel=cancel,
     )  # fmt: skip
     chosen = method or default_method(voxel_size=voxel, membrane=membrane, interactive=interactive)
-    options = options_for(chosen, voxel, method_options)
+    options = options_for(chosen, voxel, method_options, array.shape, model)
     calibration = None
     if calibrate:
         calibration = _run_calibration(
             array, labels, references, membrane, voxel, chosen, method_given=method is not None,
-            options=options, device=device, cancel=cancel,
+            model=model, device=device, cancel=cancel,
         )  # fmt: skip
         _add_scale(calibration, scale)
         notes.append(calibration.summary())
         if calibration.value("method", chosen) != chosen:
             chosen = calibration.value("method")
-            options = options_for(chosen, voxel, method_options)
+            options = options_for(chosen, voxel, method_options, array.shape, model)
         options.update(_calibrated_options(calibration, chosen, z_range, labels.shape[0]))
     return _Run(
         array, labels, voxel, membrane, notes, estimated, chosen, options, calibration, share

@@ -122,3 +122,35 @@ def test_two_views_are_the_mean_of_the_map_and_of_the_rotated_stacks_map():
     assert np.allclose(two, (one + back) / 2, atol=1e-6) and not np.allclose(two, one)
     fractions = [done / total for done, total, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] <= 0.5
+
+
+def test_three_planes_are_the_mean_of_the_maps_of_the_sections_and_the_xz_and_yz_planes():
+    """``planes=3`` averages the maps of the sections and of the xz and yz planes (each turned
+    back; those across the sections with a shorter overlap), resampled like the sections (a 2 nm
+    stack runs at 4 nm); progress runs once."""
+    stack = (_smooth_stack((16, 24, 32)) * 255).astype(np.uint8)
+    kwargs = {"model": "fusionnet-w0.375-multimodal", "pixel_nm": 2.0, "device": "cpu"}
+    value_range = (float(stack.min()), float(stack.max()))
+    maps = [predict_membrane(stack, value_range=value_range, **kwargs)]
+    for axes in ((1, 0, 2), (2, 1, 0)):  # planes across the sections: a 16 px overlap
+        turned = np.ascontiguousarray(stack.transpose(axes))
+        maps.append(
+            predict_membrane(turned, value_range=value_range, overlap=16, **kwargs).transpose(axes)
+        )
+    calls = []
+    three = predict_membrane(
+        stack, planes=3, value_range=value_range, progress=lambda *a: calls.append(a), **kwargs
+    )
+    assert three.shape == stack.shape
+    assert np.allclose(three, np.mean(maps, axis=0), atol=1e-5)
+    assert not np.allclose(three, maps[0], atol=1e-3)
+    fractions = [done / total for done, total, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] <= 1 / 3
+
+
+def test_too_thin_stacks_and_single_slices_use_the_sections_only():
+    stack = (_smooth_stack((4, 32, 32)) * 255).astype(np.uint8)
+    assert np.array_equal(predict_membrane(stack, planes=3), predict_membrane(stack))
+    assert np.array_equal(predict_membrane(stack[0], planes=3), predict_membrane(stack[0]))
+    with pytest.raises(ValueError, match="planes must be 1 or 3"):
+        predict_membrane(stack, planes=2)

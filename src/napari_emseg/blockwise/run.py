@@ -366,9 +366,11 @@ def _agglomerate_blocks(
     """Each block's local fragment id -> object id: the whole volume's agglomeration
     (:mod:`~.agglomeration`), as one run makes it."""
     from napari_emseg.blockwise import agglomeration
-    from napari_emseg.propagation.agglomeration import DEFAULT_THRESHOLD
+    from napari_emseg.pipeline import start_threshold
 
-    threshold = (template.method_options or {}).get("threshold", DEFAULT_THRESHOLD)
+    # The rule for the map each block's outer region gets (the facade's predict_membrane).
+    rule = start_threshold(template.voxel_size, grid.blocks()[0].shape, template.model)
+    threshold = (template.method_options or {}).get("threshold", rule)
     fragments = map_tasks(
         agglomeration.fragment_block,
         [replace(template, block=block) for block in grid.blocks()],
@@ -479,7 +481,7 @@ def _segment_blocks(
     groups = [grid.blocks()] if ref_z is None else chaining.waves(grid, ref_z)
     ref_layer_z = groups[0][0].core[0]
     # The stride follows the card the blocks' pixel size selects, as in a run of the whole stack.
-    options = options_for(template.propagation, template.voxel_size)
+    options = options_for(template.propagation, template.voxel_size, model=template.model)
     stride = window_stride(template.propagation, {**options, **(template.method_options or {})})
     summaries: dict[int, BlockSummary] = {}
     done = 0

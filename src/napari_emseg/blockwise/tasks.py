@@ -171,7 +171,12 @@ def _segment_outer(
             method=job.propagation,
             device=job.device,
             voxel_size=job.voxel_size,
-            **{**pipeline.options_for(job.propagation, job.voxel_size), **options},
+            **{
+                **pipeline.options_for(
+                    job.propagation, job.voxel_size, shape=image.shape, model=job.model
+                ),
+                **options,
+            },
         )
     supervoxels = None
     if job.vote_later:

@@ -45,6 +45,7 @@ def calibrate(
     method: str,
     methods: list[str] | None = None,
     run: Callable[..., np.ndarray] | None = None,
+    default_threshold: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Calibration:
@@ -65,6 +66,9 @@ def calibrate(
     run : callable, optional
         ``run(image, labels, ref, membrane=, method=, z_range=)``: a propagation with the
         caller's options, for the method choice.
+    default_threshold : float, optional
+        The agglomeration threshold kept unless the slices prefer another (default: the start
+        rule's for a map of the sections, ``DEFAULT_THRESHOLD``).
 
     Returns
     -------
@@ -83,7 +87,11 @@ def calibrate(
     if not is_anisotropic(voxel_size, membrane):
         hierarchy = cached_hierarchy(membrane, voxel_size, sigma=DEFAULT_SIGMA_NM / pixel)
         result.choices["threshold"] = choose_threshold(
-            hierarchy, labels, usable, default=DEFAULT_THRESHOLD, split_weight=SPLIT_WEIGHT
+            hierarchy,
+            labels,
+            usable,
+            default=default_threshold or DEFAULT_THRESHOLD,
+            split_weight=SPLIT_WEIGHT,
         )
         result.hierarchy = hierarchy
     else:

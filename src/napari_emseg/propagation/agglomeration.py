@@ -23,6 +23,19 @@ from napari_emseg.segmentation.supervoxels import (
 # across faces whose mean membrane value is below 0.8 of the map's confident membrane value.
 DEFAULT_SIGMA_NM = 5.0
 DEFAULT_THRESHOLD = 0.8
+# The same rule on a map averaged over three planes (isotropic stacks, `pipeline.membrane_views`):
+# a membrane one plane misses is fainter in the mean, so the cut sits lower. On gala train slices
+# 40-49 (validation) the start scored 0.036 at 0.6, 0.020 at 0.65, 0.023 at 0.7, 0.048 at 0.75 and
+# 0.125 at 0.8; on the whole train block 0.014 at 0.65, 0.017 at 0.6 and 0.7, 0.035 at 0.8
+# (docs/results/membrane-planes.md).
+PLANES_THRESHOLD = 0.65
+
+
+def start_threshold(planes: int) -> float:
+    """The start rule's threshold for a map made from ``planes`` orientations (1 or 3)."""
+    return PLANES_THRESHOLD if planes == 3 else DEFAULT_THRESHOLD
+
+
 # An option, off by default: after the calibrated cut, segments may merge on up to this much
 # higher a threshold, but never two that the reference names differently (a neurite's pieces
 # join its named part; the named objects stay apart). On the gala train block from 5 reference
