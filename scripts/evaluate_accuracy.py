@@ -51,7 +51,9 @@ def adapted_model(block: Block, labels: np.ndarray, folder: Path) -> tuple[str |
     return (str(result.card) if result.kept else None), f"{seconds:.0f} s to adapt, {kept}"
 
 
-def rows_for(block: Block, folder: Path) -> list[tuple]:
+def rows_for(block: Block, folder: Path, choices: list[list[str]]) -> list[tuple]:
+    """The block's rows; ``choices`` gains a row per choice the calibration made on the
+    reference slice, with the file's voxel size and with it unknown."""
     rows = []
 
     def row(name: str, run) -> None:
@@ -65,12 +67,18 @@ def rows_for(block: Block, folder: Path) -> list[tuple]:
     reference = block.reference()
     shipped = em.predict_membrane(block.image, voxel_size=block.voxel_size)
 
-    def propagate(membrane=shipped, ref=block.ref, **options) -> np.ndarray:
+    def propagate(membrane=shipped, ref=block.ref, report=None, **options) -> np.ndarray:
         options.setdefault("voxel_size", block.voxel_size)
         labels = reference if ref == block.ref else reference_from_truth(block.gt, ref)
-        return em.propagate(block.image, labels, ref, membrane=membrane, **options).labels
+        result = em.propagate(block.image, labels, ref, membrane=membrane, **options)
+        if report is not None and result.calibration is not None:
+            choices.extend(choice_rows(block.name, report, result.calibration))
+        return result.labels
 
-    row("ground-truth reference, defaults (method by the data, calibrated)", propagate)
+    row(
+        "ground-truth reference, defaults (method by the data, calibrated)",
+        lambda: propagate(report="the file's"),
+    )
     row("ground-truth reference, defaults, calibration off", lambda: propagate(calibrate=False))
     slices = block.spread(SPREAD)
     start = time.perf_counter()
@@ -88,7 +96,7 @@ def rows_for(block: Block, folder: Path) -> list[tuple]:
         row(f"ground-truth reference, {method}", lambda m=method: propagate(method=m))
     row(
         "ground-truth reference, defaults, voxel size unknown (estimated)",
-        lambda: propagate(membrane=None, voxel_size=None),
+        lambda: propagate(membrane=None, voxel_size=None, report="unknown (estimated)"),
     )
     card, how = adapted_model(block, reference, folder)
     if card is not None:
@@ -110,15 +118,35 @@ def rows_for(block: Block, folder: Path) -> list[tuple]:
     return rows
 
 
+def choice_rows(name: str, voxel: str, calibration) -> list[list[str]]:
+    """One row per choice: what was chosen on the reference slice and at what error."""
+    if not calibration.choices:
+        return [[name, voxel, "nothing", "-", "-", "-", calibration.skipped or "-"]]
+    return [
+        [
+            name,
+            voxel,
+            c.name,
+            f"{c.value}",
+            f"{c.score:.3f}",
+            f"{c.default}",
+            f"{c.default_score:.3f}",
+        ]
+        for c in calibration.choices.values()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="default: the shared data")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "accuracy.md")
     args = parser.parse_args()
     started = time.perf_counter()
+    choices: list[list[str]] = []
     with tempfile.TemporaryDirectory() as folder:
         results = {
-            block.name: rows_for(block, Path(folder)) for block in held_out_blocks(data=args.data)
+            block.name: rows_for(block, Path(folder), choices)
+            for block in held_out_blocks(data=args.data)
         }
     minutes = (time.perf_counter() - started) / 60
     lines = [
@@ -156,6 +184,23 @@ def main() -> None:
             for how, s, seconds in rows
         ]
         lines += [f"## {name}", "", *markdown_table(header, cells), ""]
+    lines += [
+        "## The calibration's choices on the reference slice",
+        "",
+        "What the first row of each table (the file's voxel size) and the 'voxel size unknown' "
+        "row chose on their reference slice (docs/calibration.md): the value, its adapted Rand "
+        "error on the slice, the default and the default's error.",
+        "",
+        *markdown_table(
+            ["block", "voxel size", "choice", "value", "error", "default", "default's error"],
+            choices,
+        ),
+        "",
+        "The membrane networks these rows use, and the CPU training campaign that made the "
+        "default one: docs/membrane.md, docs/results/membrane-native.md (its training log: "
+        "docs/results/fusionnet-w0.375-native.train.log).",
+        "",
+    ]
     write_report(args.output, "\n".join(lines))
     print(f"wrote {args.output}")
 

@@ -155,6 +155,10 @@ does differ between stacks is fixed by the corrected slice: with a dense referen
 threshold is chosen on it (`napari_emseg.calibration.threshold`,
 [calibration.md](../calibration.md)), and a map made at the stack's own resolution (the
 native model) no longer leaves the over-merged giants that a 6x-enlarged 10 nm stack gave.
+
+These conditions use maps of the sections. Isotropic stacks now average the network's maps of
+three planes (the sections, the xz and the yz planes), which are cut at 0.65 instead
+(`PLANES_THRESHOLD`, chosen on gala train: [membrane-planes.md](membrane-planes.md)).
 """,
     )
     print(f"wrote {out}")
