@@ -50,3 +50,11 @@ def test_a_case_with_sections_as_thin_as_its_pixels_times_the_fibsem_path(capsys
     speed._main(["segment", "4", "48", "48", "10", "--section-nm", "10", "--device", "cpu"])
     case = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert case["method"] == "agglomeration" and "agglomeration" in case["stage_seconds"]
+
+
+def test_a_case_may_name_its_sections(monkeypatch):
+    """A case's fourth field is its section thickness: the FIB-SEM case runs the agglomeration."""
+    monkeypatch.setitem(speed.CASES, "tiny_fibsem", ("segment", (4, 48, 48), 10.0, 10.0))
+    monkeypatch.setitem(speed.CASES, "tiny_thick", ("segment", (4, 48, 48), 10.0))
+    assert speed.measure_case("tiny_fibsem", device="cpu")["method"] == "agglomeration"
+    assert speed.measure_case("tiny_thick", device="cpu")["method"] != "agglomeration"

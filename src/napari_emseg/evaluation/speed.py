@@ -153,11 +153,13 @@ def segment_stage_seconds(image, device: str, repeats: int) -> dict[str, float]:
     return {stage: statistics.median(run.get(stage, 0.0) for run in runs) for stage in runs[0]}
 
 
-# The issue's user cases: what runs, the synthetic stack's shape and its in-plane pixel (nm).
+# The issue's user cases: what runs, the synthetic stack's shape, its in-plane pixel (nm) and,
+# where not 50 nm, its sections (nm): sections as thin as the pixels make a FIB-SEM stack.
 CASES = {
     "segment_60x250x250_10nm": ("segment", (60, 250, 250), 10.0),
     "propagate_60x250x250_10nm": ("propagate", (60, 250, 250), 10.0),
     "segment_30x512x512_4nm": ("segment", (30, 512, 512), 4.0),
+    "segment_60x250x250_10nm_fibsem": ("segment", (60, 250, 250), 10.0, 10.0),
 }
 
 
@@ -226,9 +228,10 @@ def measure_case(name: str, *, device: str = "auto", repeats: int = 1) -> dict:
     """:func:`run_case` of one of :data:`CASES` in a child process (its own peak memory)."""
     if name not in CASES:
         raise ValueError(f"unknown case {name!r}; choose one of: {', '.join(CASES)}")
-    what, shape, pixel = CASES[name]
+    what, shape, pixel, *section = CASES[name]
     command = [sys.executable, "-m", "napari_emseg.evaluation.speed", what, *map(str, shape)]
     command += [str(pixel), "--device", device, "--repeats", str(repeats)]
+    command += ["--section-nm", str(section[0])] if section else []
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode:
