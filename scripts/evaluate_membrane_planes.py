@@ -21,13 +21,12 @@ import warnings
 
 import numpy as np
 
-import napari_emseg as em
 from napari_emseg.evaluation import (
     command_line,
     describe_machine,
+    errors_from_references,
     gala_block,
     markdown_table,
-    reference_from_truth,
     score,
     write_report,
 )
@@ -43,15 +42,6 @@ def make_map(image: np.ndarray, pixel_nm: float, kind: str) -> tuple[np.ndarray,
     options = {"planes": 3} if kind == "planes" else {"views": int(kind)}
     membrane = predict_membrane(image, pixel_nm=pixel_nm, **options)
     return membrane, time.perf_counter() - start
-
-
-def propagation_errors(image, truth, membrane, voxel, refs) -> list[float]:
-    errors = []
-    for z in refs:
-        labels = reference_from_truth(truth, z)
-        out = em.propagate(image, labels, z, membrane=membrane, voxel_size=voxel)
-        errors.append(score(out.labels, truth).are)
-    return errors
 
 
 def start_errors(membrane, truth, voxel) -> list[float]:
@@ -82,7 +72,7 @@ def main() -> None:
              test.spread((0.2, 0.35, 0.5, 0.65, 0.8)), held_seconds),
         ]  # fmt: skip
         for name, image, truth, membrane, refs, took in sets:
-            errors = propagation_errors(image, truth, membrane, voxel, refs)
+            errors = errors_from_references(image, truth, refs, membrane=membrane, voxel_size=voxel)
             each = ", ".join(f"{e:.3f}" for e in errors)
             rows.append([name, kind, f"{np.mean(errors):.4f}", each, f"{took:.1f}"])
             print(rows[-1], flush=True)

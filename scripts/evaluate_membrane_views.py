@@ -14,14 +14,12 @@ import warnings
 
 import numpy as np
 
-import napari_emseg as em
 from napari_emseg.evaluation import (
     command_line,
     describe_machine,
+    errors_from_references,
     gala_block,
     markdown_table,
-    reference_from_truth,
-    score,
     write_report,
 )
 from napari_emseg.evaluation.arguments import script_parser
@@ -33,12 +31,7 @@ def mean_error(image, truth, voxel, refs, views: int) -> tuple[list[float], floa
     start = time.perf_counter()
     membrane = predict_membrane(image, pixel_nm=voxel[-1], views=views)
     seconds = time.perf_counter() - start
-    errors = []
-    for z in refs:
-        labels = reference_from_truth(truth, z)
-        out = em.propagate(image, labels, z, membrane=membrane, voxel_size=voxel)
-        errors.append(score(out.labels, truth).are)
-    return errors, seconds
+    return errors_from_references(image, truth, refs, membrane=membrane, voxel_size=voxel), seconds
 
 
 def main() -> None:

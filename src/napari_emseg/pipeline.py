@@ -277,9 +277,9 @@ def start_threshold(
     >>> start_threshold((10, 10, 10), (60, 250, 250)), start_threshold((10, 10, 10), (8, 64, 64))
     (0.65, 0.8)
     """
-    from napari_emseg.propagation.agglomeration import start_threshold as for_planes
+    from napari_emseg.propagation.agglomeration import threshold_for_planes
 
-    return for_planes(membrane_views(voxel_size, shape, model)["planes"])
+    return threshold_for_planes(membrane_views(voxel_size, shape, model)["planes"])
 
 
 # A map the caller gave costs nothing; only the calibration may predict a few slices again.

@@ -41,6 +41,7 @@ from napari_emseg.evaluation.data import (
 from napari_emseg.evaluation.machine import describe_machine, git_commit, timed
 from napari_emseg.evaluation.reference import (
     GROW_REFERENCE_PX,
+    errors_from_references,
     reference_from_truth,
     reference_slice,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "markdown_table",
     "mean_scores",
     "number",
+    "errors_from_references",
     "reference_from_truth",
     "reference_slice",
     "score",

@@ -55,3 +55,27 @@ def reference_from_truth(gt: np.ndarray, ref: int, *, grow: int = GROW_REFERENCE
     labels = np.zeros(gt.shape, np.uint32)
     labels[ref] = reference_slice(gt[ref], grow=grow)
     return labels
+
+
+def errors_from_references(image, gt, refs, *, membrane, voxel_size) -> list[float]:
+    """Adapted Rand error of the whole block after ``propagate`` with its defaults from the
+    reference (:func:`reference_from_truth`) of each slice of ``refs``, on a given map.
+
+    Examples
+    --------
+    >>> gt = np.zeros((4, 32, 32), np.uint32); gt[:, :, :15], gt[:, :, 17:] = 1, 2
+    >>> image = np.where(gt > 0, 200, 40).astype(np.uint8)
+    >>> membrane = (gt == 0).astype(np.float32)
+    >>> errors_from_references(image, gt, [1, 2], membrane=membrane, voxel_size=(50, 4, 4))
+    [0.0, 0.0]
+    """
+    from napari_emseg.evaluation.scoring import score
+    from napari_emseg.pipeline import propagate
+
+    errors = []
+    for z in refs:
+        found = propagate(
+            image, reference_from_truth(gt, z), z, membrane=membrane, voxel_size=voxel_size
+        )
+        errors.append(round(float(score(found.labels, gt).are), 6))
+    return errors

@@ -31,7 +31,7 @@ DEFAULT_THRESHOLD = 0.8
 PLANES_THRESHOLD = 0.65
 
 
-def start_threshold(planes: int) -> float:
+def threshold_for_planes(planes: int) -> float:
     """The start rule's threshold for a map made from ``planes`` orientations (1 or 3)."""
     return PLANES_THRESHOLD if planes == 3 else DEFAULT_THRESHOLD
 
